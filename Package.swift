@@ -24,14 +24,17 @@ let package = Package(
                        providers: [.apt(["libssl-dev"])]),
 
         .target(name: "LinAlg", dependencies: ["CBLAS"]),
+        .target(name: "Model", dependencies: ["LinAlg"]),
 
         .executableTarget(name: "fedmerge", dependencies: [
             "LinAlg",
+            "Model",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ]),
 
         .testTarget(name: "LinAlgTests", dependencies: ["LinAlg"]),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "LinAlg"]),
     ]
 )
