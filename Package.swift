@@ -24,7 +24,8 @@ let package = Package(
                        providers: [.apt(["libssl-dev"])]),
 
         .target(name: "LinAlg", dependencies: ["CBLAS"]),
-        .target(name: "Model", dependencies: ["LinAlg"]),
+        .target(name: "SafeTensors", dependencies: ["LinAlg"]),
+        .target(name: "Model", dependencies: ["LinAlg", "SafeTensors"]),
 
         .executableTarget(name: "fedmerge", dependencies: [
             "LinAlg",
@@ -35,6 +36,7 @@ let package = Package(
         ]),
 
         .testTarget(name: "LinAlgTests", dependencies: ["LinAlg"]),
-        .testTarget(name: "ModelTests", dependencies: ["Model", "LinAlg"]),
+        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "LinAlg"]),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "LinAlg", "SafeTensors"]),
     ]
 )
