@@ -59,7 +59,8 @@ public final class BertEncoder {
 
     /// A freshly initialised model as HF's `_init_weights` does it: linear and embedding weights
     /// N(0, initializer_range²), biases 0, LayerNorm weight 1 / bias 0.
-    public init(config: BertConfig, seed: UInt64 = 0) {
+    /// `randomize: false` leaves every parameter at zero (the loader fills them).
+    public init(config: BertConfig, seed: UInt64 = 0, randomize: Bool = true) {
         self.config = config
         parameters = ParameterStore(layout: Self.layout(config))
         dropoutRNG = SplitMix64(seed: seed ^ 0xD0D0)
@@ -87,15 +88,21 @@ public final class BertEncoder {
         pooler = site("pooler.dense", C, C, perExample: true)
         classifier = config.numLabels > 0 ? site("classifier", C, config.numLabels, perExample: true) : nil
 
-        var rng = SplitMix64(seed: seed)
-        let std = config.initializerRange
-        for e in p.entries {
-            let v = p.values.baseAddress! + e.offset
-            if e.name.contains("LayerNorm.weight") {
-                v.update(repeating: 1, count: e.count)
-            } else if e.name.hasSuffix(".weight") {
-                for i in 0..<e.count { v[i] = Float(rng.nextNormal() * std) }
-            }
+        if randomize {
+            var rng = SplitMix64(seed: seed)
+            for e in p.entries { initialize(e, using: &rng) }
+        }
+    }
+
+    /// HF init of one parameter: LayerNorm weight 1, other weights N(0, initializer_range²), biases 0.
+    func initialize(_ e: ParameterStore.Entry, using rng: inout SplitMix64) {
+        let v = parameters.values.baseAddress! + e.offset
+        if e.name.contains("LayerNorm.weight") {
+            v.update(repeating: 1, count: e.count)
+        } else if e.name.hasSuffix(".weight") {
+            for i in 0..<e.count { v[i] = Float(rng.nextNormal() * config.initializerRange) }
+        } else {
+            v.update(repeating: 0, count: e.count)
         }
     }
 
@@ -107,7 +114,9 @@ public final class BertEncoder {
         c.labels = labels
         c.problemType = problemType
         c.pooling = pooling
-        self.init(config: c, seed: seed)
+        self.init(config: c, seed: seed, randomize: false)
+        var rng = SplitMix64(seed: seed)
+        for e in parameters.entries where e.name.hasPrefix("classifier.") { initialize(e, using: &rng) }
         for e in base.parameters.entries where !e.name.hasPrefix("classifier.") {
             (parameters.values.baseAddress! + parameters.offset(e.name))
                 .update(from: base.parameters.values.baseAddress! + e.offset, count: e.count)
