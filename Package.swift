@@ -24,6 +24,7 @@ let package = Package(
                        providers: [.apt(["libssl-dev"])]),
 
         .target(name: "LinAlg", dependencies: ["CBLAS"]),
+        .target(name: "Model", dependencies: ["LinAlg"]),
 
         .executableTarget(name: "fedmerge", dependencies: [
             "LinAlg",
@@ -33,5 +34,6 @@ let package = Package(
         ]),
 
         .testTarget(name: "LinAlgTests", dependencies: ["LinAlg"]),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "LinAlg"]),
     ]
 )
