@@ -24,6 +24,7 @@ let package = Package(
                        providers: [.apt(["libssl-dev"])]),
 
         .target(name: "LinAlg", dependencies: ["CBLAS"]),
+        .target(name: "Console"),
         .target(name: "Model", dependencies: ["LinAlg"]),
 
         .executableTarget(name: "fedmerge", dependencies: [
@@ -35,5 +36,6 @@ let package = Package(
 
         .testTarget(name: "LinAlgTests", dependencies: ["LinAlg"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "LinAlg"]),
+        .testTarget(name: "ConsoleTests", dependencies: ["Console"]),
     ]
 )
