@@ -25,7 +25,8 @@ let package = Package(
 
         .target(name: "LinAlg", dependencies: ["CBLAS"]),
         .target(name: "SafeTensors", dependencies: ["LinAlg"]),
-        .target(name: "Model", dependencies: ["LinAlg", "SafeTensors"]),
+        .target(name: "Console"),
+        .target(name: "Model", dependencies: ["LinAlg", "SafeTensors", "Console"]),
 
         .executableTarget(name: "fedmerge", dependencies: [
             "LinAlg",
@@ -38,5 +39,6 @@ let package = Package(
         .testTarget(name: "LinAlgTests", dependencies: ["LinAlg"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "LinAlg"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "LinAlg", "SafeTensors"]),
+        .testTarget(name: "ConsoleTests", dependencies: ["Console"]),
     ]
 )
