@@ -60,8 +60,8 @@ public enum ModelDirectory {
                 continue
             }
             if URL(fileURLWithPath: src).standardized == URL(fileURLWithPath: directory + "/" + name).standardized { continue }
-            try AtomicFile.write(data, to: directory + "/" + name)
+            try SafeTensors.AtomicFile.write(data, to: directory + "/" + name)
         }
-        try AtomicFile.write(try model.config.jsonData(), to: directory + "/config.json")
+        try SafeTensors.AtomicFile.write(try model.config.jsonData(), to: directory + "/config.json")
     }
 }
