@@ -2,15 +2,16 @@
 // that are accurate to a few Float ulps, replacing per-element libm calls that cost as much as
 // the matmuls around them.
 
-/// e^x for x in [−87, 88] (clamped below, so e^{−∞} gives ≈ 1.6e-38 rather than 0): 2^z with
-/// z = x·log₂e split into n = round(z) and f ∈ [−½, ½]; 2^f by its Taylor series to degree 7
-/// (truncation < 2e-9 relative), 2^n by building the float's exponent bits.
+/// e^x for x in [−87, 88] (clamped below, so e^{−∞} gives ≈ 1.6e-38 rather than 0): with
+/// n = round(x·log₂e) and r = x − n·ln2 (Cody–Waite: ln2 split in a short high part and a
+/// low part, so r keeps full precision even for |x| ≈ 80), e^x = 2^n·e^r; e^r by its Taylor
+/// series to degree 7 (|r| ≤ 0.347, truncation < 2e-9 relative), 2^n from exponent bits.
 @inline(__always)
 func simdExp(_ x: SIMD16<Float>) -> SIMD16<Float> {
-    let z = x.clamped(lowerBound: SIMD16(repeating: -87), upperBound: SIMD16(repeating: 88)) * 1.4426950408889634
-    let n = (z + 0.5).rounded(.down)
-    let f = (z - n) * 0.6931471805599453 // f·ln2 ∈ [−0.347, 0.347]
-    // e^{f ln2} = Σ_k (f ln2)^k / k!, Horner form.
+    let xc = x.clamped(lowerBound: SIMD16(repeating: -87), upperBound: SIMD16(repeating: 88))
+    let n = (xc * 1.4426950408889634 + 0.5).rounded(.down)
+    let f = xc - n * 0.693145751953125 - n * 1.428606765330187e-06
+    // e^f = Σ_k f^k / k!, Horner form.
     var p = SIMD16<Float>(repeating: 1.0 / 5040)
     p = p * f + 1.0 / 720
     p = p * f + 1.0 / 120
