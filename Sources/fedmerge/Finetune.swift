@@ -50,6 +50,7 @@ struct Finetune: ParsableCommand {
     }
 
     func run() throws {
+        if let warning = BLAS.kernelWarning { FileHandle.standardError.write(Data((warning + "\n").utf8)) }
         let base = try ModelDirectory.load(model, seed: seed)
         let tokenizer = try WordPieceTokenizer(vocabularyFile: model + "/vocab.txt")
         var trainSet = try data.load(train)
