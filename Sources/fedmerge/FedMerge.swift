@@ -16,6 +16,9 @@ struct FedMerge: ParsableCommand {
         subcommands: [
             Bench.self,
             Finetune.self,
+            Stats.self,
+            Embed.self,
+            Predict.self,
         ]
     )
 }
