@@ -6,17 +6,10 @@ private let invSqrt2Pi: Float = 0.39894228040143268
 
 /// out (N) = 0.5 · x · (1 + erf(x/√2)) elementwise.
 public func geluForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count n: Int) {
-    @inline(__always) func gelu(_ x: SIMD16<Float>) -> SIMD16<Float> {
+    vectorMap(out, inp, count: n) { x in
         let u = x * invSqrt2
         return 0.5 * x * (1 + simdErf(u, expNegSquare: simdExp(-u * u)))
     }
-    var i = 0
-    while i + 16 <= n {
-        let x = UnsafeRawPointer(inp + i).loadUnaligned(as: SIMD16<Float>.self)
-        UnsafeMutableRawPointer(out + i).storeBytes(of: gelu(x), as: SIMD16<Float>.self)
-        i += 16
-    }
-    if i < n { storePartial(gelu(loadPartial(inp + i, n - i)), out + i, n - i) }
 }
 
 /// dinp (N) += dout · GELU'(x), GELU'(x) = Φ(x) + x·φ(x) with Φ the normal CDF and φ its

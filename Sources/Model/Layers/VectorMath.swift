@@ -54,13 +54,20 @@ func storePartial(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>, _ count:
     for i in 0..<count { p[i] = v[i] }
 }
 
-/// x[i] = e^{x[i]} in place over n floats.
-func vectorExp(_ x: UnsafeMutablePointer<Float>, count n: Int) {
+/// out[i] = f(inp[i]) over n floats, 16 lanes at a time (out == inp is allowed).
+@inline(__always)
+func vectorMap(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, count n: Int,
+               _ f: (SIMD16<Float>) -> SIMD16<Float>) {
     var i = 0
     while i + 16 <= n {
-        let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self)
-        UnsafeMutableRawPointer(x + i).storeBytes(of: simdExp(v), as: SIMD16<Float>.self)
+        let v = UnsafeRawPointer(inp + i).loadUnaligned(as: SIMD16<Float>.self)
+        UnsafeMutableRawPointer(out + i).storeBytes(of: f(v), as: SIMD16<Float>.self)
         i += 16
     }
-    if i < n { storePartial(simdExp(loadPartial(x + i, n - i)), x + i, n - i) }
+    if i < n { storePartial(f(loadPartial(inp + i, n - i)), out + i, n - i) }
+}
+
+/// x[i] = e^{x[i]} in place over n floats.
+func vectorExp(_ x: UnsafeMutablePointer<Float>, count n: Int) {
+    vectorMap(x, x, count: n, simdExp)
 }
