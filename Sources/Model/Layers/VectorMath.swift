@@ -6,10 +6,13 @@
 /// n = round(x·log₂e) and r = x − n·ln2 (Cody–Waite: ln2 split in a short high part and a
 /// low part, so r keeps full precision even for |x| ≈ 80), e^x = 2^n·e^r; e^r by its Taylor
 /// series to degree 7 (|r| ≤ 0.347, truncation < 2e-9 relative), 2^n from exponent bits.
+/// Rounding uses the 1.5·2²³ trick — adding it leaves round(z) in the low mantissa bits — so
+/// no lane goes through a libm call or a scalar float→int conversion.
 @inline(__always)
 func simdExp(_ x: SIMD16<Float>) -> SIMD16<Float> {
     let xc = x.clamped(lowerBound: SIMD16(repeating: -87), upperBound: SIMD16(repeating: 88))
-    let n = (xc * 1.4426950408889634 + 0.5).rounded(.down)
+    let shifted = xc * 1.4426950408889634 + 12582912
+    let n = shifted - 12582912
     let f = xc - n * 0.693145751953125 - n * 1.428606765330187e-06
     // e^f = Σ_k f^k / k!, Horner form.
     var p = SIMD16<Float>(repeating: 1.0 / 5040)
@@ -20,7 +23,7 @@ func simdExp(_ x: SIMD16<Float>) -> SIMD16<Float> {
     p = p * f + 0.5
     p = p * f + 1
     p = p * f + 1
-    let bits = (SIMD16<Int32>(n, rounding: .toNearestOrEven) &+ 127) &<< 23
+    let bits = (unsafeBitCast(shifted, to: SIMD16<Int32>.self) &- 0x4B40_0000 &+ 127) &<< 23
     return p * unsafeBitCast(bits, to: SIMD16<Float>.self)
 }
 
