@@ -8,7 +8,7 @@ public func layerNormForward(out: UnsafeMutablePointer<Float>, mean: UnsafeMutab
                              rows n: Int, dim c: Int, eps: Float) {
     for r in 0..<n {
         let x = inp + r * c
-        // Two passes with 16 Float partial sums each (C/16 terms per lane, so rounding stays
+        // Two passes with one Float partial sum per lane (C/4 terms each, so rounding stays
         // near 1e-7 relative) — vectorised, unlike a Double running sum.
         let m = lanesSum(x, c) { $0 } / Float(c)
         let v = lanesSum(x, c) { let d = $0 - m; return d * d } / Float(c)
@@ -20,17 +20,17 @@ public func layerNormForward(out: UnsafeMutablePointer<Float>, mean: UnsafeMutab
     }
 }
 
-/// Σ f(x[i]) over n floats with 16 lanes, lanes added at the end.
+/// Σ f(x[i]) over n floats, one partial sum per lane, lanes added at the end.
 @inline(__always)
-func lanesSum(_ x: UnsafePointer<Float>, _ n: Int, _ f: (SIMD16<Float>) -> SIMD16<Float>) -> Float {
-    var acc = SIMD16<Float>(repeating: 0)
+func lanesSum(_ x: UnsafePointer<Float>, _ n: Int, _ f: (FloatLanes) -> FloatLanes) -> Float {
+    var acc = FloatLanes(repeating: 0)
     var i = 0
-    while i + 16 <= n {
-        acc += f(UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self))
-        i += 16
+    while i + FloatLanes.scalarCount <= n {
+        acc += f(UnsafeRawPointer(x + i).loadUnaligned(as: FloatLanes.self))
+        i += FloatLanes.scalarCount
     }
     var total = acc.sum()
-    while i < n { total += f(SIMD16(repeating: x[i]))[0]; i += 1 }
+    while i < n { total += f(FloatLanes(repeating: x[i]))[0]; i += 1 }
     return total
 }
 
