@@ -8,7 +8,7 @@ import XCTest
 final class AttentionTests: XCTestCase {
     // B = 2, T = 4, C = 6, H = 2 (hs = 3); example 1 has its last position padded.
     let shape = AttentionShape(batch: 2, length: 4, channels: 6, heads: 2)
-    let mask: [Int32] = [1, 1, 1, 1, 1, 1, 1, 0]
+    var mask: [Int32] = [1, 1, 1, 1, 1, 1, 1, 0]
 
     func run(_ q: [Float], _ k: [Float], _ v: [Float], _ proj: [Float], drop: [Float]?) -> Double {
         let n = shape.batch * shape.length * shape.channels
@@ -42,23 +42,32 @@ final class AttentionTests: XCTestCase {
         var dq = [Float](repeating: 0, count: n), dk = dq, dv = dq
         var scratch = [Float](repeating: 0, count: shape.length * shape.length)
         if let drop {
-            attentionBackward(dq: &dq, dk: &dk, dv: &dv, dout: proj, probs: probs, q: q, k: k, v: v, shape: shape,
+            attentionBackward(dq: &dq, dk: &dk, dv: &dv, dout: proj, probs: probs, q: q, k: k, v: v, keyMask: mask, shape: shape,
                               scratch: &scratch, dropMask: drop, probsDropped: pd)
         } else {
-            attentionBackward(dq: &dq, dk: &dk, dv: &dv, dout: proj, probs: probs, q: q, k: k, v: v, shape: shape, scratch: &scratch)
+            attentionBackward(dq: &dq, dk: &dk, dv: &dv, dout: proj, probs: probs, q: q, k: k, v: v, keyMask: mask, shape: shape, scratch: &scratch)
         }
         assertMatchesFiniteDifferences(q, analytic: dq, "dq") { run($0, k, v, proj, drop: drop) }
         assertMatchesFiniteDifferences(k, analytic: dk, "dk") { run(q, $0, v, proj, drop: drop) }
         assertMatchesFiniteDifferences(v, analytic: dv, "dv") { run(q, k, $0, proj, drop: drop) }
-        // The padded key (example 1, position 3) influences nothing: its k and v gradients are 0.
-        let padded = (1 * shape.length + 3) * shape.channels
-        XCTAssertEqual(Array(dk[padded..<(padded + shape.channels)]), [Float](repeating: 0, count: shape.channels))
-        XCTAssertEqual(Array(dv[padded..<(padded + shape.channels)]), [Float](repeating: 0, count: shape.channels))
+        // Padded keys influence nothing: their k and v gradients are 0.
+        for position in mask.indices where mask[position] == 0 {
+            let padded = position * shape.channels
+            XCTAssertEqual(Array(dk[padded..<(padded + shape.channels)]), [Float](repeating: 0, count: shape.channels))
+            XCTAssertEqual(Array(dv[padded..<(padded + shape.channels)]), [Float](repeating: 0, count: shape.channels))
+        }
     }
 
     func testAttentionBackwardMatchesFiniteDifferences() { check(withDropout: false) }
 
     func testAttentionBackwardWithDropoutMatchesFiniteDifferences() { check(withDropout: true) }
+
+    /// A mask that is not right padding (a hole at example 0, position 1) takes the general path.
+    func testAttentionBackwardWithInteriorMaskMatchesFiniteDifferences() {
+        mask = [1, 0, 1, 1, 1, 1, 1, 0]
+        check(withDropout: false)
+        check(withDropout: true)
+    }
 
     func testAttentionGivesPaddedKeysZeroProbabilityAndRowsSumToOne() {
         var rng = SplitMix64(seed: 10)

@@ -135,7 +135,7 @@ extension BertEncoder {
                 // ctx = attention(q, k, v)
                 acts.dQ.zero(N * C); acts.dK.zero(N * C); acts.dV.zero(N * C)
                 attentionBackward(dq: acts.dQ.pointer, dk: acts.dK.pointer, dv: acts.dV.pointer, dout: acts.dCtx.pointer,
-                                  probs: a.probs.pointer, q: a.q.pointer, k: a.k.pointer, v: a.v.pointer, shape: shape,
+                                  probs: a.probs.pointer, q: a.q.pointer, k: a.k.pointer, v: a.v.pointer, keyMask: mask, shape: shape,
                                   scratch: acts.attnScratch.pointer,
                                   dropMask: pAttn > 0 ? UnsafePointer(a.probsDrop.pointer) : nil,
                                   probsDropped: pAttn > 0 ? UnsafePointer(a.probsDropped.pointer) : nil)

@@ -33,24 +33,37 @@ public func attentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeMuta
     let scale = Float(1 / Double(hs).squareRoot())
     for b in 0..<B {
         let mask = keyMask + b * T
+        // Right-padded rows (mask 1…1 0…0) only need the first L key columns: the scores,
+        // softmax and P·V shrink to T×L; any other mask takes the general path over all T.
+        let prefix = keyPrefixLength(mask, T)
+        let L = prefix ?? T
         for h in 0..<H {
             let p = probs + (b * H + h) * T * T
             let qb = q + b * T * C + h * hs, kb = k + b * T * C + h * hs, vb = v + b * T * C + h * hs
-            // p (T, T) = scale · Q_bh (T, hs) · K_bhᵀ
-            BLAS.gemm(transA: false, transB: true, m: T, n: T, k: hs, alpha: scale, a: qb, lda: C,
+            // p (T, L) = scale · Q_bh (T, hs) · K_bh[0..<L]ᵀ
+            BLAS.gemm(transA: false, transB: true, m: T, n: L, k: hs, alpha: scale, a: qb, lda: C,
                       b: kb, ldb: C, beta: 0, c: p, ldc: T)
             for i in 0..<T {
                 let row = p + i * T
-                var maxv = -Float.infinity
-                for j in 0..<T where mask[j] != 0 { maxv = max(maxv, row[j]) }
-                for j in 0..<T { row[j] -= maxv }
-                vectorExp(row, count: T)
-                var sum: Float = 0
-                for j in 0..<T {
-                    if mask[j] != 0 { sum += row[j] } else { row[j] = 0 }
+                if prefix != nil {
+                    var maxv = -Float.infinity
+                    for j in 0..<L { maxv = max(maxv, row[j]) }
+                    vectorMap(row, row, count: L) { simdExp($0 - maxv) }
+                    let inv = 1 / lanesSum(row, L) { $0 }
+                    vectorMap(row, row, count: L) { $0 * inv }
+                    (row + L).update(repeating: 0, count: T - L)
+                } else {
+                    var maxv = -Float.infinity
+                    for j in 0..<T where mask[j] != 0 { maxv = max(maxv, row[j]) }
+                    for j in 0..<T { row[j] -= maxv }
+                    vectorExp(row, count: T)
+                    var sum: Float = 0
+                    for j in 0..<T {
+                        if mask[j] != 0 { sum += row[j] } else { row[j] = 0 }
+                    }
+                    let inv = sum > 0 ? 1 / sum : 0
+                    for j in 0..<T { row[j] *= inv }
                 }
-                let inv = sum > 0 ? 1 / sum : 0
-                for j in 0..<T { row[j] *= inv }
             }
             var used = UnsafePointer(p)
             if let dropMask, let probsDropped {
@@ -58,11 +71,20 @@ public func attentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeMuta
                 dropoutForward(out: pd, inp: p, mask: dropMask + (b * H + h) * T * T, count: T * T)
                 used = UnsafePointer(pd)
             }
-            // out_bh (T, hs) = P (T, T) · V_bh (T, hs)
-            BLAS.gemm(transA: false, transB: false, m: T, n: hs, k: T, alpha: 1, a: used, lda: T,
+            // out_bh (T, hs) = P (T, L) · V_bh[0..<L] (L, hs)
+            BLAS.gemm(transA: false, transB: false, m: T, n: hs, k: L, alpha: 1, a: used, lda: T,
                       b: vb, ldb: C, beta: 0, c: out + b * T * C + h * hs, ldc: C)
         }
     }
+}
+
+/// L when mask (T) is L ones followed by T − L zeros (right padding), else nil.
+@inline(__always)
+func keyPrefixLength(_ mask: UnsafePointer<Int32>, _ t: Int) -> Int? {
+    var l = 0
+    while l < t && mask[l] != 0 { l += 1 }
+    for j in l..<t where mask[j] != 0 { return nil }
+    return l
 }
 
 /// Backward of `attentionForward`: accumulates dq, dk, dv (B, T, C) from dout (B, T, C).
@@ -72,36 +94,39 @@ public func attentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeMuta
 public func attentionBackward(dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>,
                               dv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                               probs: UnsafePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
-                              v: UnsafePointer<Float>, shape s: AttentionShape, scratch: UnsafeMutablePointer<Float>,
+                              v: UnsafePointer<Float>, keyMask: UnsafePointer<Int32>, shape s: AttentionShape,
+                              scratch: UnsafeMutablePointer<Float>,
                               dropMask: UnsafePointer<Float>? = nil, probsDropped: UnsafePointer<Float>? = nil) {
     let (B, T, C, H, hs) = (s.batch, s.length, s.channels, s.heads, s.headSize)
     let scale = Float(1 / Double(hs).squareRoot())
     for b in 0..<B {
+        // Columns ≥ L of P are exactly 0 (padded keys), so every product stops at L.
+        let L = keyPrefixLength(keyMask + b * T, T) ?? T
         for h in 0..<H {
             let off = (b * H + h) * T * T
             let p = probs + off
             let used = probsDropped.map { $0 + off } ?? p
             let head = b * T * C + h * hs
-            // dV_bh (T, hs) += P_usedᵀ (T, T) · dO_bh (T, hs)
-            BLAS.gemm(transA: true, transB: false, m: T, n: hs, k: T, alpha: 1, a: used, lda: T,
+            // dV_bh[0..<L] (L, hs) += P_used[:, 0..<L]ᵀ · dO_bh (T, hs)
+            BLAS.gemm(transA: true, transB: false, m: L, n: hs, k: T, alpha: 1, a: used, lda: T,
                       b: dout + head, ldb: C, beta: 1, c: dv + head, ldc: C)
-            // dP_used (T, T) = dO_bh · V_bhᵀ
-            BLAS.gemm(transA: false, transB: true, m: T, n: T, k: hs, alpha: 1, a: dout + head, lda: C,
+            // dP_used (T, L) = dO_bh · V_bh[0..<L]ᵀ
+            BLAS.gemm(transA: false, transB: true, m: T, n: L, k: hs, alpha: 1, a: dout + head, lda: C,
                       b: v + head, ldb: C, beta: 0, c: scratch, ldc: T)
             if let dropMask {
                 let m = dropMask + off
-                for i in 0..<(T * T) { scratch[i] *= m[i] }
+                for i in 0..<T { for j in 0..<L { scratch[i * T + j] *= m[i * T + j] } }
             }
             for i in 0..<T {
                 let pr = p + i * T, dr = scratch + i * T
                 var dot: Float = 0
-                for j in 0..<T { dot += pr[j] * dr[j] }
-                for j in 0..<T { dr[j] = pr[j] * (dr[j] - dot) }
+                for j in 0..<L { dot += pr[j] * dr[j] }
+                for j in 0..<L { dr[j] = pr[j] * (dr[j] - dot) }
             }
-            // dQ_bh += scale · dS · K_bh ; dK_bh += scale · dSᵀ · Q_bh
-            BLAS.gemm(transA: false, transB: false, m: T, n: hs, k: T, alpha: scale, a: scratch, lda: T,
+            // dQ_bh += scale · dS (T, L) · K_bh[0..<L] ; dK_bh[0..<L] += scale · dSᵀ · Q_bh
+            BLAS.gemm(transA: false, transB: false, m: T, n: hs, k: L, alpha: scale, a: scratch, lda: T,
                       b: k + head, ldb: C, beta: 1, c: dq + head, ldc: C)
-            BLAS.gemm(transA: true, transB: false, m: T, n: hs, k: T, alpha: scale, a: scratch, lda: T,
+            BLAS.gemm(transA: true, transB: false, m: L, n: hs, k: T, alpha: scale, a: scratch, lda: T,
                       b: q + head, ldb: C, beta: 1, c: dk + head, ldc: C)
         }
     }

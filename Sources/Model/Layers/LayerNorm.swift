@@ -20,20 +20,6 @@ public func layerNormForward(out: UnsafeMutablePointer<Float>, mean: UnsafeMutab
     }
 }
 
-/// Σ f(x[i]) over n floats, one partial sum per lane, lanes added at the end.
-@inline(__always)
-func lanesSum(_ x: UnsafePointer<Float>, _ n: Int, _ f: (FloatLanes) -> FloatLanes) -> Float {
-    var acc = FloatLanes(repeating: 0)
-    var i = 0
-    while i + FloatLanes.scalarCount <= n {
-        acc += f(UnsafeRawPointer(x + i).loadUnaligned(as: FloatLanes.self))
-        i += FloatLanes.scalarCount
-    }
-    var total = acc.sum()
-    while i < n { total += f(FloatLanes(repeating: x[i]))[0]; i += 1 }
-    return total
-}
-
 /// Backward of `layerNormForward`; accumulates into dinp (N, C), dweight (C), dbias (C).
 /// With x̂ = (x − mean)·rstd and g = dout·weight: dx = rstd · (g − mean(g) − x̂ · mean(g·x̂)).
 public func layerNormBackward(dinp: UnsafeMutablePointer<Float>, dweight: UnsafeMutablePointer<Float>?,

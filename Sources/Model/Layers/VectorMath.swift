@@ -15,7 +15,9 @@ typealias Int32Lanes = SIMD4<Int32>
 /// no lane goes through a libm call or a scalar float→int conversion.
 @inline(__always)
 func simdExp(_ x: FloatLanes) -> FloatLanes {
-    let xc = x.clamped(lowerBound: FloatLanes(repeating: -87), upperBound: FloatLanes(repeating: 88))
+    // Clamp with masks: `clamped` goes through unspecialised pointwiseMin/Max calls.
+    var xc = x.replacing(with: -87, where: x .< -87)
+    xc.replace(with: 88, where: xc .> 88)
     let shifted = xc * 1.4426950408889634 + 12582912
     let n = shifted - 12582912
     let f = xc - n * 0.693145751953125 - n * 1.428606765330187e-06
@@ -78,4 +80,18 @@ func vectorMap(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, 
 /// x[i] = e^{x[i]} in place over n floats.
 func vectorExp(_ x: UnsafeMutablePointer<Float>, count n: Int) {
     vectorMap(x, x, count: n, simdExp)
+}
+
+/// Σ f(x[i]) over n floats, one partial sum per lane, lanes added at the end.
+@inline(__always)
+func lanesSum(_ x: UnsafePointer<Float>, _ n: Int, _ f: (FloatLanes) -> FloatLanes) -> Float {
+    var acc = FloatLanes(repeating: 0)
+    var i = 0
+    while i + FloatLanes.scalarCount <= n {
+        acc += f(UnsafeRawPointer(x + i).loadUnaligned(as: FloatLanes.self))
+        i += FloatLanes.scalarCount
+    }
+    var total = acc.sum()
+    while i < n { total += f(FloatLanes(repeating: x[i]))[0]; i += 1 }
+    return total
 }
