@@ -2,7 +2,8 @@
 //
 // Follows the BERT uncased pipeline as the Hugging Face `tokenizers` BertNormalizer and
 // BertPreTokenizer define it, in this order:
-//   1. clean: drop U+0000, U+FFFD and "other" characters (Cc, Cf, Cs, Co, Cn — except \t \n \r);
+//   1. clean: drop U+0000, U+FFFD and control characters (Cc, Cf, Cs, Co — except \t \n \r;
+//      unassigned code points, Cn, stay, as in the reference);
 //      map every White_Space character to a plain space;
 //   2. put spaces around CJK ideographs, so each becomes its own word;
 //   3. (lowercase mode) NFD, drop nonspacing marks (Mn): "café" → "cafe";
@@ -11,6 +12,11 @@
 //      (ASCII punctuation counts even where Unicode calls it a symbol, e.g. `$`, `+`, `^`).
 // Words are arrays of Unicode scalars, not Strings: Swift String equality is canonical
 // equivalence, while the reference compares code points, and WordPiece counts scalars.
+//
+// Checked against the reference on 46 000 real texts (all VADER, TREC, SMS spam and Reuters
+// texts): identical ids. Differences remain only for characters whose Unicode category
+// changed or was assigned after the reference's (older) Unicode tables — e.g. marks and
+// punctuation of scripts added in Unicode 9+ — where we follow Swift's current tables.
 
 import Foundation
 
@@ -63,12 +69,13 @@ enum BertTextSplitter {
         default: return scalar.properties.isWhitespace }
     }
 
-    /// Unicode "other" categories (Cc, Cf, Cs, Co, Cn), except \t \n \r.
+    /// Categories Cc, Cf, Cs, Co, except \t \n \r. Unassigned (Cn) is not control: the
+    /// reference keeps such characters (they then end up in an [UNK] word).
     static func isControl(_ scalar: Unicode.Scalar) -> Bool {
         switch scalar { case "\t", "\n", "\r": return false
         default: break }
         switch scalar.properties.generalCategory {
-        case .control, .format, .surrogate, .privateUse, .unassigned: return true
+        case .control, .format, .surrogate, .privateUse: return true
         default: return false
         }
     }
