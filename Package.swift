@@ -29,6 +29,7 @@ let package = Package(
 
         .executableTarget(name: "fedmerge", dependencies: [
             "LinAlg",
+            "Model",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),

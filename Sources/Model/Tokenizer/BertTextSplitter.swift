@@ -24,7 +24,9 @@ enum BertTextSplitter {
     /// The words of `text` after clean-up and normalisation, in order.
     static func words(in text: String, lowercase: Bool) -> [[Unicode.Scalar]] {
         var cleaned = String.UnicodeScalarView()
+        var isASCII = true
         for scalar in text.unicodeScalars {
+            if !scalar.isASCII { isASCII = false }
             if scalar.value == 0 || scalar.value == 0xFFFD || isControl(scalar) { continue }
             if isWhitespace(scalar) {
                 cleaned.append(" ")
@@ -38,10 +40,20 @@ enum BertTextSplitter {
         }
 
         var normalized: [Unicode.Scalar] = []
-        if lowercase {
+        if lowercase && isASCII {
+            // ASCII is its own NFD and has no marks: only A–Z change (the common, fast case).
+            normalized.reserveCapacity(cleaned.count)
+            for scalar in cleaned {
+                normalized.append(scalar.value >= 65 && scalar.value <= 90 ? Unicode.Scalar(scalar.value + 32)! : scalar)
+            }
+        } else if lowercase {
             let decomposed = String(cleaned).decomposedStringWithCanonicalMapping
             for scalar in decomposed.unicodeScalars where scalar.properties.generalCategory != .nonspacingMark {
-                normalized.append(contentsOf: scalar.properties.lowercaseMapping.unicodeScalars)
+                if scalar.isASCII {
+                    normalized.append(scalar.value >= 65 && scalar.value <= 90 ? Unicode.Scalar(scalar.value + 32)! : scalar)
+                } else {
+                    normalized.append(contentsOf: scalar.properties.lowercaseMapping.unicodeScalars)
+                }
             }
         } else {
             normalized = Array(cleaned)
@@ -50,7 +62,7 @@ enum BertTextSplitter {
         var words: [[Unicode.Scalar]] = []
         var current: [Unicode.Scalar] = []
         for scalar in normalized {
-            if scalar.properties.isWhitespace {
+            if isWhitespace(scalar) {
                 if !current.isEmpty { words.append(current); current.removeAll(keepingCapacity: true) }
             } else if isPunctuation(scalar) {
                 if !current.isEmpty { words.append(current); current.removeAll(keepingCapacity: true) }
@@ -65,8 +77,8 @@ enum BertTextSplitter {
 
     /// \t \n \r count as whitespace, not control, as in BERT.
     static func isWhitespace(_ scalar: Unicode.Scalar) -> Bool {
-        switch scalar { case "\t", "\n", "\r": return true
-        default: return scalar.properties.isWhitespace }
+        if scalar.isASCII { return scalar == " " || (scalar.value >= 9 && scalar.value <= 13) }
+        return scalar.properties.isWhitespace
     }
 
     /// Categories Cc, Cf, Cs, Co, except \t \n \r. Unassigned (Cn) is not control: the
@@ -74,6 +86,7 @@ enum BertTextSplitter {
     static func isControl(_ scalar: Unicode.Scalar) -> Bool {
         switch scalar { case "\t", "\n", "\r": return false
         default: break }
+        if scalar.isASCII { return scalar.value < 32 || scalar.value == 127 }
         switch scalar.properties.generalCategory {
         case .control, .format, .surrogate, .privateUse: return true
         default: return false
@@ -84,6 +97,7 @@ enum BertTextSplitter {
     static func isPunctuation(_ scalar: Unicode.Scalar) -> Bool {
         switch scalar.value {
         case 33...47, 58...64, 91...96, 123...126: return true
+        case 0..<128: return false
         default: break
         }
         switch scalar.properties.generalCategory {
