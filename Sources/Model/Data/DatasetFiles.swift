@@ -63,6 +63,16 @@ extension LabeledDataset {
         try AtomicFile.write(Data(out.utf8), to: path)
     }
 
+    /// Label names from a labels.txt (one per line, in index order; blank lines ignored), as
+    /// `fedmerge data prepare` writes next to the parts.
+    public static func labelNames(fromFile path: String) throws -> [String] {
+        let text = String(decoding: try readFile(path), as: UTF8.self)
+        let names = text.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" })
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard !names.isEmpty else { throw DatasetError.empty(file: path) }
+        return names
+    }
+
     // MARK: parsing
 
     /// A label as written in the file, before names are resolved.
