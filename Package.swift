@@ -24,8 +24,9 @@ let package = Package(
                        providers: [.apt(["libssl-dev"])]),
 
         .target(name: "LinAlg", dependencies: ["CBLAS"]),
+        .target(name: "SafeTensors", dependencies: ["LinAlg"]),
         .target(name: "Console"),
-        .target(name: "Model", dependencies: ["LinAlg"]),
+        .target(name: "Model", dependencies: ["LinAlg", "SafeTensors"]),
 
         .executableTarget(name: "fedmerge", dependencies: [
             "LinAlg",
@@ -36,6 +37,7 @@ let package = Package(
         ]),
 
         .testTarget(name: "LinAlgTests", dependencies: ["LinAlg"]),
+        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "LinAlg"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "LinAlg"]),
         .testTarget(name: "ConsoleTests", dependencies: ["Console"]),
     ]
