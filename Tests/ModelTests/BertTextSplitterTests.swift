@@ -30,5 +30,7 @@ final class BertTextSplitterTests: XCTestCase {
         XCTAssertEqual(words("a\u{0}b\u{7}c\u{200B}d"), ["abcd"])
         XCTAssertEqual(words(" x\t\ny\r\nz\u{00A0}w\u{3000}v "), ["x", "y", "z", "w", "v"])
         XCTAssertEqual(words(""), [])
+        // Private use (Co) is dropped; unassigned (Cn, U+0378) stays, as in the reference.
+        XCTAssertEqual(words("a\u{E000}b a\u{378}b"), ["ab", "a\u{378}b"])
     }
 }

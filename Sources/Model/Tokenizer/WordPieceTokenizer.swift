@@ -11,15 +11,19 @@ import Foundation
 public struct WordPieceTokenizer: Sendable {
     /// Words longer than this (in Unicode scalars) become [UNK], as in BERT.
     public static let maxCharactersPerWord = 100
-    static let continuationPrefix: [UInt8] = Array("##".utf8)
+    static let continuationPrefix: [UInt8] = Array("##".utf8)  // UTF-8 of "##"
 
     public let lowercase: Bool
     public let padID: Int32
     public let clsID: Int32
     public let sepID: Int32
     public let unkID: Int32
-    /// Vocabulary keyed by the UTF-8 bytes of each piece: exact code-point matching.
-    private let idsByPiece: [[UInt8]: Int32]
+    /// Vocabulary keyed by the UTF-8 bytes of each piece: exact code-point matching (a String
+    /// key would match canonically equivalent spellings). Slices as keys let the greedy
+    /// search look up parts of a word without copying them.
+    private let idsByPiece: [ArraySlice<UInt8>: Int32]
+    /// The "##" pieces keyed by the bytes after "##": continuations of a word.
+    private let idsByContinuation: [ArraySlice<UInt8>: Int32]
     /// Line i of vocab.txt is the token with id i.
     private let tokensByID: [String]
 
@@ -46,18 +50,21 @@ public struct WordPieceTokenizer: Sendable {
         if lines.last?.isEmpty == true { lines.removeLast() }
         var tokens: [String] = []
         tokens.reserveCapacity(lines.count)
-        var ids: [[UInt8]: Int32] = [:]
+        var ids: [ArraySlice<UInt8>: Int32] = [:]
         ids.reserveCapacity(lines.count)
+        var continuations: [ArraySlice<UInt8>: Int32] = [:]
         for (index, line) in lines.enumerated() {
             var scalars = String(decoding: line, as: UTF8.self).unicodeScalars[...]
             while let last = scalars.last, last.properties.isWhitespace { scalars.removeLast() }
             let token = String(String.UnicodeScalarView(scalars))
             tokens.append(token)
-            ids[Array(token.utf8)] = Int32(index)
+            let bytes = Array(token.utf8)
+            ids[bytes[...]] = Int32(index)
+            if bytes.starts(with: Self.continuationPrefix) { continuations[bytes.dropFirst(2)] = Int32(index) }
         }
         guard !tokens.isEmpty else { throw TokenizerError.emptyVocabulary(file: file) }
         func special(_ name: String) throws -> Int32 {
-            guard let id = ids[Array(name.utf8)] else { throw TokenizerError.missingSpecialToken(file: file, token: name) }
+            guard let id = ids[Array(name.utf8)[...]] else { throw TokenizerError.missingSpecialToken(file: file, token: name) }
             return id
         }
         self.padID = try special("[PAD]")
@@ -66,6 +73,7 @@ public struct WordPieceTokenizer: Sendable {
         self.sepID = try special("[SEP]")
         self.lowercase = lowercase
         self.idsByPiece = ids
+        self.idsByContinuation = continuations
         self.tokensByID = tokens
     }
 
@@ -76,7 +84,7 @@ public struct WordPieceTokenizer: Sendable {
     }
 
     /// The id of a vocabulary entry, or nil.
-    public func id(for token: String) -> Int32? { idsByPiece[Array(token.utf8)] }
+    public func id(for token: String) -> Int32? { idsByPiece[Array(token.utf8)[...]] }
 
     /// Wordpieces of `text`, without [CLS]/[SEP].
     public func tokenize(_ text: String) -> [String] {
@@ -126,10 +134,9 @@ public struct WordPieceTokenizer: Sendable {
         while start < word.count {
             var end = word.count
             var match: Int32?
+            let table = start > 0 ? idsByContinuation : idsByPiece
             while end > start {
-                var key = start > 0 ? Self.continuationPrefix : []
-                key.append(contentsOf: bytes[boundaries[start]..<boundaries[end]])
-                if let id = idsByPiece[key] { match = id; break }
+                if let id = table[bytes[boundaries[start]..<boundaries[end]]] { match = id; break }
                 end -= 1
             }
             guard let id = match else {

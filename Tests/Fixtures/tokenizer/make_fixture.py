@@ -56,6 +56,7 @@ SENTENCES = [
     "İstanbul ß straße ǅemal ﬁnance",
     "\u201cquoted\u201d \u2018single\u2019 \u00abguillemets\u00bb \u2026 ellipsis \u2014 dash",
     "x\ufffdy\ufffdz replacement chars",
+    "unassigned a\u0378b and private use c\ue000d code points",
     "The Rock is destined to be the 21st Century's new ''Conan''.",
     "zxqvjkw qqqq ##hash ##",
     "a b c d e f g h i j k l m n o p q r s t u v w x y z 0 1 2 3 4 5 6 7 8 9",
