@@ -21,7 +21,6 @@ struct BenchModel: ParsableCommand {
     @Option(help: "Matrix size for the sgemm reference.") var gemmSize = 1024
 
     func run() throws {
-        if let warning = BLAS.kernelWarning { FileHandle.standardError.write(Data((warning + "\n").utf8)) }
         let base: BertEncoder
         if let model {
             base = try ModelDirectory.load(model)
@@ -72,7 +71,7 @@ struct BenchModel: ParsableCommand {
         // syrk work per layer: N·(C² for q/k/v shared + C² + C² + I²) multiply-adds, i.e. N·d² flops each.
         let syrkFlops = Double(L) * tokens * Double(3 * C * C + I * I)
 
-        print("fedmerge bench model — \(model ?? "random MiniLM-L6 shapes"), batch \(B) × length \(T), BLAS \(BLAS.coreName) × \(BLAS.threads) threads")
+        print("fedmerge bench model — \(model ?? "random MiniLM-L6 shapes"), batch \(B) × length \(T), OpenBLAS \(OpenBLASCore.current) kernels × \(BLAS.threads) threads")
         printTable(header: ["measure", "value", "reference", "ratio", "target"], rows: [
             ["sgemm \(n)³ GFLOP/s", BenchSupport.format(sgemm, 1), "-", "-", "-"],
             ["fine-tuning step (fwd+bwd+AdamW), s", BenchSupport.format(step, 3), "-", "-", "-"],

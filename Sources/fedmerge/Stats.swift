@@ -35,7 +35,6 @@ struct Stats: ParsableCommand {
     }
 
     func run() throws {
-        if let warning = BLAS.kernelWarning { FileHandle.standardError.write(Data((warning + "\n").utf8)) }
         let encoder = try ModelDirectory.load(model)
         let tokenizer = try WordPieceTokenizer(vocabularyFile: model + "/vocab.txt")
         let dataset = try dataOptions.load(data, labelNames: encoder.config.labels.isEmpty ? nil : encoder.config.labels)
