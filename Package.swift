@@ -30,6 +30,10 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
+        // libFuzzer entry for the wire decoder and chunk receiver (scripts/fuzz-protocol.sh);
+        // a plain build is a replayer of saved inputs.
+        .executableTarget(name: "ProtocolFuzz", dependencies: ["Protocol"]),
+
         .executableTarget(name: "fedmerge", dependencies: [
             "LinAlg",
             "Protocol",

@@ -15,7 +15,7 @@ enum TestFiles {
 
     /// A file of `size` pseudo-random bytes (seeded, so failures reproduce).
     static func randomFile(at path: String, size: Int, seed: UInt64) throws {
-        var state = seed
+        var rng = SeededGenerator(seed: seed)
         let block = 1 << 20
         _ = FileManager.default.createFile(atPath: path, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
@@ -23,13 +23,7 @@ enum TestFiles {
         var remaining = size
         var buffer = [UInt64](repeating: 0, count: block / 8)
         while remaining > 0 {
-            for i in buffer.indices {
-                state &+= 0x9E37_79B9_7F4A_7C15
-                var z = state
-                z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-                z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-                buffer[i] = z ^ (z >> 31)
-            }
+            for i in buffer.indices { buffer[i] = rng.next() }
             let n = min(block, remaining)
             buffer.withUnsafeBytes { handle.write(Data($0.prefix(n))) }
             remaining -= n
