@@ -150,13 +150,15 @@ public final class SecureClient: @unchecked Sendable {
             return
         case .handshaking(let session):
             do {
-                try session.feed(frames[0])
-                let done = try session.advanceHandshake()
+                // The admission heartbeat may have come in the same frame as the handshake's end.
+                let (done, plaintext) = try session.withFrame(frames[0]) { () throws -> (Bool, Data?) in
+                    let done = try session.advanceHandshake()
+                    return (done, done ? try session.readPlaintext() : nil)
+                }
                 try SecureFraming.flush(session: session, socket: socket, routingID: nil)
                 guard done else { return }
                 state = .awaitingAdmission(session)
-                // The admission heartbeat may have come in the same frame.
-                try admit(session, plaintext: try session.readPlaintext())
+                try admit(session, plaintext: plaintext)
             } catch let failure as LinkFailure {
                 throw failure
             } catch let error as ZMQError {
@@ -166,8 +168,7 @@ public final class SecureClient: @unchecked Sendable {
             }
         case .awaitingAdmission(let session):
             do {
-                try session.feed(frames[0])
-                try admit(session, plaintext: try session.readPlaintext())
+                try admit(session, plaintext: try session.withFrame(frames[0]) { try session.readPlaintext() })
             } catch let failure as LinkFailure {
                 throw failure
             } catch {
@@ -177,8 +178,7 @@ public final class SecureClient: @unchecked Sendable {
         case .established(let session):
             let plaintext: Data?
             do {
-                try session.feed(frames[0])
-                plaintext = try session.readPlaintext()
+                plaintext = try session.withFrame(frames[0]) { try session.readPlaintext() }
             } catch {
                 try fail(.record(error as? TLSError ?? .recordFailed("\(error)")))
             }

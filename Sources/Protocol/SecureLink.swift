@@ -76,18 +76,26 @@ enum SecureFraming {
     /// one frame, preceded by `routingID` on a ROUTER.
     static func seal(_ message: Message, codec: MessageCodec, session: TLSSession, socket: ZMQSocket, routingID: Data?) throws {
         let head = codec.encodeHead(of: message)
-        try head.withUnsafeBytes { try session.write($0) }
         if case .chunk(_, let payload) = message {
+            session.reserveOutput(forPlaintext: head.count + payload.count)
+            try head.withUnsafeBytes { try session.write($0) }
             try payload.withUnsafeBytes { try session.write($0) }
+        } else {
+            try head.withUnsafeBytes { try session.write($0) }
         }
         try flush(session: session, socket: socket, routingID: routingID)
     }
 
-    /// Sends whatever records the session has produced (handshake flights, alerts) as one frame.
+    /// Sends whatever records the session has produced (handshake flights, alerts) as one frame;
+    /// the buffer goes to ZeroMQ as is (no copy).
     static func flush(session: TLSSession, socket: ZMQSocket, routingID: Data?) throws {
-        let count = session.pendingOutput
-        guard count > 0 else { return }
-        if let routingID { try socket.send(routingID, more: true) }
-        try socket.send(count: count) { session.drainOutput(into: $0) }
+        guard let output = session.takeOutput() else { return }
+        if let routingID {
+            do { try socket.send(routingID, more: true) } catch {
+                free(output.buffer)
+                throw error
+            }
+        }
+        try socket.send(taking: output.buffer, count: output.count)
     }
 }

@@ -194,8 +194,7 @@ public final class SecureServer: @unchecked Sendable {
         switch entry.state {
         case .handshaking(let session, _):
             do {
-                try session.feed(bytes)
-                let done = try session.advanceHandshake()
+                let done = try session.withFrame(bytes) { try session.advanceHandshake() }
                 try SecureFraming.flush(session: session, socket: socket, routingID: peer.bytes)
                 guard done else { return }
             } catch let error as ZMQError {
@@ -233,8 +232,7 @@ public final class SecureServer: @unchecked Sendable {
         case .established(let session, let name):
             let plaintext: Data?
             do {
-                try session.feed(bytes)
-                plaintext = try session.readPlaintext()
+                plaintext = try session.withFrame(bytes) { try session.readPlaintext() }
             } catch {
                 drop(peer, .record(error as? TLSError ?? .recordFailed("\(error)")), admitted: true)
                 return

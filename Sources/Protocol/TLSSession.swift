@@ -1,32 +1,33 @@
-// One TLS 1.3 session run through two memory BIOs: ciphertext frames go in with `feed`,
-// records to send come out with `drainOutput`. Owns the SSL object; one thread at a time.
+// One TLS 1.3 session whose records travel as ZeroMQ frames: received frames are lent to
+// OpenSSL without copying (`withFrame`), produced records are taken as one malloc'd buffer that
+// ZeroMQ frees after sending (`takeOutput`). Owns the SSL object; one thread at a time.
 
 import COpenSSL
 import Foundation
 
+/// Owner of the frame BIO's method table (Sources/COpenSSL/shim.h): created once, read-only after.
+private final class FrameBIOMethod: @unchecked Sendable {
+    static let shared = FrameBIOMethod()
+    let handle: OpaquePointer? = fm_frame_bio_method_new()
+}
+
 final class TLSSession: @unchecked Sendable {
     private let ssl: OpaquePointer
-    /// Ciphertext received from the peer, waiting for OpenSSL to read it.
-    private let inbound: OpaquePointer
-    /// Records OpenSSL produced, waiting to be sent as a ZeroMQ frame.
-    private let outbound: OpaquePointer
+    /// One frame BIO serves as both read and write BIO (shim.h explains the copies it saves).
+    private let frames: OpaquePointer
     private(set) var isEstablished = false
 
     /// `serverName` (client side only) is checked against the server certificate's SAN/CN.
     init(context: TLSContext, serverName: String? = nil) throws {
         ERR_clear_error()
         guard let ssl = SSL_new(context.handle) else { throw TLSError.contextSetup(openSSLErrors()) }
-        guard let inbound = BIO_new(BIO_s_mem()), let outbound = BIO_new(BIO_s_mem()) else {
+        guard let method = FrameBIOMethod.shared.handle, let frames = BIO_new(method) else {
             SSL_free(ssl)
-            throw TLSError.contextSetup(openSSLErrors())
+            throw TLSError.contextSetup("cannot create the frame BIO: \(openSSLErrors())")
         }
-        // An empty memory BIO must mean "wait for more", not end of stream.
-        fm_BIO_set_mem_eof_return(inbound, -1)
-        fm_BIO_set_mem_eof_return(outbound, -1)
-        SSL_set_bio(ssl, inbound, outbound)  // the SSL now owns both BIOs
+        SSL_set_bio(ssl, frames, frames)  // the SSL now owns the BIO
         self.ssl = ssl
-        self.inbound = inbound
-        self.outbound = outbound
+        self.frames = frames
         switch context.role {
         case .server:
             SSL_set_accept_state(ssl)
@@ -42,13 +43,12 @@ final class TLSSession: @unchecked Sendable {
 
     deinit { SSL_free(ssl) }
 
-    /// Hands ciphertext received from the peer to OpenSSL (copied into the inbound BIO).
-    func feed(_ bytes: UnsafeRawBufferPointer) throws {
-        guard bytes.count > 0 else { return }
-        var written = 0
-        guard BIO_write_ex(inbound, bytes.baseAddress, bytes.count, &written) == 1, written == bytes.count else {
-            throw TLSError.recordFailed("cannot buffer \(bytes.count) received bytes: \(openSSLErrors())")
-        }
+    /// Lends one received frame to OpenSSL for the duration of `body` (no copy). Bytes OpenSSL
+    /// has not consumed by the end (part of a record) are copied so the frame can be released.
+    func withFrame<T>(_ bytes: UnsafeRawBufferPointer, _ body: () throws -> T) throws -> T {
+        if let base = bytes.baseAddress, bytes.count > 0 { fm_frame_bio_lend_input(frames, base, bytes.count) }
+        defer { _ = fm_frame_bio_detach_input(frames) }
+        return try body()
     }
 
     /// Advances the handshake with what has been fed; true once it is complete.
@@ -77,28 +77,24 @@ final class TLSSession: @unchecked Sendable {
     }
 
     /// Bytes of records waiting to be sent.
-    var pendingOutput: Int { Int(fm_BIO_pending(outbound)) }
+    var pendingOutput: Int { fm_frame_bio_output_length(frames) }
 
-    /// Moves all pending records into `buffer` (whose count must be `pendingOutput`).
-    func drainOutput(into buffer: UnsafeMutableRawBufferPointer) {
-        var done = 0
-        while done < buffer.count {
-            var read = 0
-            guard BIO_read_ex(outbound, buffer.baseAddress! + done, buffer.count - done, &read) == 1, read > 0 else { break }
-            done += read
-        }
+    /// Takes the records produced so far as one malloc'd buffer (the caller frees it, or hands
+    /// it to ZeroMQ with `ZMQSocket.send(taking:count:)`); nil if there are none.
+    func takeOutput() -> (buffer: UnsafeMutableRawPointer, count: Int)? {
+        var count = 0
+        guard pendingOutput > 0, let buffer = fm_frame_bio_take_output(frames, &count) else { return nil }
+        return (buffer, count)
     }
 
-    /// All pending records as Data (for the handshake, where sizes are small).
-    func drainOutput() -> Data {
-        let count = pendingOutput
-        guard count > 0 else { return Data() }
-        var data = Data(count: count)
-        data.withUnsafeMutableBytes { drainOutput(into: $0) }
-        return data
+    /// Sizes the output buffer for `plaintextBytes` more bytes of records, so a large message
+    /// is encrypted into one allocation instead of a chain of doublings.
+    func reserveOutput(forPlaintext plaintextBytes: Int) {
+        // TLS 1.3 AES-GCM: 5-byte header + 1 content type + 16-byte tag per ≤ 16 KiB record.
+        _ = fm_frame_bio_reserve(frames, plaintextBytes + (plaintextBytes / 16384 + 2) * 22 + 64)
     }
 
-    /// Encrypts `plaintext` into records (≤ 16 KiB each) appended to the outbound BIO.
+    /// Encrypts `plaintext` into records (≤ 16 KiB each) appended to the output buffer.
     func write(_ plaintext: UnsafeRawBufferPointer) throws {
         guard plaintext.count > 0 else { return }
         ERR_clear_error()
@@ -112,7 +108,7 @@ final class TLSSession: @unchecked Sendable {
     /// Decrypts everything fed so far. Returns nil when it held no application data
     /// (e.g. only part of a record). The Data owns its buffer (no further copy).
     func readPlaintext() throws -> Data? {
-        var capacity = Int(fm_BIO_pending(inbound)) + Int(SSL_pending(ssl)) + 64
+        var capacity = Int(fm_BIO_pending(frames)) + Int(SSL_pending(ssl)) + 64
         var buffer = malloc(capacity)!
         var length = 0
         while true {

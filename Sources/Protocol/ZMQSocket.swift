@@ -108,6 +108,23 @@ public final class ZMQSocket: @unchecked Sendable {
         try data.withUnsafeBytes { try send($0, more: more) }
     }
 
+    /// Sends `count` bytes at `buffer` (from malloc) as one frame without copying: ZeroMQ owns
+    /// the buffer from here on and frees it once the bytes are on the wire, even on failure.
+    public func send(taking buffer: UnsafeMutableRawPointer, count: Int, more: Bool = false) throws {
+        var message = zmq_msg_t()
+        guard zmq_msg_init_data(&message, buffer, count, fm_zmq_free_malloced_fn(), nil) == 0 else {
+            free(buffer)
+            throw ZMQError.last("zmq_msg_init_data")
+        }
+        let flags: Int32 = more ? ZMQ_SNDMORE : 0
+        while zmq_msg_send(&message, handle, flags) < 0 {
+            if zmq_errno() == EINTR { continue }
+            let failure = ZMQError.last("zmq_msg_send")
+            zmq_msg_close(&message)
+            throw failure
+        }
+    }
+
     /// Sends one frame of `count` bytes that `fill` writes straight into libzmq's message
     /// buffer (so the bytes are copied once, by `fill`, not again by zmq_send).
     public func send(count: Int, more: Bool = false, fill: (UnsafeMutableRawBufferPointer) throws -> Void) throws {

@@ -36,10 +36,26 @@ func fuzzOneInput(_ input: UnsafeRawBufferPointer) {
 }
 
 #if FUZZING
+// SwiftPM links an executable's entry as <target>_main, so libFuzzer's own main is not used;
+// ours hands control to libFuzzer's driver (LLVMFuzzerRunDriver, LLVM ≥ 11) instead.
+@_silgen_name("LLVMFuzzerRunDriver")
+private func runFuzzerDriver(_ argc: UnsafeMutablePointer<CInt>,
+                             _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
+                             _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt) -> CInt
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func LLVMFuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     fuzzOneInput(UnsafeRawBufferPointer(start: data, count: size))
     return 0
+}
+
+@main
+struct ProtocolFuzzDriver {
+    static func main() {
+        var argc = CommandLine.argc
+        var argv = CommandLine.unsafeArgv
+        exit(runFuzzerDriver(&argc, &argv) { data, size in LLVMFuzzerTestOneInput(data, size) })
+    }
 }
 #else
 @main
