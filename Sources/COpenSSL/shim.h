@@ -192,14 +192,32 @@ static inline size_t fm_frame_bio_output_length(BIO *bio) {
     return fm_frame_state(bio)->out_len;
 }
 
-/* Hands the output buffer to the caller (who frees it with free()); the BIO starts a new one. */
-static inline void *fm_frame_bio_take_output(BIO *bio, size_t *len) {
+/* Hands the output buffer (malloc'd; `*cap` bytes) to the caller; the BIO starts a new one. */
+static inline void *fm_frame_bio_take_output(BIO *bio, size_t *len, size_t *cap) {
     fm_frame_bio_state *s = fm_frame_state(bio);
     void *out = s->out;
     *len = s->out_len;
+    *cap = s->out_cap;
     s->out = NULL;
     s->out_len = 0;
     s->out_cap = 0;
     return out;
+}
+
+static inline size_t fm_frame_bio_output_capacity(BIO *bio) {
+    return fm_frame_state(bio)->out_cap;
+}
+
+/* With no output pending, installs `buffer` (malloc'd, `cap` bytes) as the output buffer and
+   returns the previous one (or NULL) with its capacity in *old_cap, for the caller to recycle.
+   With output pending, changes nothing and returns `buffer` itself. */
+static inline void *fm_frame_bio_swap_output(BIO *bio, void *buffer, size_t cap, size_t *old_cap) {
+    fm_frame_bio_state *s = fm_frame_state(bio);
+    if (s->out_len != 0) { *old_cap = cap; return buffer; }
+    void *old = s->out;
+    *old_cap = s->out_cap;
+    s->out = (unsigned char *)buffer;
+    s->out_cap = cap;
+    return old;
 }
 #endif

@@ -92,10 +92,10 @@ enum SecureFraming {
         guard let output = session.takeOutput() else { return }
         if let routingID {
             do { try socket.send(routingID, more: true) } catch {
-                free(output.buffer)
+                BufferPool.shared.recycle(output.buffer, capacity: output.capacity)
                 throw error
             }
         }
-        try socket.send(taking: output.buffer, count: output.count)
+        try socket.send(taking: output.buffer, count: output.count, capacity: output.capacity)
     }
 }

@@ -22,10 +22,10 @@ public final class TLSPipe: @unchecked Sendable {
     }
 
     /// Takes `source`'s records as one frame (as SecureFraming.flush does) and lends it to
-    /// `destination` for `body`; then frees it, as ZeroMQ would after sending.
+    /// `destination` for `body`; then recycles it, as ZeroMQ does after sending.
     private func move(from source: TLSSession, to destination: TLSSession, _ body: () throws -> Void) throws {
         guard let output = source.takeOutput() else { return try body() }
-        defer { free(output.buffer) }
+        defer { BufferPool.shared.recycle(output.buffer, capacity: output.capacity) }
         try destination.withFrame(UnsafeRawBufferPointer(start: output.buffer, count: output.count), body)
     }
 

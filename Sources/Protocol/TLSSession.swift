@@ -79,19 +79,26 @@ final class TLSSession: @unchecked Sendable {
     /// Bytes of records waiting to be sent.
     var pendingOutput: Int { fm_frame_bio_output_length(frames) }
 
-    /// Takes the records produced so far as one malloc'd buffer (the caller frees it, or hands
-    /// it to ZeroMQ with `ZMQSocket.send(taking:count:)`); nil if there are none.
-    func takeOutput() -> (buffer: UnsafeMutableRawPointer, count: Int)? {
-        var count = 0
-        guard pendingOutput > 0, let buffer = fm_frame_bio_take_output(frames, &count) else { return nil }
-        return (buffer, count)
+    /// Takes the records produced so far as one malloc'd buffer of `capacity` bytes (the caller
+    /// recycles it into BufferPool, or hands it to ZeroMQ with `ZMQSocket.send(taking:…)`).
+    func takeOutput() -> (buffer: UnsafeMutableRawPointer, count: Int, capacity: Int)? {
+        var count = 0, capacity = 0
+        guard pendingOutput > 0, let buffer = fm_frame_bio_take_output(frames, &count, &capacity) else { return nil }
+        return (buffer, count, capacity)
     }
 
-    /// Sizes the output buffer for `plaintextBytes` more bytes of records, so a large message
-    /// is encrypted into one allocation instead of a chain of doublings.
+    /// Sizes the output buffer for `plaintextBytes` more bytes of records (from BufferPool when
+    /// nothing is pending), so a large message is encrypted into one warm allocation.
     func reserveOutput(forPlaintext plaintextBytes: Int) {
         // TLS 1.3 AES-GCM: 5-byte header + 1 content type + 16-byte tag per ≤ 16 KiB record.
-        _ = fm_frame_bio_reserve(frames, plaintextBytes + (plaintextBytes / 16384 + 2) * 22 + 64)
+        let needed = plaintextBytes + (plaintextBytes / 16384 + 2) * 22 + 64
+        if pendingOutput == 0, fm_frame_bio_output_capacity(frames) < needed, let fresh = BufferPool.shared.take(atLeast: needed) {
+            var oldCapacity = 0
+            if let old = fm_frame_bio_swap_output(frames, fresh.buffer, fresh.capacity, &oldCapacity) {
+                BufferPool.shared.recycle(old, capacity: oldCapacity)
+            }
+        }
+        _ = fm_frame_bio_reserve(frames, needed)
     }
 
     /// Encrypts `plaintext` into records (≤ 16 KiB each) appended to the output buffer.
@@ -106,19 +113,23 @@ final class TLSSession: @unchecked Sendable {
     }
 
     /// Decrypts everything fed so far. Returns nil when it held no application data
-    /// (e.g. only part of a record). The Data owns its buffer (no further copy).
+    /// (e.g. only part of a record). The Data owns a pooled buffer (no further copy).
     func readPlaintext() throws -> Data? {
         var capacity = Int(fm_BIO_pending(frames)) + Int(SSL_pending(ssl)) + 64
-        var buffer = malloc(capacity)!
+        guard let first = BufferPool.shared.take(atLeast: capacity) else {
+            throw TLSError.recordFailed("out of memory for \(capacity) plaintext bytes")
+        }
+        var buffer = first.buffer
+        capacity = first.capacity
         var length = 0
         while true {
             if length == capacity {
-                capacity *= 2
-                guard let grown = realloc(buffer, capacity) else {
-                    free(buffer)
-                    throw TLSError.recordFailed("out of memory for \(capacity) plaintext bytes")
+                guard let grown = realloc(buffer, capacity * 2) else {
+                    BufferPool.shared.recycle(buffer, capacity: capacity)
+                    throw TLSError.recordFailed("out of memory for \(capacity * 2) plaintext bytes")
                 }
                 buffer = grown
+                capacity *= 2
             }
             ERR_clear_error()
             var read = 0
@@ -129,15 +140,18 @@ final class TLSSession: @unchecked Sendable {
             }
             let code = SSL_get_error(ssl, 0)
             if code == SSL_ERROR_WANT_READ { break }
-            free(buffer)
+            BufferPool.shared.recycle(buffer, capacity: capacity)
             if code == SSL_ERROR_ZERO_RETURN { throw TLSError.recordFailed("peer closed the TLS session") }
             throw TLSError.recordFailed(openSSLErrors(or: "undecryptable record"))
         }
         guard length > 0 else {
-            free(buffer)
+            BufferPool.shared.recycle(buffer, capacity: capacity)
             return nil
         }
-        return Data(bytesNoCopy: buffer, count: length, deallocator: .free)
+        let finalCapacity = capacity
+        return Data(bytesNoCopy: buffer, count: length, deallocator: .custom { pointer, _ in
+            BufferPool.shared.recycle(pointer, capacity: finalCapacity)
+        })
     }
 
     /// The verified peer certificate's common name, or its first DNS SAN when it has no CN.

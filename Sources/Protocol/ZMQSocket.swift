@@ -108,12 +108,13 @@ public final class ZMQSocket: @unchecked Sendable {
         try data.withUnsafeBytes { try send($0, more: more) }
     }
 
-    /// Sends `count` bytes at `buffer` (from malloc) as one frame without copying: ZeroMQ owns
-    /// the buffer from here on and frees it once the bytes are on the wire, even on failure.
-    public func send(taking buffer: UnsafeMutableRawPointer, count: Int, more: Bool = false) throws {
+    /// Sends `count` bytes at `buffer` (from BufferPool, `capacity` bytes) as one frame without
+    /// copying: ZeroMQ owns the buffer from here on and returns it to the pool once the bytes
+    /// are on the wire, even on failure.
+    func send(taking buffer: UnsafeMutableRawPointer, count: Int, capacity: Int, more: Bool = false) throws {
         var message = zmq_msg_t()
-        guard zmq_msg_init_data(&message, buffer, count, fm_zmq_free_malloced_fn(), nil) == 0 else {
-            free(buffer)
+        guard zmq_msg_init_data(&message, buffer, count, BufferPool.zmqRecycle, UnsafeMutableRawPointer(bitPattern: capacity)) == 0 else {
+            BufferPool.shared.recycle(buffer, capacity: capacity)
             throw ZMQError.last("zmq_msg_init_data")
         }
         let flags: Int32 = more ? ZMQ_SNDMORE : 0
