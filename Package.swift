@@ -32,7 +32,10 @@ let package = Package(
 
         // libFuzzer entry for the wire decoder and chunk receiver (scripts/fuzz-protocol.sh);
         // a plain build is a replayer of saved inputs.
-        .executableTarget(name: "ProtocolFuzz", dependencies: ["Protocol"]),
+        .executableTarget(name: "ProtocolFuzz", dependencies: [
+            "Protocol",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
 
         .executableTarget(name: "fedmerge", dependencies: [
             "LinAlg",

@@ -5,20 +5,25 @@
 //   swift run ProtocolFuzz F…  → replays saved inputs (crash reproducer, no libFuzzer needed)
 
 import Foundation
+import Logging
 import Protocol
 
-/// Spool shared by all inputs (each input gets its own receiver, so no state crosses inputs).
-private let spool: String = {
-    let path = NSTemporaryDirectory() + "fedmerge-fuzz-\(getpid())"
-    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    return path
+/// Spool directory, emptied before each input so no state crosses inputs (reproducible crashes).
+private let spool = NSTemporaryDirectory() + "fedmerge-fuzz-\(getpid())"
+
+/// The receiver logs every offer; at fuzzing rates that would be all the fuzzer does.
+private let quiet: Logger = {
+    var logger = Logger(label: "fedmerge.fuzz")
+    logger.logLevel = .critical
+    return logger
 }()
 
 /// Small caps so the fuzzer explores limits rather than allocating.
 private let codec = MessageCodec(limits: MessageLimits(maxHeaderBytes: 4096, maxPayloadBytes: 1 << 16))
 
 func fuzzOneInput(_ input: UnsafeRawBufferPointer) {
-    guard let receiver = try? ChunkReceiver(spool: spool, maxFileSize: 1 << 20, syncEachChunk: false) else { return }
+    try? FileManager.default.removeItem(atPath: spool)
+    guard let receiver = try? ChunkReceiver(spool: spool, maxFileSize: 1 << 20, syncEachChunk: false, logger: quiet) else { return }
     var position = 0
     while position + 4 <= input.count {
         let length = Int(UInt32(bigEndian: input.loadUnaligned(fromByteOffset: position, as: UInt32.self)))
