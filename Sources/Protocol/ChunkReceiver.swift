@@ -19,7 +19,11 @@ public final class ChunkReceiver: @unchecked Sendable {
         let hasher = SHA256Hasher()
         var offset: UInt64
         var restarts = 0
+        /// For the commit log line: when this offer was accepted and where it resumed.
+        let startedAt = monotonicSeconds()
+        let resumedAt: UInt64
         init(offer: Offer, partialPath: String, fd: Int32, offset: UInt64) {
+            self.resumedAt = offset
             self.offer = offer
             self.partialPath = partialPath
             self.fd = fd
@@ -194,7 +198,12 @@ public final class ChunkReceiver: @unchecked Sendable {
         unlink(transfer.partialPath + ".offer")
         do { try AtomicFile.syncDirectory(spool) } catch { throw TransferError.io(path: spool, operation: "fsync directory", errno: errno) }
         state = .idle
-        logger.info("file committed", metadata: ["name": "\(offer.name)", "size": "\(offer.size)"])
+        let seconds = monotonicSeconds() - transfer.startedAt
+        let received = Double(offer.size - transfer.resumedAt)
+        logger.info("file committed", metadata: [
+            "name": "\(offer.name)", "size": "\(offer.size)", "receivedBytes": "\(offer.size - transfer.resumedAt)",
+            "seconds": "\(String(format: "%.3f", seconds))", "MiBps": "\(String(format: "%.1f", received / 1_048_576 / max(seconds, 1e-9)))",
+        ])
         return Outcome(replies: [.committed(Committed(transferID: offer.transferID, name: offer.name))],
                        completed: CompletedFile(transferID: offer.transferID, name: offer.name, path: finalPath, size: offer.size, sha256: digest))
     }

@@ -74,7 +74,9 @@ enum SecureFraming {
 
     /// Encrypts `message` (head, then payload, no concatenation) and sends all its records as
     /// one frame, preceded by `routingID` on a ROUTER.
-    static func seal(_ message: Message, codec: MessageCodec, session: TLSSession, socket: ZMQSocket, routingID: Data?) throws {
+    /// Returns the ciphertext bytes sent.
+    @discardableResult
+    static func seal(_ message: Message, codec: MessageCodec, session: TLSSession, socket: ZMQSocket, routingID: Data?) throws -> Int {
         let head = codec.encodeHead(of: message)
         if case .chunk(_, let payload) = message {
             session.reserveOutput(forPlaintext: head.count + payload.count)
@@ -83,13 +85,14 @@ enum SecureFraming {
         } else {
             try head.withUnsafeBytes { try session.write($0) }
         }
-        try flush(session: session, socket: socket, routingID: routingID)
+        return try flush(session: session, socket: socket, routingID: routingID)
     }
 
     /// Sends whatever records the session has produced (handshake flights, alerts) as one frame;
     /// the buffer goes to ZeroMQ as is (no copy).
-    static func flush(session: TLSSession, socket: ZMQSocket, routingID: Data?) throws {
-        guard let output = session.takeOutput() else { return }
+    @discardableResult
+    static func flush(session: TLSSession, socket: ZMQSocket, routingID: Data?) throws -> Int {
+        guard let output = session.takeOutput() else { return 0 }
         if let routingID {
             do { try socket.send(routingID, more: true) } catch {
                 BufferPool.shared.recycle(output.buffer, capacity: output.capacity)
@@ -97,5 +100,6 @@ enum SecureFraming {
             }
         }
         try socket.send(taking: output.buffer, count: output.count, capacity: output.capacity)
+        return output.count
     }
 }

@@ -31,6 +31,10 @@ public final class SecureServer: @unchecked Sendable {
         var state: PeerState
         var lastReceived: Double
         var lastSent: Double
+        /// Ciphertext bytes each way and when the link began, for the disconnect log line.
+        var bytesIn = 0
+        var bytesOut = 0
+        let since: Double
     }
 
     public let endpoint: String
@@ -107,8 +111,9 @@ public final class SecureServer: @unchecked Sendable {
     public func send(_ message: Message, to peer: PeerID) throws {
         guard let entry = peers[peer], case .established(let session, _) = entry.state else { throw LinkFailure.unknownPeer(peer) }
         do {
-            try SecureFraming.seal(message, codec: codec, session: session, socket: socket, routingID: peer.bytes)
+            let bytes = try SecureFraming.seal(message, codec: codec, session: session, socket: socket, routingID: peer.bytes)
             peers[peer]?.lastSent = monotonicSeconds()
+            peers[peer]?.bytesOut += bytes
         } catch let error as ZMQError {
             // EHOSTUNREACH (ROUTER_MANDATORY): the peer's connection is gone; EAGAIN: stuck past SNDTIMEO.
             let failure: LinkFailure = error.code == EAGAIN ? .peerUnreachable(seconds: heartbeat.timeout) : .transport(error)
@@ -154,9 +159,12 @@ public final class SecureServer: @unchecked Sendable {
     }
 
     private func drop(_ peer: PeerID, _ failure: LinkFailure, admitted: Bool) {
-        peers[peer] = nil
+        let entry = peers.removeValue(forKey: peer)
         if admitted {
-            logger.notice("peer disconnected", metadata: ["peer": "\(peer)", "reason": "\(failure)"])
+            logger.notice("peer disconnected", metadata: [
+                "peer": "\(peer)", "reason": "\(failure)", "bytesIn": "\(entry?.bytesIn ?? 0)", "bytesOut": "\(entry?.bytesOut ?? 0)",
+                "seconds": "\(String(format: "%.1f", entry.map { monotonicSeconds() - $0.since } ?? 0))",
+            ])
             events.append(.disconnected(peer, failure))
         } else {
             logger.notice("peer refused", metadata: ["peer": "\(peer)", "reason": "\(failure)"])
@@ -181,7 +189,7 @@ public final class SecureServer: @unchecked Sendable {
                 return
             }
             do {
-                peers[peer] = Peer(state: .handshaking(try TLSSession(context: context), since: now), lastReceived: now, lastSent: now)
+                peers[peer] = Peer(state: .handshaking(try TLSSession(context: context), since: now), lastReceived: now, lastSent: now, since: now)
             } catch {
                 drop(peer, .handshake(error as? TLSError ?? .contextSetup("\(error)")), admitted: false)
                 return
@@ -189,6 +197,7 @@ public final class SecureServer: @unchecked Sendable {
         }
         guard var entry = peers[peer] else { return }
         entry.lastReceived = now
+        entry.bytesIn += bytes.count
         peers[peer] = entry
 
         switch entry.state {
@@ -202,7 +211,7 @@ public final class SecureServer: @unchecked Sendable {
                 return
             } catch {
                 // Pass the alert (if OpenSSL wrote one) so the peer learns why, then forget it.
-                try? SecureFraming.flush(session: session, socket: socket, routingID: peer.bytes)
+                _ = try? SecureFraming.flush(session: session, socket: socket, routingID: peer.bytes)
                 drop(peer, .handshake(error as? TLSError ?? .handshakeFailed("\(error)")), admitted: false)
                 return
             }
@@ -212,7 +221,7 @@ public final class SecureServer: @unchecked Sendable {
             }
             guard allow(name) else {
                 let failure = LinkFailure.nameNotAllowed(name)
-                try? SecureFraming.seal(.refused(Refused(reason: failure.description)), codec: codec, session: session, socket: socket, routingID: peer.bytes)
+                _ = try? SecureFraming.seal(.refused(Refused(reason: failure.description)), codec: codec, session: session, socket: socket, routingID: peer.bytes)
                 drop(peer, failure, admitted: false)
                 return
             }
@@ -245,7 +254,7 @@ public final class SecureServer: @unchecked Sendable {
                 events.append(.message(peer, message))
             } catch {
                 let failure = LinkFailure.malformedMessage(error)
-                try? SecureFraming.seal(.error(ErrorReport(code: "malformed", message: failure.description)), codec: codec, session: session, socket: socket, routingID: peer.bytes)
+                _ = try? SecureFraming.seal(.error(ErrorReport(code: "malformed", message: failure.description)), codec: codec, session: session, socket: socket, routingID: peer.bytes)
                 drop(peer, failure, admitted: true)
             }
         }
