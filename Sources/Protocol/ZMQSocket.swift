@@ -117,13 +117,7 @@ public final class ZMQSocket: @unchecked Sendable {
             BufferPool.shared.recycle(buffer, capacity: capacity)
             throw ZMQError.last("zmq_msg_init_data")
         }
-        let flags: Int32 = more ? ZMQ_SNDMORE : 0
-        while zmq_msg_send(&message, handle, flags) < 0 {
-            if zmq_errno() == EINTR { continue }
-            let failure = ZMQError.last("zmq_msg_send")
-            zmq_msg_close(&message)
-            throw failure
-        }
+        try send(message: &message, more: more)
     }
 
     /// Sends one frame of `count` bytes that `fill` writes straight into libzmq's message
@@ -137,6 +131,11 @@ public final class ZMQSocket: @unchecked Sendable {
             zmq_msg_close(&message)
             throw error
         }
+        try send(message: &message, more: more)
+    }
+
+    /// Sends an initialised message; on failure closes it (which releases its buffer).
+    private func send(message: inout zmq_msg_t, more: Bool) throws {
         let flags: Int32 = more ? ZMQ_SNDMORE : 0
         while zmq_msg_send(&message, handle, flags) < 0 {
             if zmq_errno() == EINTR { continue }
