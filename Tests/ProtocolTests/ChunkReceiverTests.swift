@@ -45,6 +45,40 @@ final class ChunkReceiverTests: XCTestCase {
         XCTAssertEqual(try TestFiles.independentSHA256(final), try TestFiles.independentSHA256(source))
     }
 
+    func testServerRestartMidTransferResumesFromTheSpool() throws {
+        let federation = try TestFederation()
+        let size = 24 << 20, chunk = 1 << 20
+        let source = TestFiles.temporaryDirectory("src") + "/stats.safetensors"
+        try TestFiles.randomFile(at: source, size: size, seed: 24)
+        let tls = try federation.agentTLS("agent-2")
+
+        let first = try ServerHarness(tls: federation.serverTLS, allow: { _ in true })
+        let spool = first.spool
+        let client1 = try SecureClient(endpoint: first.endpoint, tls: tls, serverName: "aggregator")
+        try client1.connect()
+        let trace1 = try upload(ChunkSender(path: source, name: "stats.safetensors", chunkSize: chunk, window: 2), over: client1,
+                                stopAfterChunkBytes: UInt64(10 << 20))
+        // Wait until the server has acknowledged something, then kill it (the aggregator dies).
+        var acked = trace1.highestAck
+        while acked == 0, let message = try client1.receive(timeout: 30) {
+            if case .ack(let ack) = message { acked = ack.durableOffset }
+        }
+        first.stop()
+        client1.close()
+
+        // A new server process on the same spool (new port); the agent dials again.
+        let second = try ServerHarness(tls: federation.serverTLS, allow: { _ in true }, spool: spool)
+        defer { second.stop() }
+        let client2 = try SecureClient(endpoint: second.endpoint, tls: tls, serverName: "aggregator")
+        try client2.connect()
+        let trace2 = try upload(ChunkSender(path: source, name: "stats.safetensors", chunkSize: chunk, window: 2), over: client2)
+        XCTAssertTrue(trace2.committed)
+        let resumedAt = try XCTUnwrap(trace2.resumeOffsets.first)
+        XCTAssertGreaterThanOrEqual(resumedAt, acked, "acknowledged bytes are not asked for again")
+        XCTAssertEqual(trace2.chunkBytesSent, UInt64(size) - resumedAt)
+        XCTAssertEqual(try TestFiles.independentSHA256(spool + "/agent-2/stats.safetensors"), try TestFiles.independentSHA256(source))
+    }
+
     // MARK: in-process (no link): messages fed straight to the receiver
 
     private struct Fixture {

@@ -97,9 +97,9 @@ final class ServerHarness: @unchecked Sendable {
     private let finished = DispatchSemaphore(value: 0)
 
     init(tls: TLSConfiguration, allow: @escaping @Sendable (String) -> Bool, limits: MessageLimits = .standard,
-         heartbeat: HeartbeatPolicy = .standard, syncEachChunk: Bool = true) throws {
+         heartbeat: HeartbeatPolicy = .standard, syncEachChunk: Bool = true, spool: String? = nil) throws {
         server = try SecureServer(endpoint: "tcp://127.0.0.1:*", tls: tls, allow: allow, limits: limits, heartbeat: heartbeat)
-        spool = TestFiles.temporaryDirectory("spool")
+        self.spool = spool ?? TestFiles.temporaryDirectory("spool")
         self.syncEachChunk = syncEachChunk
         let thread = Thread { [self] in loop() }
         thread.start()
