@@ -62,7 +62,8 @@ public final class SecureClient: @unchecked Sendable {
 
     /// Runs the handshake and waits for the server's admission (its first heartbeat).
     /// Throws LinkFailure: `.handshake` (bad certificate either way), `.refusedByServer`
-    /// (name not allowed), `.handshakeTimeout`.
+    /// (name not allowed), `.handshakeTimeout` (also when no server listens: libzmq's own
+    /// reconnection is off, so retry with a new SecureClient after a pause).
     public func connect(timeout: Double = 10) throws {
         guard case .idle = state else { throw LinkFailure.notConnected }
         let session = try TLSSession(context: context, serverName: serverName)

@@ -24,6 +24,9 @@ struct BenchWire: ParsableCommand {
     @Option(help: "Timed repetitions of each measurement (the best is reported).")
     var repeats = 2
 
+    @Option(help: ArgumentHelp("Run only these measurements (e.g. `b` or `ac`), for profiling; ratios need all three.", visibility: .hidden))
+    var only = "abc"
+
     @Option(help: "Scratch directory (default: a new directory under the system temp dir).")
     var scratch: String?
 
@@ -59,6 +62,7 @@ struct BenchWire: ParsableCommand {
         // wall-clock rates move with other load, CPU cost per GiB much less.
         var cpu: [String: Double] = [:]
         func measured(_ key: String, _ body: () throws -> Void) throws -> Double {
+            guard only.contains(key) else { return .nan }
             let before = BenchWire.processCPUSeconds()
             let best = try BenchSupport.bestTime(repeats: repeats, body)
             cpu[key] = (BenchWire.processCPUSeconds() - before) / Double(repeats + 1)  // bestTime runs one warm-up

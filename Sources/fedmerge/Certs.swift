@@ -8,10 +8,8 @@ import Protocol
 struct Certs: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Create the federation CA and issue daemon certificates (PEM files).",
-        discussion: """
-        Run `init` once for the federation, then `issue` for the aggregator (with --server) and
-        for every agent. Give each daemon ca.pem, its NAME.pem and NAME.key; keep ca.key offline.
-        """,
+        discussion: "Run `init` once for the federation, then `issue` for the aggregator (with --server) and for every agent. "
+            + "Give each daemon ca.pem, its NAME.pem and NAME.key; keep ca.key offline.",
         subcommands: [Init.self, Issue.self]
     )
 
