@@ -67,13 +67,14 @@ final class TLSContext: @unchecked Sendable {
     let handle: OpaquePointer
     let role: Role
 
-    init(_ configuration: TLSConfiguration, role: Role) throws {
+    /// `protocolVersion` exists only so tests can build an old-version peer; daemons keep TLS 1.3.
+    init(_ configuration: TLSConfiguration, role: Role, protocolVersion: Int32 = TLS1_3_VERSION) throws {
         ERR_clear_error()
         guard let ctx = SSL_CTX_new(TLS_method()) else { throw TLSError.contextSetup(openSSLErrors()) }
         handle = ctx
         self.role = role
-        guard fm_SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) == 1,
-              fm_SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) == 1 else {
+        guard fm_SSL_CTX_set_min_proto_version(ctx, protocolVersion) == 1,
+              fm_SSL_CTX_set_max_proto_version(ctx, protocolVersion) == 1 else {
             throw TLSError.contextSetup("TLS 1.3 is not available: \(openSSLErrors())")
         }
         // No session tickets: every link is a fresh, fully authenticated handshake, and no

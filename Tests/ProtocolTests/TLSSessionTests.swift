@@ -1,16 +1,15 @@
 // TLSSession and its frame BIO (shim.h): records split across frames at any byte — inside a
-// record header, inside a body — are reassembled; a flipped ciphertext bit is rejected.
+// record header, inside a body — are reassembled; a flipped ciphertext bit is rejected; a
+// TLS 1.2 peer is refused.
 
+import COpenSSL
 import Foundation
 import XCTest
 @testable import Protocol
 
 final class TLSSessionTests: XCTestCase {
-    /// A client and a server session with a completed mutual handshake (frames moved whole).
-    private func connectedPair() throws -> (client: TLSSession, server: TLSSession) {
-        let federation = try TestFederation()
-        let client = try TLSSession(context: TLSContext(try federation.agentTLS("agent-1"), role: .client), serverName: "aggregator")
-        let server = try TLSSession(context: TLSContext(federation.serverTLS, role: .server))
+    /// Runs a handshake in memory, moving each flight as one whole frame.
+    private func handshake(_ client: TLSSession, _ server: TLSSession) throws -> Bool {
         func move(_ from: TLSSession, _ to: TLSSession, _ body: () throws -> Void) throws {
             guard let out = from.takeOutput() else { return try body() }
             defer { BufferPool.shared.recycle(out.buffer, capacity: out.capacity) }
@@ -22,9 +21,28 @@ final class TLSSessionTests: XCTestCase {
             try move(client, server) { done.1 = try server.advanceHandshake() }
             try move(server, client) { done.0 = try client.advanceHandshake() }
         }
-        XCTAssertTrue(done.0 && done.1)
+        return done.0 && done.1
+    }
+
+    /// A client and a server session with a completed mutual handshake.
+    private func connectedPair() throws -> (client: TLSSession, server: TLSSession) {
+        let federation = try TestFederation()
+        let client = try TLSSession(context: TLSContext(try federation.agentTLS("agent-1"), role: .client), serverName: "aggregator")
+        let server = try TLSSession(context: TLSContext(federation.serverTLS, role: .server))
+        XCTAssertTrue(try handshake(client, server))
         XCTAssertEqual(server.peerName, "agent-1")
         return (client, server)
+    }
+
+    func testTLS12PeerIsRefused() throws {
+        let federation = try TestFederation()
+        let oldClient = try TLSSession(context: TLSContext(try federation.agentTLS("agent-1"), role: .client, protocolVersion: TLS1_2_VERSION),
+                                       serverName: "aggregator")
+        let server = try TLSSession(context: TLSContext(federation.serverTLS, role: .server))
+        XCTAssertThrowsError(try handshake(oldClient, server)) { error in
+            guard case .handshakeFailed(let reason)? = error as? TLSError else { return XCTFail("\(error)") }
+            XCTAssertTrue(reason.contains("protocol"), reason)
+        }
     }
 
     func testRecordsSplitAcrossFramesAtAnyByteAreReassembled() throws {
