@@ -58,29 +58,31 @@ struct BenchWire: ParsableCommand {
         let message = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 64)
         defer { message.deallocate() }
         for i in 0..<chunk { message[i] = UInt8(truncatingIfNeeded: i &* 31) }
-        // CPU seconds (user + system, all threads) of each measurement: on a shared machine the
-        // wall-clock rates move with other load, CPU cost per GiB much less.
-        var cpu: [String: Double] = [:]
-        func measured(_ key: String, _ body: () throws -> Void) throws -> Double {
-            guard only.contains(key) else { return .nan }
-            let before = BenchWire.processCPUSeconds()
-            let best = try BenchSupport.bestTime(repeats: repeats, body)
-            cpu[key] = (BenchWire.processCPUSeconds() - before) / Double(repeats + 1)  // bestTime runs one warm-up
-            return best
-        }
-        let a = try measured("a") {
-            var moved = 0
-            while moved < size { moved += try pipe.transfer(UnsafeRawBufferPointer(message)) }
-        }
-
-        // (b) and (c): the full upload path, receiver without fsync.
+        // Rounds alternate a → b → c (after one warm-up round) so that drifting load on a shared
+        // machine hits all three alike; each reports its best wall time. CPU seconds (user +
+        // system, all threads) per measurement move much less with other load.
         let spool = dir + "/spool"
-        let b = try measured("b") {
-            try WireUpload.overTLS(source: source, sha: sha, spool: spool, chunk: chunk, window: window, serverTLS: serverTLS, clientTLS: clientTLS)
+        let bodies: [(key: String, run: () throws -> Void)] = [
+            ("a", {
+                var moved = 0
+                while moved < size { moved += try pipe.transfer(UnsafeRawBufferPointer(message)) }
+            }),
+            ("b", { try WireUpload.overTLS(source: source, sha: sha, spool: spool, chunk: chunk, window: window, serverTLS: serverTLS, clientTLS: clientTLS) }),
+            ("c", { try WireUpload.overPlainZeroMQ(source: source, sha: sha, spool: spool, chunk: chunk, window: window) }),
+        ]
+        var best: [String: Double] = [:], cpu: [String: Double] = [:]
+        for round in 0...repeats {
+            for (key, run) in bodies where only.contains(key) {
+                let cpuBefore = BenchWire.processCPUSeconds()
+                let start = DispatchTime.now().uptimeNanoseconds
+                try run()
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                guard round > 0 else { continue }  // warm-up
+                best[key] = min(best[key] ?? .infinity, seconds)
+                cpu[key, default: 0] += (BenchWire.processCPUSeconds() - cpuBefore) / Double(repeats)
+            }
         }
-        let c = try measured("c") {
-            try WireUpload.overPlainZeroMQ(source: source, sha: sha, spool: spool, chunk: chunk, window: window)
-        }
+        let a = best["a"] ?? .nan, b = best["b"] ?? .nan, c = best["c"] ?? .nan
 
         let rateA = gib / a, rateB = gib / b, rateC = gib / c
         print("fedmerge bench wire — \(sizeMib) MiB, \(chunkMib) MiB chunks, window \(window), best of \(repeats); loopback, 127.0.0.1")
