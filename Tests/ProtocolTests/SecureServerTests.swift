@@ -165,6 +165,29 @@ final class SecureServerTests: XCTestCase {
         XCTAssertEqual(harness.connectedNames.read { Array($0.values) }, ["agent-good"])
     }
 
+    func testHandshakeFloodIsCappedAndStalledHandshakesExpire() throws {
+        let federation = try TestFederation()
+        let harness = try ServerHarness(tls: federation.serverTLS, allow: { _ in true },
+                                        heartbeat: HeartbeatPolicy(interval: 0.1, timeout: 1), maxPendingHandshakes: 2)
+        defer { harness.stop() }
+        // Three raw peers each send the first 3 bytes of a TLS record header and stall.
+        var stalled: [ZMQSocket] = []
+        for _ in 0..<3 {
+            let socket = try ZMQSocket(.dealer)
+            try socket.connect(harness.endpoint)
+            try socket.send(Data([0x16, 0x03, 0x01]))
+            stalled.append(socket)
+        }
+        XCTAssertTrue(harness.waitForEvents { $0.contains { if case .refused(_, .tooManyPendingHandshakes(limit: 2)) = $0 { true } else { false } } },
+                      "\(harness.refusals())")
+        XCTAssertTrue(harness.waitForEvents { $0.filter { if case .refused(_, .handshakeTimeout) = $0 { true } else { false } }.count == 2 },
+                      "\(harness.refusals())")
+        // With the stalled handshakes gone, a real agent gets in.
+        let client = try SecureClient(endpoint: harness.endpoint, tls: try federation.agentTLS("agent-1"), serverName: "aggregator")
+        try client.connect()
+        XCTAssertTrue(client.isConnected)
+    }
+
     func testSilentPeerIsDisconnectedByHeartbeatTimeout() throws {
         let federation = try TestFederation()
         let harness = try ServerHarness(tls: federation.serverTLS, allow: { _ in true }, heartbeat: HeartbeatPolicy(interval: 0.1, timeout: 0.5))

@@ -97,8 +97,9 @@ final class ServerHarness: @unchecked Sendable {
     private let finished = DispatchSemaphore(value: 0)
 
     init(tls: TLSConfiguration, allow: @escaping @Sendable (String) -> Bool, limits: MessageLimits = .standard,
-         heartbeat: HeartbeatPolicy = .standard, syncEachChunk: Bool = true, spool: String? = nil) throws {
-        server = try SecureServer(endpoint: "tcp://127.0.0.1:*", tls: tls, allow: allow, limits: limits, heartbeat: heartbeat)
+         heartbeat: HeartbeatPolicy = .standard, syncEachChunk: Bool = true, spool: String? = nil, maxPendingHandshakes: Int = 64) throws {
+        server = try SecureServer(endpoint: "tcp://127.0.0.1:*", tls: tls, allow: allow, limits: limits, heartbeat: heartbeat,
+                                  maxPendingHandshakes: maxPendingHandshakes)
         self.spool = spool ?? TestFiles.temporaryDirectory("spool")
         self.syncEachChunk = syncEachChunk
         let thread = Thread { [self] in loop() }
