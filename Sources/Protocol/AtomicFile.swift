@@ -18,10 +18,12 @@ public enum AtomicFileError: Error, Equatable, Sendable, CustomStringConvertible
     }
 }
 
-public enum AtomicFile {
+/// Internal on purpose: SafeTensors exports its own `AtomicFile` (no mode, no no-overwrite
+/// mode), and a module importing both must not see two.
+enum AtomicFile {
     /// Writes `data` to `path` with permissions `mode`. With `overwrite` false an existing
     /// file is never replaced (checked atomically by link(2)), and `.exists` is thrown.
-    public static func write(_ data: Data, to path: String, mode: mode_t = 0o644, overwrite: Bool) throws {
+    static func write(_ data: Data, to path: String, mode: mode_t = 0o644, overwrite: Bool) throws {
         let directory = (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
         let base = (path as NSString).lastPathComponent
         let temporary = directory + "/.\(base).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
@@ -60,7 +62,7 @@ public enum AtomicFile {
     }
 
     /// fsyncs a directory so a rename inside it survives a crash.
-    public static func syncDirectory(_ directory: String) throws {
+    static func syncDirectory(_ directory: String) throws {
         let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw AtomicFileError.io(path: directory, operation: "open directory", errno: errno) }
         defer { close(fd) }
