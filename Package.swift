@@ -37,8 +37,12 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
+        .target(name: "Console"),
+        .target(name: "Model", dependencies: ["LinAlg", "SafeTensors"]),
+
         .executableTarget(name: "fedmerge", dependencies: [
             "LinAlg",
+            "Model",
             "Protocol",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
@@ -48,5 +52,7 @@ let package = Package(
         .testTarget(name: "LinAlgTests", dependencies: ["LinAlg"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "LinAlg"]),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "CZMQ", "COpenSSL"]),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "LinAlg"]),
+        .testTarget(name: "ConsoleTests", dependencies: ["Console"]),
     ]
 )

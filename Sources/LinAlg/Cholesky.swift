@@ -1,10 +1,15 @@
 // Cholesky factorisation A = UᵀU of a symmetric positive definite matrix (fp64, LAPACK
-// potrf/potrs/pocon), solving for many right-hand sides at once.
+// potrf/pocon, BLAS trsm), solving for many right-hand sides at once.
+//
+// LAPACKE's row-major entry points transpose into a scratch copy and back. A symmetric
+// matrix needs no transposition: its row-major upper triangle is, byte for byte, the
+// column-major lower triangle. So every call here is column-major with uplo 'L' on
+// row-major data, and the solves go through row-major BLAS trsm, which copies nothing.
 
 import CBLAS
 
 public struct CholeskyFactor: Sendable {
-    /// Row-major n×n; the upper triangle holds U.
+    /// Row-major n×n; the upper triangle holds U with A = UᵀU (the lower triangle is stale).
     public let factor: Tensor<Double>
     /// 1-norm of the original matrix, kept for the condition estimate.
     public let oneNorm: Double
@@ -20,9 +25,9 @@ public struct CholeskyFactor: Sendable {
         var info: Int32 = 0
         if n > 0 {
             f.withUnsafeMutableBufferPointer { p in
-                norm = LAPACKE_dlansy(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "1")), CChar(UInt8(ascii: "U")),
+                norm = LAPACKE_dlansy(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "1")), CChar(UInt8(ascii: "L")),
                                       Int32(n), p.baseAddress, Int32(n))
-                info = LAPACKE_dpotrf(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "U")), Int32(n), p.baseAddress, Int32(n))
+                info = LAPACKE_dpotrf(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "L")), Int32(n), p.baseAddress, Int32(n))
             }
         }
         if info > 0 { throw LinAlgError.notPositiveDefinite(minor: Int(info), size: n) }
@@ -38,14 +43,15 @@ public struct CholeskyFactor: Sendable {
         let nrhs = b.rank == 1 ? 1 : b.cols
         var x = b
         guard n > 0, nrhs > 0 else { return x }
-        var info: Int32 = 0
+        // A = UᵀU: solve Uᵀ Y = B, then U X = Y (row-major U is the factor's upper triangle).
         factor.withUnsafeBufferPointer { pf in
             x.withUnsafeMutableBufferPointer { px in
-                info = LAPACKE_dpotrs(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "U")), Int32(n), Int32(nrhs),
-                                      pf.baseAddress, Int32(n), px.baseAddress, Int32(nrhs))
+                cblas_dtrsm(CblasRowMajor, CblasLeft, CblasUpper, CblasTrans, CblasNonUnit, Int32(n), Int32(nrhs),
+                            1, pf.baseAddress, Int32(n), px.baseAddress, Int32(nrhs))
+                cblas_dtrsm(CblasRowMajor, CblasLeft, CblasUpper, CblasNoTrans, CblasNonUnit, Int32(n), Int32(nrhs),
+                            1, pf.baseAddress, Int32(n), px.baseAddress, Int32(nrhs))
             }
         }
-        if info != 0 { throw LinAlgError.lapackFailure(routine: "dpotrs", info: Int(info)) }
         return x
     }
 
@@ -55,7 +61,7 @@ public struct CholeskyFactor: Sendable {
         guard n > 0 else { return 1 }
         var rcond = 0.0
         let info = factor.withUnsafeBufferPointer { pf in
-            LAPACKE_dpocon(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "U")), Int32(n), pf.baseAddress, Int32(n), oneNorm, &rcond)
+            LAPACKE_dpocon(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "L")), Int32(n), pf.baseAddress, Int32(n), oneNorm, &rcond)
         }
         return info == 0 ? rcond : 0
     }

@@ -11,6 +11,7 @@ struct Bench: ParsableCommand {
         subcommands: [
             BenchLinAlg.self,
             BenchWire.self,
+            BenchTokenizer.self,
         ]
     )
 }

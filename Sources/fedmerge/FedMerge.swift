@@ -1,8 +1,16 @@
 // The `fedmerge` executable: one ParsableCommand per subcommand, registered here.
 
 import ArgumentParser
+import LinAlg
 
 @main
+enum Entry {
+    static func main() {
+        OpenBLASCore.restartWithRecommendedKernelsIfNeeded()
+        FedMerge.main()
+    }
+}
+
 struct FedMerge: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fedmerge",
@@ -16,6 +24,7 @@ struct FedMerge: ParsableCommand {
         subcommands: [
             Bench.self,
             Certs.self,
+            DataCommand.self,
         ]
     )
 }
