@@ -1,6 +1,6 @@
 // ChunkSender: a 100 MiB file crosses TLS-in-ZeroMQ intact with at most `window` chunks
-// unacknowledged; an already-committed file is not sent again; a file that changes under the
-// sender is never committed.
+// unacknowledged; the server can send to an agent the same way; an already-committed file is
+// not sent again; a file that changes under the sender is never committed.
 
 import Foundation
 import XCTest
@@ -44,6 +44,50 @@ final class ChunkSenderTests: XCTestCase {
         let again = try upload(ChunkSender(path: source, name: "stats.safetensors", chunkSize: 1 << 20), over: client)
         XCTAssertTrue(again.committed)
         XCTAssertEqual(again.chunkBytesSent, 0)
+    }
+
+    /// The reverse direction, as the aggregator sends a merged model: ChunkSender on the server
+    /// (sending with `server.send(_:to:)`), ChunkReceiver on the agent.
+    func testServerSendsAFileToAnAgent() throws {
+        let federation = try TestFederation()
+        let source = TestFiles.temporaryDirectory("merged") + "/model.safetensors"
+        try TestFiles.randomFile(at: source, size: 9 << 20 + 12345, seed: 77)
+        let server = try SecureServer(endpoint: "tcp://127.0.0.1:*", tls: federation.serverTLS, allow: { _ in true })
+        let endpoint = server.endpoint
+        let serverResult = Locked<Result<Void, Error>?>(nil)
+        Thread {
+            let result = Result<Void, Error> {
+                defer { server.close() }
+                let sender = try ChunkSender(path: source, name: "model.safetensors", chunkSize: 1 << 20, window: 3)
+                var agent: PeerID?
+                while !sender.isCommitted {
+                    guard let event = try server.receive(timeout: 60) else { throw UploadError.timedOut }
+                    switch event {
+                    case .connected(let peer, _):
+                        agent = peer
+                        try sender.start { try server.send($0, to: peer) }
+                    case .message(let peer, let message) where peer == agent:
+                        try sender.handle(message) { try server.send($0, to: peer) }
+                    default: break
+                    }
+                }
+            }
+            serverResult.write { $0 = result }
+        }.start()
+
+        let client = try SecureClient(endpoint: endpoint, tls: try federation.agentTLS("agent-1"), serverName: "aggregator")
+        try client.connect()
+        let receiver = try ChunkReceiver(spool: TestFiles.temporaryDirectory("agent-spool"))
+        var completed: ChunkReceiver.CompletedFile?
+        while completed == nil {
+            guard let message = try client.receive(timeout: 60) else { return XCTFail("no message from the server") }
+            let outcome = try receiver.handle(message)
+            for reply in outcome.replies { try client.send(reply) }
+            completed = outcome.completed
+        }
+        while serverResult.read({ $0 == nil }) { _ = try? client.receive(timeout: 0.05) }
+        try XCTUnwrap(serverResult.read { $0 }).get()
+        XCTAssertEqual(try TestFiles.independentSHA256(try XCTUnwrap(completed).path), try TestFiles.independentSHA256(source))
     }
 
     /// In-process, no link: the sender's messages go straight to a real ChunkReceiver.
