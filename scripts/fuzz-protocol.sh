@@ -10,5 +10,7 @@ swift build --scratch-path .build-fuzz -c debug --product ProtocolFuzz \
     -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING
 mkdir -p .build-fuzz/corpus
 python3 scripts/fuzz-protocol-seeds.py .build-fuzz/corpus
-exec .build-fuzz/debug/ProtocolFuzz .build-fuzz/corpus -max_total_time="$seconds" -max_len=70000 \
+export TMPDIR="$PWD/.build-fuzz/tmp"   # the target's scratch spool lives here, not in /tmp
+mkdir -p "$TMPDIR"
+.build-fuzz/debug/ProtocolFuzz .build-fuzz/corpus -max_total_time="$seconds" -max_len=70000 \
     -artifact_prefix=.build-fuzz/ -print_final_stats=1

@@ -5,7 +5,7 @@ import Foundation
 import XCTest
 @testable import Protocol
 
-final class CertificateAuthorityTests: XCTestCase {
+final class CertificateAuthorityTests: ProtocolTestCase {
     func testIssuedCertificatesPassOpenSSLVerifyWithPurposes() throws {
         let dir = TestFiles.temporaryDirectory("ca")
         let ca = try CertificateAuthority.initialize(directory: dir)

@@ -7,7 +7,7 @@ import Foundation
 import XCTest
 @testable import Protocol
 
-final class ChunkReceiverTests: XCTestCase {
+final class ChunkReceiverTests: ProtocolTestCase {
     func testLinkCutAtRandomOffsetResumesFromAcknowledgedOffsetByteIdentical() throws {
         let federation = try TestFederation()
         let harness = try ServerHarness(tls: federation.serverTLS, allow: { $0 == "agent-1" })

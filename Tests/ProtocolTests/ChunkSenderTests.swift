@@ -6,7 +6,7 @@ import Foundation
 import XCTest
 @testable import Protocol
 
-final class ChunkSenderTests: XCTestCase {
+final class ChunkSenderTests: ProtocolTestCase {
     func testHundredMiBCrossesIntactUnderFlowControl() throws {
         let federation = try TestFederation()
         let harness = try ServerHarness(tls: federation.serverTLS, allow: { $0 == "agent-1" })

@@ -5,7 +5,7 @@ import Foundation
 import XCTest
 @testable import Protocol
 
-final class MessageCodecTests: XCTestCase {
+final class MessageCodecTests: ProtocolTestCase {
     static let samples: [Message] = [
         .hello(Hello(name: "agent-1", baseFingerprint: "sha256:abc", protocolVersion: 1, round: 3, attributes: ["arch": "bert"])),
         .welcome(Welcome(round: 3, wantedStatistics: ["gram", "fisher"], methods: ["regmean", "average"])),

@@ -5,7 +5,7 @@ import Foundation
 import XCTest
 @testable import Protocol
 
-final class SecureClientTests: XCTestCase {
+final class SecureClientTests: ProtocolTestCase {
     func testClientRefusesAServerCertificateForAnotherName() throws {
         let federation = try TestFederation()
         let harness = try ServerHarness(tls: federation.serverTLS, allow: { _ in true })

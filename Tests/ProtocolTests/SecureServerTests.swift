@@ -7,7 +7,7 @@ import Foundation
 import XCTest
 @testable import Protocol
 
-final class SecureServerTests: XCTestCase {
+final class SecureServerTests: ProtocolTestCase {
     func testBadPeersAreRefusedWhileAGoodPeerKeepsTransferring() throws {
         let federation = try TestFederation()
         // Same name as the good agent, but signed by a CA the server does not trust.

@@ -7,7 +7,7 @@ import Foundation
 import XCTest
 @testable import Protocol
 
-final class TLSSessionTests: XCTestCase {
+final class TLSSessionTests: ProtocolTestCase {
     /// Runs a handshake in memory, moving each flight as one whole frame.
     private func handshake(_ client: TLSSession, _ server: TLSSession) throws -> Bool {
         func move(_ from: TLSSession, _ to: TLSSession, _ body: () throws -> Void) throws {

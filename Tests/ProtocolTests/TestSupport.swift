@@ -6,11 +6,31 @@ import Foundation
 import XCTest
 @testable import Protocol
 
+/// Base class of the Protocol tests: removes the temporary directories a test made.
+class ProtocolTestCase: XCTestCase {
+    override func tearDown() {
+        TestFiles.removeCreated()
+        super.tearDown()
+    }
+}
+
 enum TestFiles {
+    /// Directories made by `temporaryDirectory` since the last `removeCreated`.
+    private static let created = Locked<[String]>([])
+
     static func temporaryDirectory(_ label: String) -> String {
-        let path = NSTemporaryDirectory() + "fedmerge-\(label)-\(UUID().uuidString.prefix(8))"
+        let path = NSTemporaryDirectory() + "fedmerge-wiretest-\(label)-\(UUID().uuidString.prefix(8))"
         try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        created.write { $0.append(path) }
         return path
+    }
+
+    static func removeCreated() {
+        let paths = created.write { paths in
+            defer { paths.removeAll() }
+            return paths
+        }
+        for path in paths { try? FileManager.default.removeItem(atPath: path) }
     }
 
     /// A file of `size` pseudo-random bytes (seeded, so failures reproduce).
