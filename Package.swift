@@ -24,9 +24,10 @@ let package = Package(
                        providers: [.apt(["libssl-dev"])]),
 
         .target(name: "LinAlg", dependencies: ["CBLAS"]),
-        .target(name: "SafeTensors", dependencies: ["LinAlg"]),
+        .target(name: "AtomicIO"),
+        .target(name: "SafeTensors", dependencies: ["LinAlg", "AtomicIO"]),
         .target(name: "Protocol", dependencies: [
-            "CZMQ", "COpenSSL",
+            "CZMQ", "COpenSSL", "AtomicIO",
             .product(name: "Logging", package: "swift-log"),
         ]),
 
@@ -38,7 +39,7 @@ let package = Package(
         ]),
 
         .target(name: "Console"),
-        .target(name: "Model", dependencies: ["LinAlg", "SafeTensors"]),
+        .target(name: "Model", dependencies: ["LinAlg", "SafeTensors", "AtomicIO"]),
 
         .executableTarget(name: "fedmerge", dependencies: [
             "LinAlg",

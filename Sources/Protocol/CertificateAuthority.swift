@@ -2,6 +2,7 @@
 // keys, X.509 v3 with CA/leaf extensions, PEM files written atomically, keys mode 0600.
 
 import COpenSSL
+import AtomicIO
 import Foundation
 
 public enum CertificateError: Error, Equatable, Sendable, CustomStringConvertible {

@@ -7,6 +7,7 @@
 // the sidecar matches the new offer; a different offer for N restarts from zero. Bytes past
 // the last fsync that a crash left behind are caught by the final SHA-256 check.
 
+import AtomicIO
 import Foundation
 import Logging
 

@@ -3,6 +3,7 @@
 
 import Foundation
 import XCTest
+import AtomicIO
 @testable import Protocol
 
 final class CertificateAuthorityTests: ProtocolTestCase {
