@@ -24,13 +24,27 @@ let package = Package(
                        providers: [.apt(["libssl-dev"])]),
 
         .target(name: "LinAlg", dependencies: ["CBLAS"]),
-        .target(name: "SafeTensors", dependencies: ["LinAlg"]),
+        .target(name: "AtomicIO"),
+        .target(name: "SafeTensors", dependencies: ["LinAlg", "AtomicIO"]),
+        .target(name: "Protocol", dependencies: [
+            "CZMQ", "COpenSSL", "AtomicIO",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        // libFuzzer entry for the wire decoder and chunk receiver (scripts/fuzz-protocol.sh);
+        // a plain build is a replayer of saved inputs.
+        .executableTarget(name: "ProtocolFuzz", dependencies: [
+            "Protocol",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
         .target(name: "Console"),
-        .target(name: "Model", dependencies: ["LinAlg", "SafeTensors", "Console"]),
+        .target(name: "Model", dependencies: ["LinAlg", "SafeTensors", "AtomicIO", "Console"]),
 
         .executableTarget(name: "fedmerge", dependencies: [
             "LinAlg",
             "Model",
+            "Protocol",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
@@ -38,6 +52,7 @@ let package = Package(
 
         .testTarget(name: "LinAlgTests", dependencies: ["LinAlg"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "LinAlg"]),
+        .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "CZMQ", "COpenSSL"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "LinAlg", "SafeTensors"]),
         .testTarget(name: "ConsoleTests", dependencies: ["Console"]),
     ]

@@ -1,6 +1,7 @@
 // Writing safetensors files (F32, or BF16/F64 on request), atomically, streaming one
 // tensor at a time so a large model never needs a second in-memory copy.
 
+import AtomicIO
 import Foundation
 import LinAlg
 

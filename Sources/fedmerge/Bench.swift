@@ -11,6 +11,7 @@ struct Bench: ParsableCommand {
         subcommands: [
             BenchLinAlg.self,
             BenchModel.self,
+            BenchWire.self,
             BenchTokenizer.self,
         ]
     )

@@ -27,6 +27,7 @@ struct FedMerge: ParsableCommand {
             Stats.self,
             Embed.self,
             Predict.self,
+            Certs.self,
             DataCommand.self,
         ]
     )

@@ -1,7 +1,7 @@
 // DatasetFiles: reading and writing labelled text as CSV (header row, RFC 4180) or JSONL (one object per line).
 
 import Foundation
-import SafeTensors  // AtomicFile
+import AtomicIO
 
 public enum DataFormat: String, Sendable, CaseIterable {
     case csv, jsonl
@@ -63,8 +63,8 @@ extension LabeledDataset {
         }
         do {
             try AtomicFile.write(Data(out.utf8), to: path)
-        } catch SafeTensorsError.writeFailed(_, let reason) {
-            throw DatasetError.writeFailed(file: path, reason: reason)
+        } catch let error as AtomicFileError {
+            throw DatasetError.writeFailed(file: path, reason: error.description)
         }
     }
 

@@ -4,6 +4,7 @@
 
 import Foundation
 import LinAlg
+import AtomicIO
 import SafeTensors
 
 public enum ModelDirectory {
@@ -61,8 +62,8 @@ public enum ModelDirectory {
                 continue
             }
             if URL(fileURLWithPath: src).standardized == URL(fileURLWithPath: directory + "/" + name).standardized { continue }
-            try SafeTensors.AtomicFile.write(data, to: directory + "/" + name)
+            try AtomicFile.write(data, to: directory + "/" + name)
         }
-        try SafeTensors.AtomicFile.write(try model.config.jsonData(), to: directory + "/config.json")
+        try AtomicFile.write(try model.config.jsonData(), to: directory + "/config.json")
     }
 }
