@@ -54,6 +54,7 @@ let package = Package(
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "LinAlg"]),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "CZMQ", "COpenSSL"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "LinAlg", "SafeTensors"]),
+        .testTarget(name: "fedmergeTests", dependencies: ["Model", "LinAlg", "SafeTensors"]),
         .testTarget(name: "ConsoleTests", dependencies: ["Console"]),
     ]
 )
