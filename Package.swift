@@ -24,14 +24,17 @@ let package = Package(
                        providers: [.apt(["libssl-dev"])]),
 
         .target(name: "LinAlg", dependencies: ["CBLAS"]),
+        .target(name: "Merge", dependencies: ["LinAlg"]),
 
         .executableTarget(name: "fedmerge", dependencies: [
             "LinAlg",
+            "Merge",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ]),
 
         .testTarget(name: "LinAlgTests", dependencies: ["LinAlg"]),
+        .testTarget(name: "MergeTests", dependencies: ["Merge", "LinAlg"]),
     ]
 )
