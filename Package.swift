@@ -24,17 +24,20 @@ let package = Package(
                        providers: [.apt(["libssl-dev"])]),
 
         .target(name: "LinAlg", dependencies: ["CBLAS"]),
+        .target(name: "SafeTensors", dependencies: ["LinAlg"]),
         .target(name: "Merge", dependencies: ["LinAlg"]),
 
         .executableTarget(name: "fedmerge", dependencies: [
             "LinAlg",
             "Merge",
+            "SafeTensors",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ]),
 
         .testTarget(name: "LinAlgTests", dependencies: ["LinAlg"]),
+        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "LinAlg"]),
         .testTarget(name: "MergeTests", dependencies: ["Merge", "LinAlg"]),
     ]
 )
