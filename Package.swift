@@ -39,5 +39,6 @@ let package = Package(
         .testTarget(name: "LinAlgTests", dependencies: ["LinAlg"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "LinAlg"]),
         .testTarget(name: "MergeTests", dependencies: ["Merge", "LinAlg"]),
+        .testTarget(name: "fedmergeTests", dependencies: ["fedmerge", "SafeTensors", "LinAlg"]),
     ]
 )
