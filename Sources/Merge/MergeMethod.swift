@@ -73,6 +73,7 @@ public enum MethodRegistry {
         RegMean(),
         TaskArithmetic(),
         Ties(),
+        MaTS(),
     ]
 
     public static var names: [String] { methods.map(\.name) }

@@ -15,6 +15,11 @@ public struct MergeReport: Sendable, Codable, Equatable {
         /// Entries that fell back to a plain average (Fisher below its floor, labels no model saw).
         public var fallbackCount: Int?
         public var note: String?
+        /// Iterative solves (MaTS): CG iterations run, ‖r‖/‖b‖ at the start and the end, converged.
+        public var iterations: Int?
+        public var initialResidual: Double?
+        public var finalResidual: Double?
+        public var converged: Bool?
 
         public init(name: String, rule: String, solvePath: String? = nil, solveDetail: String? = nil,
                     conditionEstimate: Double? = nil, fallbackCount: Int? = nil, note: String? = nil) {

@@ -44,8 +44,8 @@ enum TestSupport {
         var cases: [(method: String, parameters: [String: MergeValue], expected: [String: (shape: [Int], data: [Double])])]
     }
 
-    static func loadFixture() throws -> Fixture {
-        let data = try Data(contentsOf: fixtureDirectory.appendingPathComponent("merge_fixture.json"))
+    static func loadFixture(_ file: String = "merge_fixture.json") throws -> Fixture {
+        let data = try Data(contentsOf: fixtureDirectory.appendingPathComponent(file))
         let root = try JSONSerialization.jsonObject(with: data) as! [String: Any]
         var models: [(name: String, tensors: NamedTensors, statistics: NamedStatistics, weight: Double)] = []
         for m in root["models"] as! [[String: Any]] {
@@ -63,8 +63,9 @@ enum TestSupport {
     }
 
     /// Runs every fixture case of `method` and checks all tensors to `tolerance` (relative to max(1, |x|)).
-    static func checkFixture(method: String, tolerance: Double = 1e-5, file: StaticString = #filePath, line: UInt = #line) throws {
-        let fixture = try loadFixture()
+    static func checkFixture(method: String, fixtureFile: String = "merge_fixture.json", tolerance: Double = 1e-5,
+                             file: StaticString = #filePath, line: UInt = #line) throws {
+        let fixture = try loadFixture(fixtureFile)
         let cases = fixture.cases.filter { $0.method == method }
         XCTAssertFalse(cases.isEmpty, "no fixture cases for \(method)", file: file, line: line)
         for c in cases {
