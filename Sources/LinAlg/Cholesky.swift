@@ -19,10 +19,13 @@ public struct CholeskyFactor: Sendable {
         var norm = 0.0
         var info: Int32 = 0
         if n > 0 {
+            // The row-major upper triangle is, read column-major, the lower triangle: LAPACK runs
+            // column-major on 'L' in place, without the transposed copies LAPACKE's row-major
+            // path makes, and leaves U (row-major upper) = Lᵀ with A = UᵀU.
             f.withUnsafeMutableBufferPointer { p in
-                norm = LAPACKE_dlansy(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "1")), CChar(UInt8(ascii: "U")),
+                norm = LAPACKE_dlansy(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "1")), CChar(UInt8(ascii: "L")),
                                       Int32(n), p.baseAddress, Int32(n))
-                info = LAPACKE_dpotrf(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "U")), Int32(n), p.baseAddress, Int32(n))
+                info = LAPACKE_dpotrf(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "L")), Int32(n), p.baseAddress, Int32(n))
             }
         }
         if info > 0 { throw LinAlgError.notPositiveDefinite(minor: Int(info), size: n) }
@@ -38,14 +41,15 @@ public struct CholeskyFactor: Sendable {
         let nrhs = b.rank == 1 ? 1 : b.cols
         var x = b
         guard n > 0, nrhs > 0 else { return x }
-        var info: Int32 = 0
+        // Two triangular solves in place, row-major (no copies): Uᵀ Y = B, then U X = Y.
         factor.withUnsafeBufferPointer { pf in
             x.withUnsafeMutableBufferPointer { px in
-                info = LAPACKE_dpotrs(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "U")), Int32(n), Int32(nrhs),
-                                      pf.baseAddress, Int32(n), px.baseAddress, Int32(nrhs))
+                cblas_dtrsm(CblasRowMajor, CblasLeft, CblasUpper, CblasTrans, CblasNonUnit, Int32(n), Int32(nrhs),
+                            1, pf.baseAddress, Int32(n), px.baseAddress, Int32(nrhs))
+                cblas_dtrsm(CblasRowMajor, CblasLeft, CblasUpper, CblasNoTrans, CblasNonUnit, Int32(n), Int32(nrhs),
+                            1, pf.baseAddress, Int32(n), px.baseAddress, Int32(nrhs))
             }
         }
-        if info != 0 { throw LinAlgError.lapackFailure(routine: "dpotrs", info: Int(info)) }
         return x
     }
 
@@ -55,7 +59,7 @@ public struct CholeskyFactor: Sendable {
         guard n > 0 else { return 1 }
         var rcond = 0.0
         let info = factor.withUnsafeBufferPointer { pf in
-            LAPACKE_dpocon(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "U")), Int32(n), pf.baseAddress, Int32(n), oneNorm, &rcond)
+            LAPACKE_dpocon(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "L")), Int32(n), pf.baseAddress, Int32(n), oneNorm, &rcond)
         }
         return info == 0 ? rcond : 0
     }
