@@ -55,7 +55,7 @@ final class ModelFold {
                 throw MergeError.shapeMismatch(model: name, tensor: n, expected: shapes[n]!, actual: model[n]!.shape)
             }
         }
-        for n in order where !model[n]!.isFinite { throw MergeError.nonFinite(model: name, tensor: n) }
+        for n in order where !TensorKernels.allFinite(model[n]!) { throw MergeError.nonFinite(model: name, tensor: n) }
         if headsMode == .perLabel {
             guard let counts = try naming(model: name, { try statistics.labelCounts() }) else {
                 throw MergeError.missingStatistic(model: name, key: "train.label_counts (metadata; needed by heads: per_label)")

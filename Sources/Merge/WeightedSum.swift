@@ -27,7 +27,7 @@ final class WeightedSum {
     /// Σ wθ / Σ w as fp32.
     func average() -> Tensor<Float> {
         let scale = totalWeight > 0 ? 1 / totalWeight : 0
-        var out = Tensor<Float>(shape: shape)
+        var out = TensorKernels.zerosFloat(shape)
         sum.withUnsafeBufferPointer { ps in
             out.withUnsafeMutableBufferPointer { po in
                 for i in 0..<po.count { po[i] = Float(ps[i] * scale) }

@@ -11,7 +11,7 @@ import SafeTensors
 struct MergeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "merge",
-        abstract: "Merge fine-tuned models offline from a YAML config (regmean, fisher, average, task_arithmetic, ties).",
+        abstract: "Merge fine-tuned models offline from a YAML config (average, fisher, regmean, task_arithmetic, ties, mats).",
         discussion: """
         CONFIG (paths relative to the current directory):
           merge_method: regmean          # \(MethodRegistry.names.joined(separator: " | "))

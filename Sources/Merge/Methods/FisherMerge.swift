@@ -56,7 +56,7 @@ final class FisherAccumulator: MergeAccumulator {
                 guard f.shape == theta.shape else {
                     throw MergeError.shapeMismatch(model: modelName, tensor: n + ".fisher", expected: theta.shape, actual: f.shape)
                 }
-                guard f.isFinite else { throw MergeError.nonFinite(model: modelName, tensor: n + ".fisher") }
+                guard TensorKernels.allFinite(f) else { throw MergeError.nonFinite(model: modelName, tensor: n + ".fisher") }
                 theta.withUnsafeBufferPointer { pt in
                     f.withUnsafeBufferPointer { pf in
                         s.weighted.withUnsafeMutableBufferPointer { pw in
@@ -81,7 +81,7 @@ final class FisherAccumulator: MergeAccumulator {
         let (claimed, seconds) = timed { () -> [String: (tensor: Tensor<Float>, entry: MergeReport.TensorEntry)] in
             var claimed: [String: (tensor: Tensor<Float>, entry: MergeReport.TensorEntry)] = [:]
             for (n, s) in sums {
-                var out = Tensor<Float>(shape: fold.shapes[n]!)
+                var out = TensorKernels.zerosFloat(fold.shapes[n]!)
                 var fallbacks = 0
                 out.withUnsafeMutableBufferPointer { po in
                     for i in 0..<po.count {

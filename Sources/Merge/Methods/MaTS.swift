@@ -138,7 +138,7 @@ final class MaTSAccumulator: MergeAccumulator {
                 let count = shape.reduce(1, *)
                 switch objective {
                 case "fisher_diag": return System(name: n, linear: linear, shape: shape, objective: objective, alpha: alpha, op: .diagonal([Double](repeating: 0, count: count)))
-                case "regmean": return System(name: n, linear: linear, shape: shape, objective: objective, alpha: alpha, op: .rightGram(Tensor(shape: [shape[1], shape[1]])))
+                case "regmean": return System(name: n, linear: linear, shape: shape, objective: objective, alpha: alpha, op: .rightGram(TensorKernels.zerosDouble([shape[1], shape[1]])))
                 default: return System(name: n, linear: linear, shape: shape, objective: objective, alpha: alpha, op: .kronecker([]))
                 }
             }
@@ -179,8 +179,8 @@ final class MaTSAccumulator: MergeAccumulator {
         guard g.sum.shape == [d, d] else {
             throw MergeError.shapeMismatch(model: modelName, tensor: g.storedUnder + ".gram (Gram of \(s.name))", expected: [d, d], actual: g.sum.shape)
         }
-        guard g.sum.isFinite else { throw MergeError.nonFinite(model: modelName, tensor: g.storedUnder + ".gram") }
-        var a = g.sum.converted(to: Double.self)
+        guard TensorKernels.allFinite(g.sum) else { throw MergeError.nonFinite(model: modelName, tensor: g.storedUnder + ".gram") }
+        var a = TensorKernels.widened(g.sum)
         let scale = normalizeByRows ? 1 / Double(g.numRows) : 1
         a.withUnsafeMutableBufferPointer { p in
             for i in 0..<d { for j in 0..<d { p[i * d + j] *= scale * (i == j ? 1 : alpha) } }
@@ -190,13 +190,13 @@ final class MaTSAccumulator: MergeAccumulator {
     }
 
     private func fold(_ s: System, theta: Tensor<Float>, statistics: NamedStatistics, weight: Double, modelName: String) throws {
-        let wide = theta.converted(to: Double.self)
+        let wide = TensorKernels.widened(theta)
         let (m, n) = (s.rows, s.cols)
         switch s.op {
         case .diagonal(var d):
             guard let f = statistics.fisher(forParameter: s.name) else { throw MergeError.missingStatistic(model: modelName, key: s.name + ".fisher") }
             guard f.shape == theta.shape else { throw MergeError.shapeMismatch(model: modelName, tensor: s.name + ".fisher", expected: theta.shape, actual: f.shape) }
-            guard f.isFinite else { throw MergeError.nonFinite(model: modelName, tensor: s.name + ".fisher") }
+            guard TensorKernels.allFinite(f) else { throw MergeError.nonFinite(model: modelName, tensor: s.name + ".fisher") }
             let mean = f.storage.reduce(0.0) { $0 + Double($1) } / Double(max(f.count, 1))
             let shift = damping * mean
             for i in 0..<d.count {
@@ -222,8 +222,8 @@ final class MaTSAccumulator: MergeAccumulator {
             guard k.sum.shape == [m, m] else {
                 throw MergeError.shapeMismatch(model: modelName, tensor: s.linear + ".kfac_out", expected: [m, m], actual: k.sum.shape)
             }
-            guard k.sum.isFinite else { throw MergeError.nonFinite(model: modelName, tensor: s.linear + ".kfac_out") }
-            var b = k.sum.converted(to: Double.self)
+            guard TensorKernels.allFinite(k.sum) else { throw MergeError.nonFinite(model: modelName, tensor: s.linear + ".kfac_out") }
+            var b = TensorKernels.widened(k.sum)
             b.storage = b.storage.map { $0 / Double(k.numRows) }
             damp(&b)
             b.storage = b.storage.map { $0 * weight }

@@ -39,7 +39,7 @@ final class RegMeanAccumulator: MergeAccumulator {
         init(weightName: String, linear: String, alpha: Double, outDim: Int, inDim: Int) {
             self.weightName = weightName; self.linear = linear; self.alpha = alpha
             self.outDim = outDim; self.inDim = inDim
-            gram = Tensor(shape: [inDim, inDim]); rhs = Tensor(shape: [inDim, outDim])
+            gram = TensorKernels.zerosDouble([inDim, inDim]); rhs = TensorKernels.zerosDouble([inDim, outDim])
         }
     }
 
@@ -94,18 +94,18 @@ final class RegMeanAccumulator: MergeAccumulator {
         guard g.sum.shape == [d, d] else {
             throw MergeError.shapeMismatch(model: modelName, tensor: g.storedUnder + ".gram (Gram of \(sums.weightName))", expected: [d, d], actual: g.sum.shape)
         }
-        guard g.sum.isFinite else { throw MergeError.nonFinite(model: modelName, tensor: g.storedUnder + ".gram") }
+        guard TensorKernels.allFinite(g.sum) else { throw MergeError.nonFinite(model: modelName, tensor: g.storedUnder + ".gram") }
         let scale = modelWeight * (normalizeByRows ? 1 / Double(g.numRows) : 1)
         let offDiagonal = scale * sums.alpha
         // G̃ᵢ (d×d, fp64): off-diagonal scaled by α, diagonal kept, all times the model's scale.
-        var gTilde = Tensor<Double>(shape: [d, d])
+        var gTilde = TensorKernels.zerosDouble([d, d])
         g.sum.withUnsafeBufferPointer { pg in
             gTilde.withUnsafeMutableBufferPointer { pt in
                 for i in 0..<(d * d) { pt[i] = offDiagonal * Double(pg[i]) }
                 for i in 0..<d { pt[i * d + i] = scale * Double(pg[i * d + i]) }
             }
         }
-        let wide = w.converted(to: Double.self)                               // Wᵢ (out×in)
+        let wide = TensorKernels.widened(w)                               // Wᵢ (out×in)
         gTilde.withUnsafeBufferPointer { pt in
             sums.gram.withUnsafeMutableBufferPointer { ps in BLAS.axpy(n: d * d, alpha: 1, x: pt.baseAddress!, y: ps.baseAddress!) }
             wide.withUnsafeBufferPointer { pw in
@@ -128,7 +128,7 @@ final class RegMeanAccumulator: MergeAccumulator {
                     throw MergeError.solveFailed(tensor: s.weightName, reason: "\(error)")
                 }
                 // Wᵀ (in×out) → W (out×in), fp32.
-                var w = Tensor<Float>(shape: [s.outDim, s.inDim])
+                var w = TensorKernels.zerosFloat([s.outDim, s.inDim])
                 solution.x.withUnsafeBufferPointer { px in
                     w.withUnsafeMutableBufferPointer { pw in
                         for r in 0..<s.inDim { for c in 0..<s.outDim { pw[c * s.inDim + r] = Float(px[r * s.outDim + c]) } }

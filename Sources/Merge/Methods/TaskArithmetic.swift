@@ -105,7 +105,7 @@ final class TaskVectorAccumulator: MergeAccumulator {
         let (claimed, seconds) = timed { () -> [String: (tensor: Tensor<Float>, entry: MergeReport.TensorEntry)] in
             var claimed: [String: (tensor: Tensor<Float>, entry: MergeReport.TensorEntry)] = [:]
             for (n, s) in sums {
-                var out = Tensor<Float>(shape: s.base.shape)
+                var out = TensorKernels.zerosFloat(s.base.shape)
                 s.base.withUnsafeBufferPointer { pb in
                     out.withUnsafeMutableBufferPointer { po in
                         switch rule {
