@@ -196,3 +196,19 @@ final class MergeCommandTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: root + "/merged/model.safetensors"))
     }
 }
+
+extension MergeCommandTests {
+    func testMaTSFisherDiagWithEqualFishersGivesTheWeightedAverage() throws {
+        try writeModel("a", scale: 1, gramDiagonal: [1, 1, 1])
+        try writeModel("b", scale: 3, gramDiagonal: [1, 1, 1])
+        let (status, _, stderr) = try runMerge("merge_method: mats\nparameters: {objective: fisher_diag, init: regmean}\n" + twoModels)
+        XCTAssertEqual(status, 0, stderr)
+        let merged = try SafeTensorsFile(path: root + "/merged/model.safetensors")
+        // Fisher ≡ 1 in both models: CG must land on the plain average from RegMean's start.
+        for (got, expected) in zip(try merged.floatTensor("bert.lin.weight").storage, [Float(2), 4, 6, 8, 10, 12]) {
+            XCTAssertEqual(got, expected, accuracy: 1e-5)
+        }
+        let report = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: root + "/merged/merge-report.json"))) as! [String: Any]
+        XCTAssertEqual(report["method"] as? String, "mats")
+    }
+}
