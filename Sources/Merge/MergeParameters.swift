@@ -62,6 +62,22 @@ public enum CommonParameters {
         ParameterSpec("heads_prefix", .string, default: .string("classifier."),
                       doc: "Tensors whose name starts with this are heads."),
     ]
+
+    /// Statistics the heads mode needs from every model (label counts for `per_label`).
+    public static func headsStatistics(_ parameters: MergeParameters) -> Set<StatisticKind> {
+        parameters.string("heads") == "per_label" ? [.labelCounts] : []
+    }
+
+    /// λ, the scale of task vectors added to the base (task_arithmetic, ties).
+    static func lambda(doc: String) -> ParameterSpec {
+        ParameterSpec("lambda", .number(-1e6...1e6), default: .number(1), doc: doc)
+    }
+
+    /// The string a report shows for a parameter value (strings without quotes).
+    static func reportString(_ value: MergeValue) -> String {
+        if case .string(let s) = value { return s }
+        return value.description
+    }
 }
 
 /// A validated parameter set: every declared parameter has a value (given or default).

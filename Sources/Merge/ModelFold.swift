@@ -161,7 +161,7 @@ final class ModelFold {
             for m in modelNames { mapping[m] = stem + "_" + m + "." }
         }
         let report = MergeReport(method: method,
-                                 parameters: parameters.values.mapValues(\.description),
+                                 parameters: parameters.values.mapValues(CommonParameters.reportString),
                                  models: modelNames, weights: weights, tensors: entries, totals: totals,
                                  headsMapping: mapping, addSeconds: addSeconds, finishSeconds: finishSeconds)
         return MergeResult(tensors: out, report: report)

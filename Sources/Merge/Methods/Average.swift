@@ -9,7 +9,7 @@ public struct Average: MergeMethod {
     public let parameters: [ParameterSpec] = []
     public let needsBase = false
     public func requiredStatistics(_ parameters: MergeParameters) -> Set<StatisticKind> {
-        parameters.string("heads") == "per_label" ? [.labelCounts] : []
+        CommonParameters.headsStatistics(parameters)
     }
     public func makeAccumulator(validated parameters: MergeParameters, base: NamedTensors?) throws -> any MergeAccumulator {
         AverageAccumulator(fold: ModelFold(method: name, parameters: parameters))

@@ -14,7 +14,7 @@ public struct FisherMerge: MergeMethod {
     ]
     public let needsBase = false
     public func requiredStatistics(_ parameters: MergeParameters) -> Set<StatisticKind> {
-        parameters.string("heads") == "per_label" ? [.fisher, .labelCounts] : [.fisher]
+        CommonParameters.headsStatistics(parameters).union([.fisher])
     }
     public func makeAccumulator(validated parameters: MergeParameters, base: NamedTensors?) throws -> any MergeAccumulator {
         FisherAccumulator(fold: ModelFold(method: name, parameters: parameters), floor: parameters.number("fisher_floor") ?? 1e-6)

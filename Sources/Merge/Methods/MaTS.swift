@@ -31,7 +31,7 @@ public struct MaTS: MergeMethod {
         ParameterSpec("alpha", .perTensorNumber(0...1), default: .number(0.9), doc: "RegMean's α (objective regmean, and init regmean)."),
         ParameterSpec("gram_normalize", .choice(["mean", "sum"]), default: .string("mean"), doc: "As for regmean."),
         ParameterSpec("fisher_floor", .number(0...1e30), default: .number(1e-6), doc: "init fisher's floor."),
-        ParameterSpec("lambda", .number(-1e6...1e6), default: .number(1), doc: "init task_arithmetic/ties scale."),
+        CommonParameters.lambda(doc: "init task_arithmetic/ties scale."),
         ParameterSpec("density", .number(0...1), default: .number(0.2), doc: "init ties density."),
     ]
     public let needsBase = false
@@ -267,7 +267,7 @@ final class MaTSAccumulator: MergeAccumulator {
         for e in result.report.tensors { totals[e.rule, default: 0] += 1 }
         result.report.totals = totals
         result.report.method = "mats"
-        result.report.parameters = parameters.values.mapValues(\.description)
+        result.report.parameters = parameters.values.mapValues(CommonParameters.reportString)
         result.report.addSeconds += addSeconds
         result.report.finishSeconds += seconds
         return result

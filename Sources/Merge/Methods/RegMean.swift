@@ -19,7 +19,7 @@ public struct RegMean: MergeMethod {
     ]
     public let needsBase = false
     public func requiredStatistics(_ parameters: MergeParameters) -> Set<StatisticKind> {
-        parameters.string("heads") == "per_label" ? [.gram, .labelCounts] : [.gram]
+        CommonParameters.headsStatistics(parameters).union([.gram])
     }
     public func makeAccumulator(validated parameters: MergeParameters, base: NamedTensors?) throws -> any MergeAccumulator {
         RegMeanAccumulator(fold: ModelFold(method: name, parameters: parameters), parameters: parameters, parallel: parallel)

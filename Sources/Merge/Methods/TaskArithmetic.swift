@@ -8,12 +8,11 @@ public struct TaskArithmetic: MergeMethod {
     public let name = "task_arithmetic"
     public let summary = "Pretrained base plus the scaled sum of task vectors θᵢ − base."
     public let parameters: [ParameterSpec] = [
-        ParameterSpec("lambda", .number(-1e6...1e6), default: .number(1),
-                      doc: "Scale λ of the summed task vectors (per-model `weight`s multiply each task vector)."),
+        CommonParameters.lambda(doc: "Scale λ of the summed task vectors (per-model `weight`s multiply each task vector)."),
     ]
     public let needsBase = true
     public func requiredStatistics(_ parameters: MergeParameters) -> Set<StatisticKind> {
-        parameters.string("heads") == "per_label" ? [.labelCounts] : []
+        CommonParameters.headsStatistics(parameters)
     }
     public func makeAccumulator(validated parameters: MergeParameters, base: NamedTensors?) throws -> any MergeAccumulator {
         guard let base else { throw MergeError.baseModelRequired(method: name) }

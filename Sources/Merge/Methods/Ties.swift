@@ -12,12 +12,11 @@ public struct Ties: MergeMethod {
     public let parameters: [ParameterSpec] = [
         ParameterSpec("density", .number(0...1), default: .number(0.2),
                       doc: "Fraction k of each task vector's entries kept, by magnitude (TIES uses 20%)."),
-        ParameterSpec("lambda", .number(-1e6...1e6), default: .number(1),
-                      doc: "Scale λ of the merged task vector added to the base."),
+        CommonParameters.lambda(doc: "Scale λ of the merged task vector added to the base."),
     ]
     public let needsBase = true
     public func requiredStatistics(_ parameters: MergeParameters) -> Set<StatisticKind> {
-        parameters.string("heads") == "per_label" ? [.labelCounts] : []
+        CommonParameters.headsStatistics(parameters)
     }
     public func makeAccumulator(validated parameters: MergeParameters, base: NamedTensors?) throws -> any MergeAccumulator {
         guard let base else { throw MergeError.baseModelRequired(method: name) }
