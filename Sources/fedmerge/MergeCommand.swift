@@ -14,23 +14,27 @@ struct MergeCommand: ParsableCommand {
         abstract: "Merge fine-tuned models offline from a YAML config (average, fisher, regmean, task_arithmetic, ties, mats).",
         discussion: """
         CONFIG (paths relative to the current directory):
-          merge_method: regmean          # \(MethodRegistry.names.joined(separator: " | "))
-          base_model: path/to/base       # task_arithmetic, ties
+          merge_method: regmean        # see --methods
+          base_model: path/to/base     # task_arithmetic, ties
           models:
-            - model: agents/a/model      # HF model directory (model.safetensors, config.json, vocab.txt)
-              stats: agents/a/stats.safetensors   # default: <model>/stats.safetensors
+            - model: agents/a/model    # HF model directory
+              stats: agents/a/stats.safetensors
               parameters: {weight: 1.0}
           parameters: {alpha: 0.9, heads: average}
           dtype: float32
-        Writes DIR/model.safetensors, DIR/merge-report.json and the first model's config/tokenizer files.
+        `stats` defaults to <model>/stats.safetensors. Writes DIR/model.safetensors,
+        DIR/merge-report.json and the first model's config.json/vocab.txt/tokenizer files.
         """
     )
 
     @Argument(help: "The merge config (YAML).")
-    var config: String
+    var config: String?
 
     @Option(name: .long, help: "Output model directory (must not exist unless --overwrite).")
-    var out: String
+    var out: String?
+
+    @Flag(help: "List the merge methods and their parameters, then exit.")
+    var methods = false
 
     @Flag(help: "Replace DIR if it exists (the old directory is removed only after the new one is complete).")
     var overwrite = false
@@ -38,7 +42,14 @@ struct MergeCommand: ParsableCommand {
     @Flag(help: "Print nothing but errors.")
     var quiet = false
 
+    func validate() throws {
+        guard methods || (config != nil && out != nil) else {
+            throw ValidationError("give a CONFIG and --out DIR (or --methods to list the methods)")
+        }
+    }
+
     func run() throws {
+        guard let config, let out else { return Self.printMethods() }
         let outcome = try MergeRun(configPath: config, outputDirectory: out, overwrite: overwrite).run()
         if !quiet {
             print("merged \(outcome.report.models.count) models with \(outcome.report.method) → \(out)")
@@ -48,6 +59,20 @@ struct MergeCommand: ParsableCommand {
             if !outcome.skipped.isEmpty { print("  not merged (integer buffers): \(outcome.skipped.joined(separator: ", "))") }
             print("  time: fold \(String(format: "%.2f", outcome.report.addSeconds)) s, finish \(String(format: "%.2f", outcome.report.finishSeconds)) s; report: \(out)/merge-report.json")
         }
+    }
+}
+
+extension MergeCommand {
+    /// Each registered method with its parameters (name, default, doc), as the methods declare them.
+    static func printMethods() {
+        for method in MethodRegistry.methods {
+            print("\(method.name)\(method.needsBase ? " (needs base_model)" : ""): \(method.summary)")
+            for p in method.allParameters {
+                let value = p.required ? "required" : "default " + (p.defaultValue?.description ?? "none")
+                print("    \(p.name) (\(value)): \(p.doc)")
+            }
+        }
+        print("per model: weight (default 1): the model's weight in every sum.")
     }
 }
 

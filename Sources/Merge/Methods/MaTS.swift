@@ -5,7 +5,9 @@
 //   fisher_diag — θ ↦ Fᵢ ⊙ θ (diagonal Fisher)
 //   kfac        — W ↦ Bᵢ W Aᵢ (Aᵢ = Gram/num_rows, in×in; Bᵢ = kfac_out/num_rows, out×out):
 //                 no closed form; matrix-free CG, two GEMMs per model per iteration.
-// Tensors the objective does not cover keep the init method's value.
+// Tensors the objective does not cover keep the init method's value. Memory: regmean and
+// fisher_diag fold into sums; kfac keeps every model's (Aᵢ, Bᵢ) in fp64, as the operator
+// Σ Bᵢ W Aᵢ does not collapse into one pair (≈ 300 MB per MiniLM-L6 model).
 
 import LinAlg
 
@@ -17,7 +19,7 @@ public struct MaTS: MergeMethod {
     public static let initMethods = ["average", "fisher", "regmean", "task_arithmetic", "ties"]
     public let parameters: [ParameterSpec] = [
         ParameterSpec("objective", .choice(["regmean", "fisher_diag", "kfac"]), default: .string("kfac"),
-                      doc: "The task-parameter-subspace matrices Cᵢ (see the file comment)."),
+                      doc: "Cᵢ: regmean (W ↦ W G̃ᵢ, needs Grams), fisher_diag (diagonal Fisher), kfac (W ↦ Bᵢ W Aᵢ, needs Grams and <linear>.kfac_out)."),
         ParameterSpec("init", .choice(MaTS.initMethods), default: .string("average"),
                       doc: "The merge CG starts from; tensors the objective does not cover keep its value."),
         ParameterSpec("iterations", .number(0...100_000), default: .number(100), doc: "Maximum CG iterations per tensor."),
