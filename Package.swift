@@ -39,6 +39,6 @@ let package = Package(
         .testTarget(name: "LinAlgTests", dependencies: ["LinAlg"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "LinAlg"]),
         .testTarget(name: "MergeTests", dependencies: ["Merge", "LinAlg"]),
-        .testTarget(name: "fedmergeTests", dependencies: ["fedmerge", "SafeTensors", "LinAlg"]),
+        .testTarget(name: "fedmergeTests", dependencies: ["fedmerge", "Merge", "SafeTensors", "LinAlg"]),
     ]
 )
