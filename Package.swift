@@ -28,6 +28,7 @@ let package = Package(
         .target(name: "Merge", dependencies: ["LinAlg"]),
 
         .executableTarget(name: "fedmerge", dependencies: [
+            "CBLAS",
             "LinAlg",
             "Merge",
             "SafeTensors",

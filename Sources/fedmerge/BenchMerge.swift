@@ -4,6 +4,7 @@
 // with all models in memory, (b) streaming sums and a Cholesky solve.
 
 import ArgumentParser
+import CBLAS
 import Foundation
 import LinAlg
 import Merge
@@ -26,6 +27,9 @@ struct BenchMerge: ParsableCommand {
     @Option(help: "Runs per measurement; the fastest time (and the largest peak RSS) is reported.")
     var repeats = 3
 
+    @Option(help: "OPENBLAS_CORETYPE for every measured process (ours and numpy), so both run the same kernels; 'auto' picks SkylakeX with AVX-512, Haswell with AVX2; 'none' leaves each library's own choice.")
+    var blasCore = "auto"
+
     @Flag(help: "Skip the numpy reference.")
     var noReference = false
 
@@ -42,6 +46,7 @@ struct BenchMerge: ParsableCommand {
         if let k = worker { return try runWorker(k: k) }
         let kList = ks.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         print("fedmerge bench merge — RegMean (α = 0.9, fp64 sums and solves) of K models: \(layers) layers, hidden \(hidden), intermediate \(intermediate), vocab \(vocab)")
+        print("BLAS kernels: " + (blasEnvironment["OPENBLAS_CORETYPE"].map { "OPENBLAS_CORETYPE=\($0) for ours and numpy" } ?? "each library's own choice (ours: \(Self.corename))"))
         var rows: [[String]] = []
         for k in kList {
             let ours = try best { try spawnWorker(k: k, serial: false) }
@@ -49,8 +54,8 @@ struct BenchMerge: ParsableCommand {
             var inverse: [String: Double]?, cholesky: [String: Double]?
             if !noReference {
                 let common = ["--k", "\(k)", "--layers", "\(layers)", "--hidden", "\(hidden)", "--intermediate", "\(intermediate)", "--vocab", "\(vocab)"]
-                inverse = try best { try BenchSupport.runPythonReference(script: "merge_numpy.py", arguments: common + ["--mode", "inverse"]) }
-                cholesky = try best { try BenchSupport.runPythonReference(script: "merge_numpy.py", arguments: common + ["--mode", "cholesky"]) }
+                inverse = try best { try BenchSupport.runPythonReference(script: "merge_numpy.py", arguments: common + ["--mode", "inverse"], environment: blasEnvironment) }
+                cholesky = try best { try BenchSupport.runPythonReference(script: "merge_numpy.py", arguments: common + ["--mode", "cholesky"], environment: blasEnvironment) }
             }
             let t = ours["merge_s"]!
             func ratio(_ r: [String: Double]?) -> String { r.map { BenchSupport.format($0["merge_s"]! / t) + "×" } ?? "-" }
@@ -89,6 +94,9 @@ struct BenchMerge: ParsableCommand {
         process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         process.arguments = ["bench", "merge", "--worker", "\(k)", "--layers", "\(layers)", "--hidden", "\(hidden)",
                              "--intermediate", "\(intermediate)", "--vocab", "\(vocab)"] + (serial ? ["--serial"] : [])
+        var environment = ProcessInfo.processInfo.environment
+        for (k, v) in blasEnvironment { environment[k] = v }
+        process.environment = environment
         let pipe = Pipe()
         process.standardOutput = pipe
         try process.run()
@@ -119,6 +127,25 @@ struct BenchMerge: ParsableCommand {
         FileHandle.standardError.write(Data("worker K=\(k): solve paths \(paths)\n".utf8))
         print(String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self))
     }
+
+    /// The OPENBLAS_CORETYPE setting for measured processes. Debian's OpenBLAS 0.3.21 names
+    /// recent AVX-512 CPUs "Cooperlake" yet runs its SSE3 (Prescott) dgemm on them, 5× slower
+    /// than its SkylakeX kernels, while numpy's bundled OpenBLAS picks SkylakeX itself.
+    private var blasEnvironment: [String: String] {
+        if let set = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] { return ["OPENBLAS_CORETYPE": set] }
+        switch blasCore {
+        case "none": return [:]
+        case "auto":
+            let flags = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
+                .split(separator: "\n").first { $0.hasPrefix("flags") }.map { Set($0.split(separator: " ").map(String.init)) } ?? []
+            if flags.contains("avx512f") { return ["OPENBLAS_CORETYPE": "SkylakeX"] }
+            if flags.contains("avx2") { return ["OPENBLAS_CORETYPE": "Haswell"] }
+            return [:]
+        default: return ["OPENBLAS_CORETYPE": blasCore]
+        }
+    }
+
+    static var corename: String { openblas_get_corename().map { String(cString: $0) } ?? "unknown" }
 
     /// VmHWM (peak resident set) of this process from /proc/self/status, in MiB.
     static func peakRSSMiB() -> Double {
