@@ -40,42 +40,58 @@ final class ModelFold {
     /// True when `name` is a head handled by the `heads` mode rather than by the method.
     func isSeparateHead(_ name: String) -> Bool { headsMode != .average && name.hasPrefix(headsPrefix) }
 
-    /// Checks `model` against the first one and records its name and weight; returns its name.
-    func begin(model: NamedTensors, statistics: NamedStatistics, weight: Double, name proposed: String) throws -> String {
+    /// A model that passed `check`: its name and (heads: per_label) its label counts.
+    struct Checked {
+        let name: String
+        let labelCounts: [Int]?
+    }
+
+    /// Checks `model` against the first one (names, shapes, finiteness, weight, heads needs)
+    /// without changing any state, so a rejected model leaves the sums as they were.
+    func check(model: NamedTensors, statistics: NamedStatistics, weight: Double, name proposed: String) throws -> Checked {
         let name = proposed.isEmpty ? "model\(modelNames.count)" : proposed
         guard !modelNames.contains(name) else { throw MergeError.duplicateModelName(name: name) }
         guard weight.isFinite, weight > 0 else { throw MergeError.badWeight(model: name, weight: weight) }
-        if order.isEmpty {
-            order = model.names
-            for n in order { shapes[n] = model[n]!.shape }
-        } else {
+        if !order.isEmpty {
             for n in order where !model.contains(n) { throw MergeError.missingTensor(model: name, tensor: n) }
             for n in model.names where shapes[n] == nil { throw MergeError.unexpectedTensor(model: name, tensor: n) }
             for n in order where model[n]!.shape != shapes[n]! {
                 throw MergeError.shapeMismatch(model: name, tensor: n, expected: shapes[n]!, actual: model[n]!.shape)
             }
         }
-        for n in order where !TensorKernels.allFinite(model[n]!) { throw MergeError.nonFinite(model: name, tensor: n) }
-        if headsMode == .perLabel {
-            guard let counts = try naming(model: name, { try statistics.labelCounts() }) else {
-                throw MergeError.missingStatistic(model: name, key: "train.label_counts (metadata; needed by heads: per_label)")
-            }
-            if let expected = labelCount, expected != counts.count {
-                throw MergeError.badMetadata(model: name, key: "train.label_counts",
-                                             value: "\(counts.count) labels, the first model has \(expected)")
-            }
+        for n in model.names where !TensorKernels.allFinite(model[n]!) { throw MergeError.nonFinite(model: name, tensor: n) }
+        guard headsMode == .perLabel else { return Checked(name: name, labelCounts: nil) }
+        guard let counts = try naming(model: name, { try statistics.labelCounts() }) else {
+            throw MergeError.missingStatistic(model: name, key: "train.label_counts (metadata; needed by heads: per_label)")
+        }
+        if let expected = labelCount, expected != counts.count {
+            throw MergeError.badMetadata(model: name, key: "train.label_counts", value: "\(counts.count) labels, the first model has \(expected)")
+        }
+        for n in model.names where n.hasPrefix(headsPrefix) && model[n]!.rows != counts.count {
+            throw MergeError.badMetadata(model: name, key: "train.label_counts",
+                                         value: "\(counts.count) labels, but head '\(n)' has \(model[n]!.rows) rows (shape \(model[n]!.shape))")
+        }
+        return Checked(name: name, labelCounts: counts)
+    }
+
+    /// Records a checked model: its name, weight and heads. Cannot fail.
+    func commit(_ checked: Checked, model: NamedTensors, weight: Double) {
+        if order.isEmpty {
+            order = model.names
+            for n in order { shapes[n] = model[n]!.shape }
+        }
+        if let counts = checked.labelCounts {
             labelCount = counts.count
-            try foldPerLabel(model: model, counts: counts, weight: weight, modelName: name)
+            foldPerLabel(model: model, counts: counts, weight: weight)
         }
         if headsMode == .keep {
             let stem = headsPrefix.hasSuffix(".") ? String(headsPrefix.dropLast()) : headsPrefix
-            let newPrefix = stem + "_" + name + "."
+            let newPrefix = stem + "_" + checked.name + "."
             let heads = order.filter { $0.hasPrefix(headsPrefix) }.map { (newPrefix + $0.dropFirst(headsPrefix.count), model[$0]!) }
-            keptHeads.append((name, heads))
+            keptHeads.append((checked.name, heads))
         }
-        modelNames.append(name)
+        modelNames.append(checked.name)
         weights.append(weight)
-        return name
     }
 
     /// Folds tensor `name` into its plain weighted average; `note` says why it is averaged.
@@ -88,13 +104,10 @@ final class ModelFold {
 
     func addTime(_ seconds: Double) { addSeconds += seconds }
 
-    private func foldPerLabel(model: NamedTensors, counts: [Int], weight: Double, modelName: String) throws {
+    /// Σ w θ per label row over the models whose training data had that label (rows checked).
+    private func foldPerLabel(model: NamedTensors, counts: [Int], weight: Double) {
         for name in order where name.hasPrefix(headsPrefix) {
             let t = model[name]!
-            guard t.rows == counts.count else {
-                throw MergeError.badMetadata(model: modelName, key: "train.label_counts",
-                                             value: "\(counts.count) labels, but head '\(name)' has \(t.rows) rows (shape \(t.shape))")
-            }
             let cols = t.cols
             var entry = labelSums[name] ?? ([Double](repeating: 0, count: t.count), [Double](repeating: 0, count: t.rows), 0)
             t.withUnsafeBufferPointer { p in

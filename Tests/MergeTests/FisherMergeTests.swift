@@ -51,4 +51,10 @@ final class FisherMergeTests: XCTestCase {
             XCTAssertEqual(error as? MergeError, .missingStatistic(model: "m1", key: "p.fisher"))
         }
     }
+
+    func testRejectedModelLeavesTheSumsUnchanged() throws {
+        try TestSupport.checkRejectedModelLeavesNoTrace(method: "fisher", parameters: [:]) { _, stats in
+            stats.tensors.remove("classifier.bias.fisher")
+        }
+    }
 }

@@ -110,4 +110,10 @@ final class MaTSTests: XCTestCase {
         let p = try MaTS().validate(parameters: ["objective": .string("kfac"), "init": .string("fisher")])
         XCTAssertEqual(MaTS().requiredStatistics(p), [.gram, .kfacOut, .fisher])
     }
+
+    func testRejectedModelLeavesTheSumsUnchanged() throws {
+        try TestSupport.checkRejectedModelLeavesNoTrace(method: "mats", parameters: ["objective": .string("kfac"), "init": .string("regmean")]) { _, stats in
+            stats.metadata["bert.l.kfac_out.num_rows"] = "zero"
+        }
+    }
 }

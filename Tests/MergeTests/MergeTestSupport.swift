@@ -133,3 +133,31 @@ enum TestSupport {
         zip(a.storage, b.storage).map { abs(Double($0) - Double($1)) / max(1, abs(Double($1))) }.max() ?? 0
     }
 }
+
+extension TestSupport {
+    /// Folds fixture models a, b; tries a corrupted copy of c (must throw); then folds c and
+    /// checks the result equals folding a, b, c with no failed attempt in between.
+    static func checkRejectedModelLeavesNoTrace(method: String, parameters: [String: MergeValue],
+                                                corrupt: (inout NamedTensors, inout NamedStatistics) -> Void,
+                                                file: StaticString = #filePath, line: UInt = #line) throws {
+        let fixture = try loadFixture(method == "mats" ? "mats_fixture.json" : "merge_fixture.json")
+        let m = try MethodRegistry.method(named: method)
+        let clean = try m.merge(models: fixture.models, parameters: parameters, base: fixture.base)
+        let accumulator = try m.makeAccumulator(parameters: parameters, base: fixture.base)
+        for model in fixture.models.prefix(2) {
+            try accumulator.add(model: model.tensors, statistics: model.statistics, weight: model.weight, name: model.name)
+        }
+        let last = fixture.models[2]
+        var (tensors, statistics) = (last.tensors, last.statistics)
+        corrupt(&tensors, &statistics)
+        XCTAssertThrowsError(try accumulator.add(model: tensors, statistics: statistics, weight: last.weight, name: last.name),
+                             "the corrupted model must be rejected", file: file, line: line)
+        try accumulator.add(model: last.tensors, statistics: last.statistics, weight: last.weight, name: last.name)
+        let result = try accumulator.finish()
+        XCTAssertEqual(result.tensors.names, clean.tensors.names, file: file, line: line)
+        for name in clean.tensors.names {
+            XCTAssertEqual(result.tensors[name], clean.tensors[name], "\(method): \(name) changed by a rejected model", file: file, line: line)
+        }
+        XCTAssertEqual(result.report.models, clean.report.models, file: file, line: line)
+    }
+}

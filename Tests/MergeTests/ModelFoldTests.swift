@@ -69,4 +69,15 @@ final class ModelFoldTests: XCTestCase {
             guard case .badMetadata(model: "a", key: "train.label_counts", _)? = $0 as? MergeError else { return XCTFail("\($0)") }
         }
     }
+
+    func testRejectedModelLeavesHeadsAndAveragesUnchanged() throws {
+        try TestSupport.checkRejectedModelLeavesNoTrace(method: "average", parameters: ["heads": .string("per_label")]) { tensors, _ in
+            var t = tensors["bert.encoder.layer.1.output.dense.bias"]!
+            t.storage[1] = .infinity
+            tensors.set("bert.encoder.layer.1.output.dense.bias", t)
+        }
+        try TestSupport.checkRejectedModelLeavesNoTrace(method: "ties", parameters: ["heads": .string("keep")]) { tensors, _ in
+            tensors.remove("classifier.bias")
+        }
+    }
 }

@@ -182,4 +182,16 @@ final class RegMeanTests: XCTestCase {
             guard case .missingStatistic(model: "m0", _)? = error as? MergeError else { return XCTFail("\(error)") }
         }
     }
+
+    func testRejectedModelLeavesTheSumsUnchanged() throws {
+        // The last linear's Gram is missing: nothing of this model may reach any sum.
+        try TestSupport.checkRejectedModelLeavesNoTrace(method: "regmean", parameters: [:]) { _, stats in
+            stats.tensors.remove("bert.encoder.layer.1.output.dense.gram")
+        }
+        try TestSupport.checkRejectedModelLeavesNoTrace(method: "regmean", parameters: ["heads": .string("per_label")]) { _, stats in
+            var g = stats.tensors["bert.encoder.layer.1.output.dense.gram"]!
+            g.storage[0] = .nan
+            stats.tensors.set("bert.encoder.layer.1.output.dense.gram", g)
+        }
+    }
 }

@@ -22,7 +22,8 @@ final class AverageAccumulator: MergeAccumulator {
 
     func add(model: NamedTensors, statistics: NamedStatistics, weight: Double, name: String) throws {
         let (_, seconds) = try timed {
-            _ = try fold.begin(model: model, statistics: statistics, weight: weight, name: name)
+            let checked = try fold.check(model: model, statistics: statistics, weight: weight, name: name)
+            fold.commit(checked, model: model, weight: weight)
             for n in fold.order where !fold.isSeparateHead(n) { fold.average(n, model[n]!, weight: weight) }
         }
         fold.addTime(seconds)

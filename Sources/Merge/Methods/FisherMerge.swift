@@ -39,24 +39,31 @@ final class FisherAccumulator: MergeAccumulator {
 
     func add(model: NamedTensors, statistics: NamedStatistics, weight: Double, name: String) throws {
         let (_, seconds) = try timed {
-            let first = fold.isEmpty
-            let modelName = try fold.begin(model: model, statistics: statistics, weight: weight, name: name)
-            if first {
-                for n in fold.order where !fold.isSeparateHead(n) && statistics.fisher(forParameter: n) != nil {
-                    sums[n] = Sums(count: model[n]!.count)
-                }
-                guard !sums.isEmpty else { throw MergeError.missingStatistic(model: modelName, key: "<param>.fisher (no tensor has a Fisher)") }
+            let checked = try fold.check(model: model, statistics: statistics, weight: weight, name: name)
+            // Which tensors are Fisher-merged is decided by the first model; check every Fisher
+            // before touching a sum.
+            let claimed = fold.isEmpty
+                ? model.names.filter { !fold.isSeparateHead($0) && statistics.fisher(forParameter: $0) != nil }
+                : Array(sums.keys)
+            guard !claimed.isEmpty else {
+                throw MergeError.missingStatistic(model: checked.name, key: "<param>.fisher (no tensor has a Fisher)")
             }
+            var fishers: [String: Tensor<Float>] = [:]
+            for n in claimed {
+                guard let f = statistics.fisher(forParameter: n) else { throw MergeError.missingStatistic(model: checked.name, key: n + ".fisher") }
+                guard f.shape == model[n]!.shape else {
+                    throw MergeError.shapeMismatch(model: checked.name, tensor: n + ".fisher", expected: model[n]!.shape, actual: f.shape)
+                }
+                guard TensorKernels.allFinite(f) else { throw MergeError.nonFinite(model: checked.name, tensor: n + ".fisher") }
+                fishers[n] = f
+            }
+            fold.commit(checked, model: model, weight: weight)
+            if sums.isEmpty { for n in claimed { sums[n] = Sums(count: model[n]!.count) } }
             for n in fold.order where !fold.isSeparateHead(n) {
                 let theta = model[n]!
-                guard let s = sums[n] else {
+                guard let s = sums[n], let f = fishers[n] else {
                     fold.average(n, theta, weight: weight, note: "no Fisher in the first model"); continue
                 }
-                guard let f = statistics.fisher(forParameter: n) else { throw MergeError.missingStatistic(model: modelName, key: n + ".fisher") }
-                guard f.shape == theta.shape else {
-                    throw MergeError.shapeMismatch(model: modelName, tensor: n + ".fisher", expected: theta.shape, actual: f.shape)
-                }
-                guard TensorKernels.allFinite(f) else { throw MergeError.nonFinite(model: modelName, tensor: n + ".fisher") }
                 theta.withUnsafeBufferPointer { pt in
                     f.withUnsafeBufferPointer { pf in
                         s.weighted.withUnsafeMutableBufferPointer { pw in

@@ -113,22 +113,26 @@ final class MaTSAccumulator: MergeAccumulator {
     }
 
     func add(model: NamedTensors, statistics: NamedStatistics, weight: Double, name: String) throws {
-        // The init accumulator validates the model (names, shapes, finiteness, weight) first.
-        try initial.add(model: model, statistics: statistics, weight: weight, name: name)
         let modelName = name.isEmpty ? "model\(modelCount)" : name
-        modelCount += 1
         let (_, seconds) = try timed {
-            if systems.isEmpty { try claim(model: model, statistics: statistics, modelName: modelName) }
+            let candidates = systems.isEmpty ? try claim(model: model, statistics: statistics, modelName: modelName) : systems
+            // Statistics are checked, then the init method checks and folds the model; only then
+            // do MaTS's own sums change, so a rejected model leaves no trace.
+            let inputs = try candidates.map { try prepare($0, model: model, statistics: statistics, weight: weight, modelName: modelName) }
+            try initial.add(model: model, statistics: statistics, weight: weight, name: name)
+            if systems.isEmpty { systems = candidates }
             let systems = self.systems
-            try ParallelLinears.run(count: systems.count, parallel: parallel) { [self] i in
-                try self.fold(systems[i], theta: model[systems[i].name]!, statistics: statistics, weight: weight, modelName: modelName)
+            try ParallelLinears.run(count: systems.count, parallel: parallel) { i in
+                Self.fold(systems[i], inputs[i])
             }
         }
+        modelCount += 1
         addSeconds += seconds
     }
 
     /// Decides from the first model which tensors the objective covers.
-    private func claim(model: NamedTensors, statistics: NamedStatistics, modelName: String) throws {
+    private func claim(model: NamedTensors, statistics: NamedStatistics, modelName: String) throws -> [System] {
+        var systems: [System] = []
         let fallbackFisher = parameters.string("kfac_fallback") == "fisher_diag"
         for n in model.names {
             if let prefix = headsPrefix, n.hasPrefix(prefix) { continue }
@@ -161,6 +165,7 @@ final class MaTSAccumulator: MergeAccumulator {
             let key = objective == "fisher_diag" ? "<param>.fisher" : objective == "regmean" ? "<linear>.gram" : "<linear>.gram and <linear>.kfac_out"
             throw MergeError.missingStatistic(model: modelName, key: key + " (objective \(objective) covers no tensor)")
         }
+        return systems
     }
 
     /// M + damping · mean(diag M) · I, in place (M n×n).
@@ -191,32 +196,39 @@ final class MaTSAccumulator: MergeAccumulator {
         return a
     }
 
-    private func fold(_ s: System, theta: Tensor<Float>, statistics: NamedStatistics, weight: Double, modelName: String) throws {
-        let wide = TensorKernels.widened(theta)
-        let (m, n) = (s.rows, s.cols)
+    /// One model's checked contribution to one system: θᵢ (fp64) and its wᵢCᵢ.
+    struct Input {
+        enum Matrices {
+            case fisher([Double])                               // wᵢ(Fᵢ + damping)
+            case gram(Tensor<Double>)                           // wᵢG̃ᵢ (in×in)
+            case kfac(a: Tensor<Double>, b: Tensor<Double>)     // Aᵢ (in×in), wᵢBᵢ (out×out)
+        }
+        let theta: Tensor<Double>
+        let matrices: Matrices
+    }
+
+    /// Checks and reads what model `modelName` contributes to `s`; changes nothing.
+    private func prepare(_ s: System, model: NamedTensors, statistics: NamedStatistics, weight: Double, modelName: String) throws -> Input {
+        guard let theta = model[s.name] else { throw MergeError.missingTensor(model: modelName, tensor: s.name) }
+        guard theta.shape == s.shape else { throw MergeError.shapeMismatch(model: modelName, tensor: s.name, expected: s.shape, actual: theta.shape) }
+        let m = s.rows
         switch s.op {
-        case .diagonal(var d):
+        case .diagonal:
             guard let f = statistics.fisher(forParameter: s.name) else { throw MergeError.missingStatistic(model: modelName, key: s.name + ".fisher") }
             guard f.shape == theta.shape else { throw MergeError.shapeMismatch(model: modelName, tensor: s.name + ".fisher", expected: theta.shape, actual: f.shape) }
             guard TensorKernels.allFinite(f) else { throw MergeError.nonFinite(model: modelName, tensor: s.name + ".fisher") }
-            let mean = f.storage.reduce(0.0) { $0 + Double($1) } / Double(max(f.count, 1))
-            let shift = damping * mean
-            for i in 0..<d.count {
-                let fi = weight * (Double(f.storage[i]) + shift)
-                d[i] += fi
-                s.rhs[i] += fi * wide.storage[i]
+            let values = f.withUnsafeBufferPointer { p -> [Double] in
+                var mean = 0.0
+                for x in p { mean += Double(x) }
+                let shift = damping * mean / Double(max(p.count, 1))
+                return p.map { weight * (Double($0) + shift) }
             }
-            s.op = .diagonal(d)
-        case .rightGram(var sum):
+            return Input(theta: TensorKernels.widened(theta), matrices: .fisher(values))
+        case .rightGram:
             var g = try gramMatrix(s, statistics: statistics, modelName: modelName, alpha: s.alpha)
             g.storage = g.storage.map { $0 * weight }
-            try axpy(1, g, &sum)
-            s.op = .rightGram(sum)
-            // rhs (m×n) += Wᵢ (m×n) · wG̃ᵢ (n×n)
-            wide.withUnsafeBufferPointer { pw in g.withUnsafeBufferPointer { pg in s.rhs.withUnsafeMutableBufferPointer { pr in
-                BLAS.gemm(m: m, n: n, k: n, alpha: 1, a: pw.baseAddress!, lda: n, b: pg.baseAddress!, ldb: n, beta: 1, c: pr.baseAddress!, ldc: n)
-            } } }
-        case .kronecker(var pairs):
+            return Input(theta: TensorKernels.widened(theta), matrices: .gram(g))
+        case .kronecker:
             let a = try gramMatrix(s, statistics: statistics, modelName: modelName, alpha: 1)
             guard let k = try naming(model: modelName, { try statistics.kfacOut(forLinear: s.linear) }) else {
                 throw MergeError.missingStatistic(model: modelName, key: s.linear + ".kfac_out")
@@ -229,13 +241,36 @@ final class MaTSAccumulator: MergeAccumulator {
             b.storage = b.storage.map { $0 / Double(k.numRows) }
             damp(&b)
             b.storage = b.storage.map { $0 * weight }
+            return Input(theta: TensorKernels.widened(theta), matrices: .kfac(a: a, b: b))
+        }
+    }
+
+    /// Adds one checked input to its system's operator and right-hand side.
+    private static func fold(_ s: System, _ input: Input) {
+        let (m, n) = (s.rows, s.cols)
+        switch (s.op, input.matrices) {
+        case (.diagonal(var d), .fisher(let f)):
+            input.theta.withUnsafeBufferPointer { pt in
+                for i in 0..<d.count { d[i] += f[i]; s.rhs[i] += f[i] * pt[i] }
+            }
+            s.op = .diagonal(d)
+        case (.rightGram(var sum), .gram(let g)):
+            try! axpy(1, g, &sum)                                   // same shape by construction
+            s.op = .rightGram(sum)
+            // rhs (m×n) += Wᵢ (m×n) · wG̃ᵢ (n×n)
+            input.theta.withUnsafeBufferPointer { pw in g.withUnsafeBufferPointer { pg in s.rhs.withUnsafeMutableBufferPointer { pr in
+                BLAS.gemm(m: m, n: n, k: n, alpha: 1, a: pw.baseAddress!, lda: n, b: pg.baseAddress!, ldb: n, beta: 1, c: pr.baseAddress!, ldc: n)
+            } } }
+        case (.kronecker(var pairs), .kfac(let a, let b)):
             // rhs += (wBᵢ) Wᵢ Aᵢ: T = Wᵢ Aᵢ (m×n), rhs += wBᵢ T.
-            let t = try matmul(wide, a)
+            let t = try! matmul(input.theta, a)                     // (m×n)·(n×n)
             t.withUnsafeBufferPointer { pt in b.withUnsafeBufferPointer { pb in s.rhs.withUnsafeMutableBufferPointer { pr in
                 BLAS.gemm(m: m, n: n, k: m, alpha: 1, a: pb.baseAddress!, lda: m, b: pt.baseAddress!, ldb: n, beta: 1, c: pr.baseAddress!, ldc: n)
             } } }
             pairs.append((a, b))
             s.op = .kronecker(pairs)
+        default:
+            preconditionFailure("MaTS input kind does not match its system \(s.name)")
         }
     }
 

@@ -58,43 +58,57 @@ final class RegMeanAccumulator: MergeAccumulator {
 
     func add(model: NamedTensors, statistics: NamedStatistics, weight: Double, name: String) throws {
         let (_, seconds) = try timed {
-            let first = fold.isEmpty
-            let modelName = try fold.begin(model: model, statistics: statistics, weight: weight, name: name)
-            if first {
-                for n in fold.order where !fold.isSeparateHead(n) && n.hasSuffix(".weight") {
-                    let linear = String(n.dropLast(".weight".count))
-                    guard statistics.hasGram(forLinear: linear) else { continue }
-                    let shape = fold.shapes[n]!
-                    guard shape.count == 2 else {
-                        throw MergeError.shapeMismatch(model: modelName, tensor: n, expected: [shape.first ?? 0, shape.last ?? 0], actual: shape)
-                    }
-                    let alpha = parameters.number("alpha", forTensor: n) ?? 0.9
-                    linears.append(LinearSums(weightName: n, linear: linear, alpha: alpha, outDim: shape[0], inDim: shape[1]))
-                }
-                guard !linears.isEmpty else { throw MergeError.missingStatistic(model: modelName, key: "<linear>.gram (no linear has a Gram)") }
-            }
+            let checked = try fold.check(model: model, statistics: statistics, weight: weight, name: name)
+            let candidates = fold.isEmpty ? try claim(model: model, statistics: statistics, modelName: checked.name) : linears
+            // Every Gram is checked before any sum changes, so a rejected model leaves no trace.
+            let grams = try candidates.map { try checkedGram(for: $0, statistics: statistics, modelName: checked.name) }
+            fold.commit(checked, model: model, weight: weight)
+            if linears.isEmpty { linears = candidates }
             let claimed = Set(linears.map(\.weightName))
             for n in fold.order where !fold.isSeparateHead(n) && !claimed.contains(n) {
                 fold.average(n, model[n]!, weight: weight)
             }
             let linears = self.linears
             try ParallelLinears.run(count: linears.count, parallel: parallel) { [self] i in
-                try self.accumulate(linears[i], weight: model[linears[i].weightName]!, statistics: statistics, modelWeight: weight, modelName: modelName)
+                self.accumulate(linears[i], weight: model[linears[i].weightName]!, gram: grams[i], modelWeight: weight)
             }
         }
         fold.addTime(seconds)
     }
 
-    /// Σ G̃ += w s G̃ᵢ and Σ G̃Wᵀ += w s G̃ᵢ Wᵢᵀ, s = 1/num_rows under gram_normalize: mean.
-    private func accumulate(_ sums: LinearSums, weight w: Tensor<Float>, statistics: NamedStatistics, modelWeight: Double, modelName: String) throws {
+    /// The first model decides which linears RegMean merges: every X.weight with a Gram for X.
+    private func claim(model: NamedTensors, statistics: NamedStatistics, modelName: String) throws -> [LinearSums] {
+        var found: [LinearSums] = []
+        for n in model.names where !fold.isSeparateHead(n) && n.hasSuffix(".weight") {
+            let linear = String(n.dropLast(".weight".count))
+            guard statistics.hasGram(forLinear: linear) else { continue }
+            let shape = model[n]!.shape
+            guard shape.count == 2 else {
+                throw MergeError.shapeMismatch(model: modelName, tensor: n, expected: [shape.first ?? 0, shape.last ?? 0], actual: shape)
+            }
+            let alpha = parameters.number("alpha", forTensor: n) ?? 0.9
+            found.append(LinearSums(weightName: n, linear: linear, alpha: alpha, outDim: shape[0], inDim: shape[1]))
+        }
+        guard !found.isEmpty else { throw MergeError.missingStatistic(model: modelName, key: "<linear>.gram (no linear has a Gram)") }
+        return found
+    }
+
+    /// The Gram of one linear, present, d_in×d_in and finite.
+    private func checkedGram(for sums: LinearSums, statistics: NamedStatistics, modelName: String) throws -> NamedStatistics.Gram {
         guard let g = try naming(model: modelName, { try statistics.gram(forLinear: sums.linear) }) else {
             throw MergeError.missingStatistic(model: modelName, key: sums.linear + ".gram")
         }
-        let d = sums.inDim, out = sums.outDim
+        let d = sums.inDim
         guard g.sum.shape == [d, d] else {
             throw MergeError.shapeMismatch(model: modelName, tensor: g.storedUnder + ".gram (Gram of \(sums.weightName))", expected: [d, d], actual: g.sum.shape)
         }
         guard TensorKernels.allFinite(g.sum) else { throw MergeError.nonFinite(model: modelName, tensor: g.storedUnder + ".gram") }
+        return g
+    }
+
+    /// Σ G̃ += w s G̃ᵢ and Σ G̃Wᵀ += w s G̃ᵢ Wᵢᵀ, s = 1/num_rows under gram_normalize: mean.
+    private func accumulate(_ sums: LinearSums, weight w: Tensor<Float>, gram g: NamedStatistics.Gram, modelWeight: Double) {
+        let d = sums.inDim, out = sums.outDim
         let scale = modelWeight * (normalizeByRows ? 1 / Double(g.numRows) : 1)
         let offDiagonal = scale * sums.alpha
         // G̃ᵢ (d×d, fp64): off-diagonal scaled by α, diagonal kept, all times the model's scale.

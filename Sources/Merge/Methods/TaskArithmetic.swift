@@ -55,15 +55,17 @@ final class TaskVectorAccumulator: MergeAccumulator {
 
     func add(model: NamedTensors, statistics: NamedStatistics, weight: Double, name: String) throws {
         let (_, seconds) = try timed {
-            let first = fold.isEmpty
-            _ = try fold.begin(model: model, statistics: statistics, weight: weight, name: name)
-            if first {
-                for n in fold.order where !fold.isSeparateHead(n) {
-                    if let b = try BaseLookup.counterpart(of: n, shape: fold.shapes[n]!, in: base) {
-                        if case .ties = rule { sums[n] = Sums(base: b, ties: true) } else { sums[n] = Sums(base: b, ties: false) }
+            let checked = try fold.check(model: model, statistics: statistics, weight: weight, name: name)
+            if fold.isEmpty {
+                var found: [String: Sums] = [:]
+                for n in model.names where !fold.isSeparateHead(n) {
+                    if let b = try BaseLookup.counterpart(of: n, shape: model[n]!.shape, in: base) {
+                        if case .ties = rule { found[n] = Sums(base: b, ties: true) } else { found[n] = Sums(base: b, ties: false) }
                     }
                 }
+                sums = found
             }
+            fold.commit(checked, model: model, weight: weight)
             for n in fold.order where !fold.isSeparateHead(n) {
                 let theta = model[n]!
                 guard let s = sums[n] else { fold.average(n, theta, weight: weight, note: "no counterpart in the base model"); continue }
