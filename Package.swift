@@ -25,11 +25,13 @@ let package = Package(
 
         .target(name: "LinAlg", dependencies: ["CBLAS"]),
         .target(name: "SafeTensors", dependencies: ["LinAlg"]),
+        .target(name: "Console"),
+        .target(name: "Model", dependencies: ["LinAlg", "SafeTensors"]),
         .target(name: "Merge", dependencies: ["LinAlg"]),
 
         .executableTarget(name: "fedmerge", dependencies: [
-            "CBLAS",
             "LinAlg",
+            "Model",
             "Merge",
             "SafeTensors",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -39,6 +41,8 @@ let package = Package(
 
         .testTarget(name: "LinAlgTests", dependencies: ["LinAlg"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "LinAlg"]),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "LinAlg"]),
+        .testTarget(name: "ConsoleTests", dependencies: ["Console"]),
         .testTarget(name: "MergeTests", dependencies: ["Merge", "LinAlg"]),
         .testTarget(name: "fedmergeTests", dependencies: ["fedmerge", "Merge", "SafeTensors", "LinAlg"]),
     ]

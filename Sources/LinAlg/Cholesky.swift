@@ -1,10 +1,15 @@
 // Cholesky factorisation A = UᵀU of a symmetric positive definite matrix (fp64, LAPACK
-// potrf/potrs/pocon), solving for many right-hand sides at once.
+// potrf/pocon, BLAS trsm), solving for many right-hand sides at once.
+//
+// LAPACKE's row-major entry points transpose into a scratch copy and back. A symmetric
+// matrix needs no transposition: its row-major upper triangle is, byte for byte, the
+// column-major lower triangle. So every call here is column-major with uplo 'L' on
+// row-major data, and the solves go through row-major BLAS trsm, which copies nothing.
 
 import CBLAS
 
 public struct CholeskyFactor: Sendable {
-    /// Row-major n×n; the upper triangle holds U.
+    /// Row-major n×n; the upper triangle holds U with A = UᵀU (the lower triangle is stale).
     public let factor: Tensor<Double>
     /// 1-norm of the original matrix, kept for the condition estimate.
     public let oneNorm: Double
@@ -19,9 +24,6 @@ public struct CholeskyFactor: Sendable {
         var norm = 0.0
         var info: Int32 = 0
         if n > 0 {
-            // The row-major upper triangle is, read column-major, the lower triangle: LAPACK runs
-            // column-major on 'L' in place, without the transposed copies LAPACKE's row-major
-            // path makes, and leaves U (row-major upper) = Lᵀ with A = UᵀU.
             f.withUnsafeMutableBufferPointer { p in
                 norm = LAPACKE_dlansy(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "1")), CChar(UInt8(ascii: "L")),
                                       Int32(n), p.baseAddress, Int32(n))
@@ -41,7 +43,7 @@ public struct CholeskyFactor: Sendable {
         let nrhs = b.rank == 1 ? 1 : b.cols
         var x = b
         guard n > 0, nrhs > 0 else { return x }
-        // Two triangular solves in place, row-major (no copies): Uᵀ Y = B, then U X = Y.
+        // A = UᵀU: solve Uᵀ Y = B, then U X = Y (row-major U is the factor's upper triangle).
         factor.withUnsafeBufferPointer { pf in
             x.withUnsafeMutableBufferPointer { px in
                 cblas_dtrsm(CblasRowMajor, CblasLeft, CblasUpper, CblasTrans, CblasNonUnit, Int32(n), Int32(nrhs),

@@ -1,8 +1,16 @@
 // The `fedmerge` executable: one ParsableCommand per subcommand, registered here.
 
 import ArgumentParser
+import LinAlg
 
 @main
+enum Entry {
+    static func main() {
+        OpenBLASCore.restartWithRecommendedKernelsIfNeeded()
+        FedMerge.main()
+    }
+}
+
 struct FedMerge: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fedmerge",
@@ -15,6 +23,7 @@ struct FedMerge: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             Bench.self,
+            DataCommand.self,
             MergeCommand.self,
         ]
     )

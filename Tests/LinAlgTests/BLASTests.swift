@@ -64,3 +64,15 @@ final class BLASTests: XCTestCase {
         BLAS.setThreads(before)
     }
 }
+
+final class OpenBLASCoreTests: XCTestCase {
+    func testRecommendsFastKernelsOnlyForGenericFallbackWithoutUserChoice() {
+        let avx512: Set<String> = ["avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq"]
+        XCTAssertEqual(OpenBLASCore.recommended(cpuFlags: avx512, environment: [:], current: "Prescott"), "SkylakeX")
+        XCTAssertEqual(OpenBLASCore.recommended(cpuFlags: ["avx2", "fma"], environment: [:], current: "Prescott"), "Haswell")
+        XCTAssertNil(OpenBLASCore.recommended(cpuFlags: ["sse2"], environment: [:], current: "Prescott"))
+        XCTAssertNil(OpenBLASCore.recommended(cpuFlags: avx512, environment: [:], current: "Haswell"), "a detected core stands")
+        XCTAssertNil(OpenBLASCore.recommended(cpuFlags: avx512, environment: ["OPENBLAS_CORETYPE": "Zen"], current: "Prescott"),
+                     "the user's OPENBLAS_CORETYPE always wins")
+    }
+}

