@@ -23,7 +23,7 @@ struct BenchMerge: ParsableCommand {
     @Option var intermediate = 1536
     @Option var vocab = 30522
 
-    @Option(help: "Runs per measurement; the fastest time (and the largest peak RSS) is reported.")
+    @Option(help: "Alternating rounds (ours, then numpy inverse and Cholesky at 1 and 2 threads); the fastest of each is reported, with its largest peak RSS.")
     var repeats = 3
 
     @Flag(help: "Skip the numpy reference.")
@@ -43,17 +43,30 @@ struct BenchMerge: ParsableCommand {
         let kList = ks.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         print("fedmerge bench merge — RegMean (α = 0.9, fp64 sums and solves) of K models: \(layers) layers, hidden \(hidden), intermediate \(intermediate), vocab \(vocab)")
         print("BLAS kernels: ours \(OpenBLASCore.current)" + (blasEnvironment.isEmpty ? "; numpy its own choice" : ", numpy given the same OPENBLAS_CORETYPE")
-              + "; numpy runs at 1 and 2 OpenBLAS threads and the faster counts")
+              + "; numpy runs at 1 and 2 OpenBLAS threads and the faster counts; best of \(repeats) alternating rounds")
         var rows: [[String]] = []
         for k in kList {
-            let ours = try best { try spawnWorker(k: k, serial: false) }
-            let oursSerial = compareSerial ? try best { try spawnWorker(k: k, serial: true) } : nil
-            var inverse: [String: Double]?, cholesky: [String: Double]?
-            if !noReference {
-                let common = ["--k", "\(k)", "--layers", "\(layers)", "--hidden", "\(hidden)", "--intermediate", "\(intermediate)", "--vocab", "\(vocab)"]
-                inverse = try bestNumpy(common + ["--mode", "inverse"])
-                cholesky = try bestNumpy(common + ["--mode", "cholesky"])
+            // Alternating rounds (ours, then each numpy variant), best of each series kept, so
+            // load from other processes hits every side alike.
+            let common = ["--k", "\(k)", "--layers", "\(layers)", "--hidden", "\(hidden)", "--intermediate", "\(intermediate)", "--vocab", "\(vocab)"]
+            var series: [String: [[String: Double]]] = [:]
+            for _ in 0..<max(repeats, 1) {
+                series["ours", default: []].append(try spawnWorker(k: k, serial: false))
+                if compareSerial { series["serial", default: []].append(try spawnWorker(k: k, serial: true)) }
+                guard !noReference else { continue }
+                for mode in ["inverse", "cholesky"] {
+                    for threads in [1, 2] {
+                        var environment = blasEnvironment
+                        environment["OPENBLAS_NUM_THREADS"] = "\(threads)"
+                        series[mode, default: []].append(try BenchSupport.runPythonReference(
+                            script: "merge_numpy.py", arguments: common + ["--mode", mode], environment: environment))
+                    }
+                }
             }
+            let ours = Self.best(series["ours"]!)
+            let oursSerial = series["serial"].map(Self.best)
+            let inverse = series["inverse"].map(Self.best)
+            let cholesky = series["cholesky"].map(Self.best)
             let t = ours["merge_s"]!
             func ratio(_ r: [String: Double]?) -> String { r.map { BenchSupport.format($0["merge_s"]! / t) + "×" } ?? "-" }
             func seconds(_ r: [String: Double]?) -> String { r.map { BenchSupport.format($0["merge_s"]!) } ?? "-" }
@@ -68,34 +81,14 @@ struct BenchMerge: ParsableCommand {
         if compareSerial { header.append("ours serial s") }
         header += ["numpy inv s", "numpy chol s", "speed vs inv", "speed vs chol", "our peak MiB", "inv peak MiB", "chol peak MiB"]
         printTable(header: header, rows: rows)
-        print("Times cover the merge arithmetic only (folding K models in and solving), not generating them; best of \(repeats) runs.")
+        print("Times cover the merge arithmetic only (folding K models in and solving), not generating them.")
         print("speed = numpy time / our time (higher is better; targets ≥ 5× vs inverse, ≥ 1.2× vs Cholesky). Peak = VmHWM / ru_maxrss of each K's own process.")
     }
 
-    /// The fastest of `repeats` runs (merge_s), with the largest peak RSS among them.
-    private func best(_ measure: () throws -> [String: Double]) throws -> [String: Double] {
-        var fastest: [String: Double]?
-        var peak = 0.0
-        for _ in 0..<max(repeats, 1) {
-            let r = try measure()
-            peak = max(peak, r["rss_mib"] ?? 0)
-            if fastest == nil || r["merge_s"]! < fastest!["merge_s"]! { fastest = r }
-        }
-        fastest!["rss_mib"] = peak
-        return fastest!
-    }
-
-    /// numpy's fastest run over `repeats` runs at each of 1 and 2 OpenBLAS threads (its
-    /// spinning threads lose most when other work shares the cores).
-    private func bestNumpy(_ arguments: [String]) throws -> [String: Double] {
-        var results: [[String: Double]] = []
-        for threads in [1, 2] {
-            var environment = blasEnvironment
-            environment["OPENBLAS_NUM_THREADS"] = "\(threads)"
-            results.append(try best { try BenchSupport.runPythonReference(script: "merge_numpy.py", arguments: arguments, environment: environment) })
-        }
-        var fastest = results.min { $0["merge_s"]! < $1["merge_s"]! }!
-        fastest["rss_mib"] = results.map { $0["rss_mib"] ?? 0 }.max()
+    /// The fastest run (merge_s) of a series, with the largest peak RSS among them.
+    static func best(_ runs: [[String: Double]]) -> [String: Double] {
+        var fastest = runs.min { $0["merge_s"]! < $1["merge_s"]! }!
+        fastest["rss_mib"] = runs.map { $0["rss_mib"] ?? 0 }.max()
         return fastest
     }
 
@@ -135,7 +128,7 @@ struct BenchMerge: ParsableCommand {
         let object: [String: Any] = ["merge_s": result.report.addSeconds + result.report.finishSeconds,
                                      "add_s": result.report.addSeconds, "finish_s": result.report.finishSeconds,
                                      "rss_mib": Self.peakRSSMiB(), "regmean_tensors": result.report.totals["regmean"] ?? 0]
-        FileHandle.standardError.write(Data("worker K=\(k): solve paths \(paths)\n".utf8))
+        FileHandle.standardError.write(Data("worker K=\(k)\(serial ? " serial" : ""): \(String(format: "%.2f", result.report.addSeconds)) s folding, \(String(format: "%.2f", result.report.finishSeconds)) s solving; solve paths \(paths)\n".utf8))
         print(String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self))
     }
 
