@@ -1,7 +1,9 @@
 // swift-tools-version:6.0
 // FedMerge: one-shot federated merging of fine-tuned language models (RegMean and friends).
-// Module layout and dependency rules: ../shared/DESIGN.md §2. Arrows point down only.
+// Module layout and dependency rules: ../shared/DESIGN.md §2 (and the README's table). Arrows point down only.
 import PackageDescription
+
+let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
 
 let package = Package(
     name: "FedMerge",
@@ -23,38 +25,33 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "openssl",
                        providers: [.apt(["libssl-dev"])]),
 
+        // Foundations.
         .target(name: "LinAlg", dependencies: ["CBLAS"]),
         .target(name: "AtomicIO"),
         .target(name: "SafeTensors", dependencies: ["LinAlg", "AtomicIO"]),
-        .target(name: "Protocol", dependencies: [
-            "CZMQ", "COpenSSL", "AtomicIO",
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(name: "Console"),
 
+        // The libraries the daemons stand on.
+        .target(name: "Model", dependencies: ["LinAlg", "SafeTensors", "AtomicIO", "Console"]),
+        .target(name: "Merge", dependencies: ["LinAlg"]),
+        .target(name: "Protocol", dependencies: ["CZMQ", "COpenSSL", "AtomicIO", logging]),
         // libFuzzer entry for the wire decoder and chunk receiver (scripts/fuzz-protocol.sh);
         // a plain build is a replayer of saved inputs.
-        .executableTarget(name: "ProtocolFuzz", dependencies: [
-            "Protocol",
-            .product(name: "Logging", package: "swift-log"),
-        ]),
-
-        .target(name: "Console"),
-        .target(name: "Model", dependencies: ["LinAlg", "SafeTensors", "AtomicIO", "Console"]),
+        .executableTarget(name: "ProtocolFuzz", dependencies: ["Protocol", logging]),
 
         .executableTarget(name: "fedmerge", dependencies: [
-            "LinAlg",
-            "Model",
-            "Protocol",
+            "LinAlg", "AtomicIO", "SafeTensors", "Model", "Merge", "Protocol",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "Logging", package: "swift-log"),
+            logging,
             .product(name: "Yams", package: "Yams"),
         ]),
 
         .testTarget(name: "LinAlgTests", dependencies: ["LinAlg"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "LinAlg"]),
-        .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "CZMQ", "COpenSSL"]),
-        .testTarget(name: "ModelTests", dependencies: ["Model", "LinAlg", "SafeTensors"]),
-        .testTarget(name: "fedmergeTests", dependencies: ["Model", "LinAlg", "SafeTensors"]),
         .testTarget(name: "ConsoleTests", dependencies: ["Console"]),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "LinAlg", "SafeTensors"]),
+        .testTarget(name: "MergeTests", dependencies: ["Merge", "LinAlg"]),
+        .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "AtomicIO", "CZMQ", "COpenSSL"]),
+        .testTarget(name: "fedmergeTests", dependencies: ["fedmerge", "Model", "Merge", "SafeTensors", "LinAlg"]),
     ]
 )

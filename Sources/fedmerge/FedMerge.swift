@@ -29,6 +29,7 @@ struct FedMerge: ParsableCommand {
             Predict.self,
             Certs.self,
             DataCommand.self,
+            MergeCommand.self,
         ]
     )
 }
