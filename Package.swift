@@ -25,9 +25,12 @@ let package = Package(
 
         .target(name: "LinAlg", dependencies: ["CBLAS"]),
         .target(name: "SafeTensors", dependencies: ["LinAlg"]),
+        .target(name: "Merge", dependencies: ["LinAlg"]),
 
         .executableTarget(name: "fedmerge", dependencies: [
             "LinAlg",
+            "Merge",
+            "SafeTensors",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
@@ -35,5 +38,6 @@ let package = Package(
 
         .testTarget(name: "LinAlgTests", dependencies: ["LinAlg"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "LinAlg"]),
+        .testTarget(name: "MergeTests", dependencies: ["Merge", "LinAlg"]),
     ]
 )
