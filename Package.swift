@@ -26,11 +26,16 @@ let package = Package(
         .target(name: "LinAlg", dependencies: ["CBLAS"]),
         .target(name: "SafeTensors", dependencies: ["LinAlg"]),
         .target(name: "Merge", dependencies: ["LinAlg"]),
+        .target(name: "Protocol", dependencies: [
+            "CZMQ", "COpenSSL",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
 
         .executableTarget(name: "fedmerge", dependencies: [
             "LinAlg",
             "Merge",
             "SafeTensors",
+            "Protocol",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
@@ -39,5 +44,6 @@ let package = Package(
         .testTarget(name: "LinAlgTests", dependencies: ["LinAlg"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "LinAlg"]),
         .testTarget(name: "MergeTests", dependencies: ["Merge", "LinAlg"]),
+        .testTarget(name: "ProtocolTests", dependencies: ["Protocol"]),
     ]
 )

@@ -1,0 +1,237 @@
+// The typed messages agents and the aggregator exchange (DESIGN.md §4), one header
+// struct per type. The binary framing lives in MessageCodec.swift.
+
+import Foundation
+
+/// Wire number of each message type. Numbers are part of the protocol: never reuse one.
+public enum MessageType: UInt16, Sendable, CaseIterable, CustomStringConvertible {
+    case hello = 1
+    case welcome = 2
+    case refused = 3
+    case offer = 4
+    case resume = 5
+    case chunk = 6
+    case ack = 7
+    case commit = 8
+    case committed = 9
+    case merged = 10
+    case eval = 11
+    case error = 12
+    case heartbeat = 13
+
+    public var description: String {
+        switch self {
+        case .hello: "HELLO"
+        case .welcome: "WELCOME"
+        case .refused: "REFUSED"
+        case .offer: "OFFER"
+        case .resume: "RESUME"
+        case .chunk: "CHUNK"
+        case .ack: "ACK"
+        case .commit: "COMMIT"
+        case .committed: "COMMITTED"
+        case .merged: "MERGED"
+        case .eval: "EVAL"
+        case .error: "ERROR"
+        case .heartbeat: "HEARTBEAT"
+        }
+    }
+
+    /// Only CHUNK carries bulk bytes after its header; every other payload must be empty.
+    public var carriesPayload: Bool { self == .chunk }
+}
+
+/// Agent → aggregator, first message on a link: who I am and which base model I tuned.
+public struct Hello: Codable, Sendable, Equatable {
+    public var name: String
+    public var baseFingerprint: String
+    public var protocolVersion: Int
+    public var round: Int?
+    /// Room for daemon-specific facts (architecture, statistics on offer, …).
+    public var attributes: [String: String]
+
+    public init(name: String, baseFingerprint: String, protocolVersion: Int, round: Int? = nil, attributes: [String: String] = [:]) {
+        self.name = name
+        self.baseFingerprint = baseFingerprint
+        self.protocolVersion = protocolVersion
+        self.round = round
+        self.attributes = attributes
+    }
+}
+
+/// Aggregator → agent: admitted to `round`; send these statistics for these methods.
+public struct Welcome: Codable, Sendable, Equatable {
+    public var round: Int
+    public var wantedStatistics: [String]
+    public var methods: [String]
+    public var attributes: [String: String]
+
+    public init(round: Int, wantedStatistics: [String], methods: [String], attributes: [String: String] = [:]) {
+        self.round = round
+        self.wantedStatistics = wantedStatistics
+        self.methods = methods
+        self.attributes = attributes
+    }
+}
+
+/// Either side: the request (HELLO, OFFER, or the link itself) is refused, and why.
+public struct Refused: Codable, Sendable, Equatable {
+    public var reason: String
+    public init(reason: String) { self.reason = reason }
+}
+
+/// Sender → receiver: I want to send file `name` of `size` bytes with this SHA-256 (hex).
+/// Sent again after a reconnect; the reply is RESUME with the durable offset.
+public struct Offer: Codable, Sendable, Equatable {
+    public var transferID: String
+    public var name: String
+    public var size: UInt64
+    public var sha256: String
+    public var attributes: [String: String]
+
+    public init(transferID: String, name: String, size: UInt64, sha256: String, attributes: [String: String] = [:]) {
+        self.transferID = transferID
+        self.name = name
+        self.size = size
+        self.sha256 = sha256
+        self.attributes = attributes
+    }
+}
+
+/// Receiver → sender: continue (or restart, offset 0) from `offset`, the bytes already durable.
+public struct Resume: Codable, Sendable, Equatable {
+    public var transferID: String
+    public var offset: UInt64
+    public init(transferID: String, offset: UInt64) {
+        self.transferID = transferID
+        self.offset = offset
+    }
+}
+
+/// Sender → receiver: the payload bytes belong at `offset` of the transfer.
+public struct Chunk: Codable, Sendable, Equatable {
+    public var transferID: String
+    public var offset: UInt64
+    public init(transferID: String, offset: UInt64) {
+        self.transferID = transferID
+        self.offset = offset
+    }
+}
+
+/// Receiver → sender: everything below `durableOffset` is on disk (fsynced). One credit back.
+public struct Ack: Codable, Sendable, Equatable {
+    public var transferID: String
+    public var durableOffset: UInt64
+    public init(transferID: String, durableOffset: UInt64) {
+        self.transferID = transferID
+        self.durableOffset = durableOffset
+    }
+}
+
+/// Sender → receiver: all bytes sent; verify against `sha256` and make the file durable.
+public struct Commit: Codable, Sendable, Equatable {
+    public var transferID: String
+    public var sha256: String
+    public init(transferID: String, sha256: String) {
+        self.transferID = transferID
+        self.sha256 = sha256
+    }
+}
+
+/// Receiver → sender: the file is verified and renamed into place.
+public struct Committed: Codable, Sendable, Equatable {
+    public var transferID: String
+    public var name: String
+    public init(transferID: String, name: String) {
+        self.transferID = transferID
+        self.name = name
+    }
+}
+
+/// One file of a merged model, as listed in MERGED.
+public struct MergedFile: Codable, Sendable, Equatable {
+    public var name: String
+    public var size: UInt64
+    public var sha256: String
+    public init(name: String, size: UInt64, sha256: String) {
+        self.name = name
+        self.size = size
+        self.sha256 = sha256
+    }
+}
+
+/// Aggregator → agent: method `method` produced these files; OFFERs for them follow.
+public struct Merged: Codable, Sendable, Equatable {
+    public var round: Int
+    public var method: String
+    public var files: [MergedFile]
+    public var attributes: [String: String]
+    public init(round: Int, method: String, files: [MergedFile], attributes: [String: String] = [:]) {
+        self.round = round
+        self.method = method
+        self.files = files
+        self.attributes = attributes
+    }
+}
+
+/// Agent → aggregator: local test metrics of the merged model from `method`.
+public struct Eval: Codable, Sendable, Equatable {
+    public var round: Int
+    public var method: String
+    public var metrics: [String: Double]
+    public init(round: Int, method: String, metrics: [String: Double]) {
+        self.round = round
+        self.method = method
+        self.metrics = metrics
+    }
+}
+
+/// Either side: something went wrong with what you sent; `code` is machine-readable.
+public struct ErrorReport: Codable, Sendable, Equatable {
+    public var code: String
+    public var message: String
+    public init(code: String, message: String) {
+        self.code = code
+        self.message = message
+    }
+}
+
+/// Either side: I am alive. Consumed by the link layer; also the server's admission signal.
+public struct Heartbeat: Codable, Sendable, Equatable {
+    public init() {}
+}
+
+/// One decoded message. CHUNK's payload is the only bulk data.
+public enum Message: Sendable, Equatable {
+    case hello(Hello)
+    case welcome(Welcome)
+    case refused(Refused)
+    case offer(Offer)
+    case resume(Resume)
+    case chunk(Chunk, payload: Data)
+    case ack(Ack)
+    case commit(Commit)
+    case committed(Committed)
+    case merged(Merged)
+    case eval(Eval)
+    case error(ErrorReport)
+    case heartbeat
+
+    public var type: MessageType {
+        switch self {
+        case .hello: .hello
+        case .welcome: .welcome
+        case .refused: .refused
+        case .offer: .offer
+        case .resume: .resume
+        case .chunk: .chunk
+        case .ack: .ack
+        case .commit: .commit
+        case .committed: .committed
+        case .merged: .merged
+        case .eval: .eval
+        case .error: .error
+        case .heartbeat: .heartbeat
+        }
+    }
+}

@@ -1,0 +1,70 @@
+// Why a chunked transfer (ChunkSender / ChunkReceiver) rejected a message or failed.
+
+import Foundation
+
+public enum TransferError: Error, Equatable, Sendable, CustomStringConvertible {
+    case invalidName(String)
+    case invalidDigest(String)
+    case fileTooLarge(name: String, size: UInt64, limit: UInt64)
+    case unknownTransfer(String)
+    case unexpectedMessage(MessageType)
+    case outOfOrder(transferID: String, expected: UInt64, got: UInt64)
+    case beyondEnd(transferID: String, end: UInt64, size: UInt64)
+    case emptyChunk(transferID: String, offset: UInt64)
+    case commitBeforeComplete(transferID: String, received: UInt64, size: UInt64)
+    case ackBeyondSent(transferID: String, acked: UInt64, sent: UInt64)
+    case resumeBeyondEnd(transferID: String, offset: UInt64, size: UInt64)
+    case tooManyRestarts(transferID: String, restarts: Int)
+    case io(path: String, operation: String, errno: Int32)
+
+    public var description: String {
+        switch self {
+        case .invalidName(let name):
+            "transfer name '\(name)' is not a plain file name (1–200 of letters, digits, '-', '.', '_'; not starting with '.', not ending in .partial or .offer)"
+        case .invalidDigest(let digest):
+            "'\(digest.prefix(80))' is not a lowercase hex SHA-256 digest (64 characters)"
+        case .fileTooLarge(let name, let size, let limit):
+            "offer of \(name) with \(size) bytes exceeds the receiver's limit of \(limit) bytes"
+        case .unknownTransfer(let id):
+            "no transfer '\(id.prefix(80))' is in progress; send OFFER first"
+        case .unexpectedMessage(let type):
+            "\(type) is not part of a chunked transfer"
+        case .outOfOrder(let id, let expected, let got):
+            "transfer \(id): chunk at offset \(got), expected \(expected); re-OFFER to learn the durable offset"
+        case .beyondEnd(let id, let end, let size):
+            "transfer \(id): chunk ends at \(end), past the offered size \(size)"
+        case .emptyChunk(let id, let offset):
+            "transfer \(id): empty chunk at offset \(offset)"
+        case .commitBeforeComplete(let id, let received, let size):
+            "transfer \(id): COMMIT after \(received) of \(size) bytes"
+        case .ackBeyondSent(let id, let acked, let sent):
+            "transfer \(id): ACK of offset \(acked) but only \(sent) bytes were sent"
+        case .resumeBeyondEnd(let id, let offset, let size):
+            "transfer \(id): RESUME at \(offset), past the file size \(size)"
+        case .tooManyRestarts(let id, let restarts):
+            "transfer \(id): the receiver rejected the SHA-256 \(restarts) times; is the file changing while it is sent?"
+        case .io(let path, let operation, let code):
+            "\(operation) \(path) failed: \(String(cString: strerror(code)))"
+        }
+    }
+
+    /// The ERROR message that tells the peer about this failure.
+    public var report: Message {
+        .error(ErrorReport(code: "transfer", message: description))
+    }
+}
+
+/// Rules for names that become files in a spool directory.
+enum TransferName {
+    static func isValid(_ name: String) -> Bool {
+        guard (1...200).contains(name.utf8.count), name.utf8.first != UInt8(ascii: "."),
+              !name.hasSuffix(".partial"), !name.hasSuffix(".offer") else { return false }
+        return name.utf8.allSatisfy { c in
+            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x2D || c == 0x2E || c == 0x5F
+        }
+    }
+
+    static func isValidDigest(_ digest: String) -> Bool {
+        digest.utf8.count == 64 && digest.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }
+    }
+}
