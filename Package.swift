@@ -45,5 +45,6 @@ let package = Package(
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "LinAlg"]),
         .testTarget(name: "MergeTests", dependencies: ["Merge", "LinAlg"]),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol"]),
+        .testTarget(name: "fedmergeTests", dependencies: ["fedmerge", "SafeTensors", "LinAlg"]),
     ]
 )

@@ -23,6 +23,7 @@ struct FedMerge: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             Bench.self,
+            MergeCommand.self,
         ]
     )
 }

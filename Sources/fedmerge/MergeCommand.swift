@@ -1,0 +1,149 @@
+// `fedmerge merge CONFIG.yaml --out DIR`: the offline merge. Reads a mergekit-style YAML
+// config, folds the models in one at a time (memory flat in their number), and writes the
+// merged model directory atomically (a temporary sibling directory renamed into place).
+
+import ArgumentParser
+import Foundation
+import LinAlg
+import Merge
+import SafeTensors
+
+struct MergeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "merge",
+        abstract: "Merge fine-tuned models offline from a YAML config (regmean, fisher, average, task_arithmetic, ties).",
+        discussion: """
+        CONFIG (paths relative to the current directory):
+          merge_method: regmean          # \(MethodRegistry.names.joined(separator: " | "))
+          base_model: path/to/base       # task_arithmetic, ties
+          models:
+            - model: agents/a/model      # HF model directory (model.safetensors, config.json, vocab.txt)
+              stats: agents/a/stats.safetensors   # default: <model>/stats.safetensors
+              parameters: {weight: 1.0}
+          parameters: {alpha: 0.9, heads: average}
+          dtype: float32
+        Writes DIR/model.safetensors, DIR/merge-report.json and the first model's config/tokenizer files.
+        """
+    )
+
+    @Argument(help: "The merge config (YAML).")
+    var config: String
+
+    @Option(name: .long, help: "Output model directory (must not exist unless --overwrite).")
+    var out: String
+
+    @Flag(help: "Replace DIR if it exists (the old directory is removed only after the new one is complete).")
+    var overwrite = false
+
+    @Flag(help: "Print nothing but errors.")
+    var quiet = false
+
+    func run() throws {
+        let outcome = try MergeRun(configPath: config, outputDirectory: out, overwrite: overwrite).run()
+        if !quiet {
+            print("merged \(outcome.report.models.count) models with \(outcome.report.method) → \(out)")
+            print("  tensors: " + outcome.report.totals.keys.sorted().map { "\(outcome.report.totals[$0]!) \($0)" }.joined(separator: ", "))
+            let paths = Dictionary(grouping: outcome.report.tensors.compactMap(\.solvePath), by: { $0 }).mapValues(\.count)
+            if !paths.isEmpty { print("  solves: " + paths.keys.sorted().map { "\(paths[$0]!) \($0)" }.joined(separator: ", ")) }
+            if !outcome.skipped.isEmpty { print("  not merged (integer buffers): \(outcome.skipped.joined(separator: ", "))") }
+            print("  time: fold \(String(format: "%.2f", outcome.report.addSeconds)) s, finish \(String(format: "%.2f", outcome.report.finishSeconds)) s; report: \(out)/merge-report.json")
+        }
+    }
+}
+
+enum MergeRunError: Error, CustomStringConvertible {
+    case unreadableConfig(path: String, reason: String)
+    case badYAML(path: String, reason: String)
+    case outputExists(path: String)
+    /// An error while reading or folding in one model (or the base): which one and which files.
+    case inModel(name: String, files: String, underlying: String)
+
+    var description: String {
+        switch self {
+        case let .unreadableConfig(path, reason): return "\(path): cannot read: \(reason)"
+        case let .badYAML(path, reason): return "\(path): not valid YAML: \(reason)"
+        case let .outputExists(path): return "\(path) already exists; choose another --out or pass --overwrite"
+        case let .inModel(name, files, underlying): return "model \(name) (\(files)): \(underlying)"
+        }
+    }
+}
+
+/// One offline merge, file I/O around the Merge target's streaming accumulator.
+struct MergeRun {
+    let configPath: String
+    let outputDirectory: String
+    let overwrite: Bool
+
+    struct Outcome {
+        var report: MergeReport
+        var skipped: [String]
+    }
+
+    func run() throws -> Outcome {
+        let text: String
+        do { text = try String(contentsOfFile: configPath, encoding: .utf8) } catch {
+            throw MergeRunError.unreadableConfig(path: configPath, reason: (error as NSError).localizedDescription)
+        }
+        let document: MergeValue
+        do { document = try YAMLValue.parse(text) } catch { throw MergeRunError.badYAML(path: configPath, reason: "\(error)") }
+        let spec = try MergeSpec(from: document, file: configPath)
+        if FileManager.default.fileExists(atPath: outputDirectory) && !overwrite { throw MergeRunError.outputExists(path: outputDirectory) }
+
+        var base: NamedTensors?
+        if let basePath = spec.baseModel {
+            base = try inModel("base", basePath) { try ModelFiles.loadModel(directory: basePath).tensors }
+        }
+        let accumulator = try spec.choice.makeAccumulator(base: base)
+        let kinds = spec.choice.requiredStatistics
+        var skipped: [String] = []
+        for entry in spec.models {
+            let statsPath = entry.stats ?? entry.model + "/stats.safetensors"
+            try inModel(entry.name, entry.model + (kinds.isEmpty ? "" : ", " + statsPath)) {
+                let (tensors, skip) = try ModelFiles.loadModel(directory: entry.model)
+                if skipped.isEmpty { skipped = skip }
+                let statistics = try ModelFiles.loadStatistics(path: statsPath, model: entry.name, kinds: kinds)
+                try accumulator.add(model: tensors, statistics: statistics, weight: entry.weight, name: entry.name)
+            }
+        }
+        base = nil
+        let result = try accumulator.finish()
+        try writeOutput(result, firstModel: spec.models[0].model)
+        return Outcome(report: result.report, skipped: skipped)
+    }
+
+    private func inModel<R>(_ name: String, _ files: String, _ body: () throws -> R) throws -> R {
+        do { return try body() } catch let e as MergeError {
+            throw MergeRunError.inModel(name: name, files: files, underlying: e.description)
+        } catch let e as SafeTensorsError {
+            throw MergeRunError.inModel(name: name, files: files, underlying: e.description)
+        }
+    }
+
+    /// Builds the whole directory under a temporary sibling name, then renames it into place.
+    private func writeOutput(_ result: MergeResult, firstModel: String) throws {
+        let target = URL(fileURLWithPath: outputDirectory).standardizedFileURL
+        let parent = target.deletingLastPathComponent().path
+        try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+        let temporary = parent + "/." + target.lastPathComponent + ".partial-\(getpid())"
+        try? FileManager.default.removeItem(atPath: temporary)
+        try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: false)
+        var done = false
+        defer { if !done { try? FileManager.default.removeItem(atPath: temporary) } }
+
+        try SafeTensorsWriter.write(tensors: result.tensors.pairs, metadata: ["format": "pt", "fedmerge.method": result.report.method],
+                                    to: temporary + "/model.safetensors")
+        _ = try ModelFiles.copySideFiles(from: firstModel, to: temporary, headsMapping: result.report.headsMapping)
+        try AtomicFile.write(try result.report.jsonData(), to: temporary + "/merge-report.json")
+
+        if FileManager.default.fileExists(atPath: target.path) {
+            let old = parent + "/." + target.lastPathComponent + ".old-\(getpid())"
+            try FileManager.default.moveItem(atPath: target.path, toPath: old)
+            try FileManager.default.moveItem(atPath: temporary, toPath: target.path)
+            try? FileManager.default.removeItem(atPath: old)
+        } else {
+            try FileManager.default.moveItem(atPath: temporary, toPath: target.path)
+        }
+        done = true
+        AtomicFile.syncDirectory(parent)
+    }
+}
