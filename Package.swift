@@ -26,6 +26,19 @@ let package = Package(
         .target(name: "LinAlg", dependencies: ["CBLAS"]),
         .target(name: "SafeTensors", dependencies: ["LinAlg"]),
         .target(name: "Merge", dependencies: ["LinAlg"]),
+        .target(name: "MergeIO", dependencies: ["Merge", "SafeTensors", "LinAlg"]),
+        .target(name: "DaemonSupport", dependencies: [
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "Agent", dependencies: [
+            "Protocol", "SafeTensors", "DaemonSupport", "LinAlg",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "Aggregator", dependencies: [
+            "Merge", "MergeIO", "Protocol", "SafeTensors", "DaemonSupport", "LinAlg",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .target(name: "Protocol", dependencies: [
             "CZMQ", "COpenSSL",
             .product(name: "Logging", package: "swift-log"),
@@ -34,6 +47,10 @@ let package = Package(
         .executableTarget(name: "fedmerge", dependencies: [
             "LinAlg",
             "Merge",
+            "MergeIO",
+            "Aggregator",
+            "Agent",
+            "DaemonSupport",
             "SafeTensors",
             "Protocol",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

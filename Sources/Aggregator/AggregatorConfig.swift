@@ -1,7 +1,7 @@
 // The aggregator's YAML config, validated on load: every error names the file, the key and
 // what is allowed.
 
-import Config
+import DaemonSupport
 import Foundation
 import Merge
 import Protocol

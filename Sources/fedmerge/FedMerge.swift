@@ -22,6 +22,8 @@ struct FedMerge: ParsableCommand {
         """,
         version: "0.1.0",
         subcommands: [
+            AgentCommand.self,
+            AggregatorCommand.self,
             Bench.self,
             MergeCommand.self,
         ]
