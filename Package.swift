@@ -3,6 +3,8 @@
 // Module layout and dependency rules: ../shared/DESIGN.md §2. Arrows point down only.
 import PackageDescription
 
+let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
+
 let package = Package(
     name: "FedMerge",
     platforms: [.macOS(.v13)],
@@ -23,43 +25,33 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "openssl",
                        providers: [.apt(["libssl-dev"])]),
 
+        // Foundations.
         .target(name: "LinAlg", dependencies: ["CBLAS"]),
         .target(name: "SafeTensors", dependencies: ["LinAlg"]),
+        .target(name: "Console"),
+        .target(name: "DaemonSupport", dependencies: [.product(name: "Yams", package: "Yams"), logging]),
+
+        // The three libraries the daemons stand on.
+        .target(name: "Model", dependencies: ["LinAlg", "SafeTensors", "Console"]),
         .target(name: "Merge", dependencies: ["LinAlg"]),
         .target(name: "MergeIO", dependencies: ["Merge", "SafeTensors", "LinAlg"]),
-        .target(name: "DaemonSupport", dependencies: [
-            .product(name: "Yams", package: "Yams"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
-        .target(name: "Agent", dependencies: [
-            "Protocol", "SafeTensors", "DaemonSupport", "LinAlg",
-            .product(name: "Logging", package: "swift-log"),
-        ]),
-        .target(name: "Aggregator", dependencies: [
-            "Merge", "MergeIO", "Protocol", "SafeTensors", "DaemonSupport", "LinAlg",
-            .product(name: "Logging", package: "swift-log"),
-        ]),
-        .target(name: "Protocol", dependencies: [
-            "CZMQ", "COpenSSL",
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(name: "Protocol", dependencies: ["CZMQ", "COpenSSL", logging]),
+
+        // The daemons: thin state machines over the libraries.
+        .target(name: "Agent", dependencies: ["Model", "Protocol", "SafeTensors", "DaemonSupport", "LinAlg", logging]),
+        .target(name: "Aggregator", dependencies: ["Merge", "MergeIO", "Protocol", "SafeTensors", "DaemonSupport", "LinAlg", logging]),
 
         .executableTarget(name: "fedmerge", dependencies: [
-            "LinAlg",
-            "Merge",
-            "MergeIO",
-            "Aggregator",
-            "Agent",
-            "DaemonSupport",
-            "SafeTensors",
-            "Protocol",
+            "LinAlg", "SafeTensors", "Model", "Merge", "MergeIO", "Protocol", "Agent", "Aggregator", "DaemonSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "Logging", package: "swift-log"),
+            logging,
             .product(name: "Yams", package: "Yams"),
         ]),
 
         .testTarget(name: "LinAlgTests", dependencies: ["LinAlg"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "LinAlg"]),
+        .testTarget(name: "ConsoleTests", dependencies: ["Console"]),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "LinAlg", "SafeTensors"]),
         .testTarget(name: "MergeTests", dependencies: ["Merge", "LinAlg"]),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol"]),
         .testTarget(name: "fedmergeTests", dependencies: ["fedmerge", "SafeTensors", "LinAlg"]),

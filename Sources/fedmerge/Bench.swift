@@ -10,6 +10,7 @@ struct Bench: ParsableCommand {
         discussion: "Build with `swift build -c release` first; debug builds are not representative.",
         subcommands: [
             BenchLinAlg.self,
+            BenchTokenizer.self,
         ]
     )
 }
