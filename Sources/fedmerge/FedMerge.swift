@@ -25,6 +25,7 @@ struct FedMerge: ParsableCommand {
             AgentCommand.self,
             AggregatorCommand.self,
             Bench.self,
+            DataCommand.self,
             MergeCommand.self,
         ]
     )
