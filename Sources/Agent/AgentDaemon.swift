@@ -53,6 +53,11 @@ public final class AgentDaemon: @unchecked Sendable {
     private var sent: [String: [String: Double]] = [:]
     private var connectAttempts = 0
     public var connectTimeout: Double = 600
+    /// Upload chunk size in bytes (the wire's maximum by default).
+    public var chunkSize = 4 << 20
+    /// Fault injection for tests: exit abruptly (status 99) once this many upload bytes were sent.
+    public var crashAfterBytes: Int?
+    private var uploadedBytes = 0
 
     public init(config: AgentConfig, work: LocalWork, logger: Logger) {
         self.config = config
@@ -156,7 +161,7 @@ public final class AgentDaemon: @unchecked Sendable {
             try startNextUpload()
         case .uploading:
             guard let message = try client!.receive(timeout: 1) else { return nil }
-            guard let sender, try sender.handle(message, send: { try client!.send($0) }) else {
+            guard let sender, try sender.handle(message, send: sendUpload) else {
                 try handleIncoming(message)     // e.g. a merged model of a round that went on without us
                 return nil
             }
@@ -188,10 +193,21 @@ public final class AgentDaemon: @unchecked Sendable {
 
     private func startNextUpload() throws {
         let name = uploads[0]
-        let sender = try ChunkSender(path: preparedDirectory + "/" + name, name: name)
+        let sender = try ChunkSender(path: preparedDirectory + "/" + name, name: name, chunkSize: chunkSize)
         self.sender = sender
         logger.info("uploading", metadata: ["file": "\(name)", "bytes": "\(sender.offer.size)"])
-        try sender.start { try client!.send($0) }
+        try sender.start(send: sendUpload)
+    }
+
+    private func sendUpload(_ message: Message) throws {
+        try client!.send(message)
+        if case .chunk(_, let payload) = message, let limit = crashAfterBytes {
+            uploadedBytes += payload.count
+            if uploadedBytes >= limit {
+                logger.critical("fault injection: exiting after \(uploadedBytes) upload bytes")
+                _exit(99)
+            }
+        }
     }
 
     // MARK: merged models and evaluations

@@ -35,6 +35,9 @@ struct AgentCommand: ParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: Logger.Level = .info
 
+    @Option(help: .hidden) var chunkSize: Int?
+    @Option(help: .hidden) var crashAfterBytes: Int?
+
     func run() throws {
         DaemonLogging.bootstrap(level: logLevel)
         let logger = Logger(label: "fedmerge.agent")
@@ -62,6 +65,8 @@ struct AgentCommand: ParsableCommand {
         StopSignal.install()
         let daemon = AgentDaemon(config: loaded, work: work, logger: logger)
         daemon.connectTimeout = connectTimeout
+        if let chunkSize { daemon.chunkSize = chunkSize }
+        daemon.crashAfterBytes = crashAfterBytes
         let exit: DaemonExit
         do { exit = try daemon.run() } catch {
             DaemonLogging.fail("\(error)")
