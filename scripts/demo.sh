@@ -17,8 +17,8 @@ mkdir -p "$DEMO/logs"
 echo "demo: preparing data (train ≤ 1000, test ≤ 400 per domain, seeded)"
 declare -A FILES=([movies]=movieReviewSnippets [amazon]=amazonReviewSnippets [tweets]=tweets)
 for agent in movies amazon tweets; do
-    "$FEDMERGE" data split --corpus vader --input "$VADER/${FILES[$agent]}_GroundTruth.txt" \
-        --out "$DEMO/data/$agent" --train 1000 --validation 0 --test 400 --seed 1
+    "$FEDMERGE" data prepare --corpus vader --input "$VADER/${FILES[$agent]}_GroundTruth.txt" --format csv \
+        --out "$DEMO/data/$agent" --parts train,test --fractions 0.8,0.2 --limits 1000,400 --stratified --seed 1
 done
 
 echo "demo: making certificates (one federation CA; aggregator, movies, amazon, tweets)"

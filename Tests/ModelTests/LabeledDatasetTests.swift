@@ -35,4 +35,13 @@ final class LabeledDatasetTests: XCTestCase {
         XCTAssertEqual(trainTest.map(\.count), [8, 2])
         XCTAssertTrue(Set(trainTest[0].texts).isDisjoint(with: trainTest[1].texts))
     }
+
+    func testStratifiedSplitKeepsClassProportions() {
+        // 30 examples, 10 per class; 0.8/0.2 cuts each class 8/2.
+        let parts = numbered(30).stratifiedSplit(fractions: [0.8, 0.2], seed: 5)
+        XCTAssertEqual(parts[0].labelCounts(), [8, 8, 8])
+        XCTAssertEqual(parts[1].labelCounts(), [2, 2, 2])
+        XCTAssertEqual(Set(parts[0].texts + parts[1].texts), Set(numbered(30).texts))
+        XCTAssertEqual(parts.map(\.count), [24, 6])
+    }
 }

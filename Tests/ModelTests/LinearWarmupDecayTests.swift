@@ -25,4 +25,10 @@ final class LinearWarmupDecayTests: XCTestCase {
         XCTAssertEqual(schedule.rate(at: 550), 5e-5 * 450 / 900, accuracy: 1e-12)
         XCTAssertEqual(schedule.rate(at: 999), 5e-5 / 900, accuracy: 1e-12)
     }
+
+    func testRunShorterThanWarmupOnlyWarmsUp() {
+        // W = 4 > N = 3: (s+1)/4 for every step, then 0.
+        let schedule = LinearWarmupDecay(peak: 1, warmupSteps: 4, totalSteps: 3)
+        XCTAssertEqual((0...3).map { schedule.rate(at: $0) }, [0.25, 0.5, 0.75, 0])
+    }
 }

@@ -1,6 +1,7 @@
 // DatasetFiles: reading and writing labelled text as CSV (header row, RFC 4180) or JSONL (one object per line).
 
 import Foundation
+import SafeTensors  // AtomicFile
 
 public enum DataFormat: String, Sendable, CaseIterable {
     case csv, jsonl
@@ -60,7 +61,21 @@ extension LabeledDataset {
                 out += String(decoding: line, as: UTF8.self) + "\n"
             }
         }
-        try AtomicFile.write(Data(out.utf8), to: path)
+        do {
+            try AtomicFile.write(Data(out.utf8), to: path)
+        } catch SafeTensorsError.writeFailed(_, let reason) {
+            throw DatasetError.writeFailed(file: path, reason: reason)
+        }
+    }
+
+    /// Label names from a labels.txt (one per line, in index order; blank lines ignored), as
+    /// `fedmerge data prepare` writes next to the parts.
+    public static func labelNames(fromFile path: String) throws -> [String] {
+        let text = String(decoding: try readFile(path), as: UTF8.self)
+        let names = text.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" })
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard !names.isEmpty else { throw DatasetError.empty(file: path) }
+        return names
     }
 
     // MARK: parsing

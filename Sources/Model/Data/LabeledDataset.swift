@@ -73,6 +73,23 @@ public struct LabeledDataset: Sendable, Equatable {
         return parts
     }
 
+    /// Like `split`, but cuts each class separately (single-label data), so every part keeps
+    /// the class proportions up to rounding; each part is then shuffled with `seed`.
+    public func stratifiedSplit(fractions: [Double], seed: UInt64) -> [LabeledDataset] {
+        precondition(!isMultiLabel, "stratifiedSplit needs single-label data")
+        var parts = fractions.map { _ in [LabeledExample]() }
+        for label in labelNames.indices {
+            var ofClass = self
+            ofClass.examples = examples.filter { $0.labels[0] == label }
+            for (k, piece) in ofClass.split(fractions: fractions, seed: seed &+ UInt64(label)).enumerated() {
+                parts[k] += piece.examples
+            }
+        }
+        return parts.enumerated().map { k, examples in
+            LabeledDataset(examples: examples, labelNames: labelNames, isMultiLabel: false).shuffled(seed: seed &+ UInt64(k))
+        }
+    }
+
     /// A seeded permutation of 0..<count (Fisher–Yates).
     static func permutation(count: Int, seed: UInt64) -> [Int] {
         var order = Array(0..<count)

@@ -4,15 +4,16 @@
 ///   s < W:       peak · (s + 1) / W          (the first step already moves; no wasted step at 0)
 ///   W ≤ s < N:   peak · (N − s) / (N − W)    (the last step, s = N − 1, gets peak / (N − W))
 ///   s ≥ N:       0
-/// with W = warmupSteps, N = totalSteps. W = 0 means no warm-up.
+/// with W = warmupSteps, N = totalSteps. W = 0 means no warm-up; W ≥ N (a run too short to
+/// finish warming up) only warms up.
 public struct LinearWarmupDecay: Sendable, Equatable {
     public let peak: Float
     public let warmupSteps: Int
     public let totalSteps: Int
 
     public init(peak: Float, warmupSteps: Int, totalSteps: Int) {
-        precondition(warmupSteps >= 0 && totalSteps > warmupSteps,
-                     "schedule needs 0 ≤ warmupSteps (\(warmupSteps)) < totalSteps (\(totalSteps))")
+        precondition(warmupSteps >= 0 && totalSteps >= 0,
+                     "schedule needs warmupSteps (\(warmupSteps)) ≥ 0 and totalSteps (\(totalSteps)) ≥ 0")
         self.peak = peak
         self.warmupSteps = warmupSteps
         self.totalSteps = totalSteps
