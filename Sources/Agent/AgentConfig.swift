@@ -30,6 +30,8 @@ public struct AgentConfig: Sendable {
     public struct StatsSection: Sendable, Equatable {
         public var gramBatches: Int
         public var fisherExamples: Int
+        /// Examples for the K-FAC output factors (MaTS with objective kfac).
+        public var kfacExamples: Int
         public var batchSize: Int
     }
 
@@ -97,9 +99,10 @@ public struct AgentConfig: Sendable {
         }
 
         let s = try top.optionalSection("stats") ?? ConfigReader(file: file, path: "stats", map: [:])
-        try s.onlyKeys(["gram_batches", "fisher_examples", "batch_size"])
+        try s.onlyKeys(["gram_batches", "fisher_examples", "kfac_examples", "batch_size"])
         let stats = StatsSection(gramBatches: try s.int("gram_batches", default: 16, range: 1...1_000_000),
                                  fisherExamples: try s.int("fisher_examples", default: 256, range: 1...10_000_000),
+                                 kfacExamples: try s.int("kfac_examples", default: 256, range: 1...10_000_000),
                                  batchSize: try s.int("batch_size", default: 16, range: 1...4096))
         let e = try top.optionalSection("eval") ?? ConfigReader(file: file, path: "eval", map: [:])
         try e.onlyKeys(["max_len", "max_examples"])

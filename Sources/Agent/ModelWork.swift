@@ -88,7 +88,7 @@ public struct ModelWork: LocalWork {
         }
         guard !statistics.isEmpty else { return }
         let statsKey = Self.hash([modelKey, statistics.sorted().joined(separator: ","),
-                                  "\(config.stats.gramBatches),\(config.stats.fisherExamples),\(config.stats.batchSize)"].joined(separator: "\n"))
+                                  "\(config.stats.gramBatches),\(config.stats.fisherExamples),\(config.stats.kfacExamples),\(config.stats.batchSize)"].joined(separator: "\n"))
         if manifest.statsKey == statsKey && FileManager.default.fileExists(atPath: directory + "/stats.safetensors") {
             logger.info("reusing statistics in \(directory) (inputs unchanged)")
             return
@@ -131,10 +131,16 @@ public struct ModelWork: LocalWork {
         let train = try loadTrain()
         let maxLength = config.train?.maxLength ?? config.evalMaxLength
         let started = Date()
-        try StatisticsPass.run(model: model, tokenizer: tokenizer, data: train, kinds: Set(statistics),
-                               gramBatches: config.stats.gramBatches, fisherExamples: config.stats.fisherExamples,
-                               batchSize: config.stats.batchSize, maxLength: maxLength,
-                               output: modelDirectory + "/stats.safetensors")
+        let wanted = Set(statistics)
+        var plan = StatisticsPlan()
+        plan.batchSize = config.stats.batchSize
+        plan.maxLength = maxLength
+        plan.gramBatches = wanted.contains("gram") ? config.stats.gramBatches : 0
+        plan.fisherExamples = wanted.contains("fisher") ? config.stats.fisherExamples : 0
+        plan.kfacExamples = wanted.contains("kfac_out") ? config.stats.kfacExamples : 0
+        plan.seed = UInt64(config.train?.seed ?? 42)
+        try StatisticsRun.write(model: model, tokenizer: tokenizer, data: train, plan: plan,
+                                to: modelDirectory + "/stats.safetensors", showProgress: false)
         logger.info("statistics computed", metadata: ["kinds": "\(statistics.joined(separator: ","))",
                                                       "seconds": "\(String(format: "%.1f", Date().timeIntervalSince(started)))"])
     }
