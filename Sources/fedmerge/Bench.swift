@@ -11,6 +11,7 @@ struct Bench: ParsableCommand {
         subcommands: [
             BenchLinAlg.self,
             BenchTokenizer.self,
+            BenchModel.self,
         ]
     )
 }

@@ -27,6 +27,10 @@ struct FedMerge: ParsableCommand {
             Bench.self,
             DataCommand.self,
             MergeCommand.self,
+            Finetune.self,
+            Stats.self,
+            Embed.self,
+            Predict.self,
         ]
     )
 }

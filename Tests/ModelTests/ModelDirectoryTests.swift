@@ -86,10 +86,4 @@ final class ModelDirectoryTests: XCTestCase {
                 tensor: "bert.encoder.layer.0.intermediate.dense.weight", expected: [16, 8], actual: [8, 16]))
         }
     }
-
-    func testConfigWithoutHiddenSizeIsRefusedNamingTheField() throws {
-        XCTAssertThrowsError(try BertConfig(json: Data("{\"vocab_size\": 10}".utf8), path: "x/config.json")) { error in
-            XCTAssertEqual(error as? EncoderError, .missingConfigField(path: "x/config.json", field: "hidden_size"))
-        }
-    }
 }

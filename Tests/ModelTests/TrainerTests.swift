@@ -62,6 +62,29 @@ final class TrainerTests: XCTestCase {
         XCTAssertNotEqual(Array(a.parameters.values), Array(c.parameters.values))
     }
 
+    func testMultiLabelTrainingLearnsWhichTopicWordsArePresent() throws {
+        // Labels: 0 = mentions "plot", 1 = mentions "film", 2 = mentions "dull"; any subset.
+        let tokenizer = try WordPieceTokenizer(tokens: Self.vocab)
+        func data(_ n: Int, seed: UInt64) -> LabeledDataset {
+            var rng = SplitMix64(seed: seed)
+            let examples = (0..<n).map { _ -> LabeledExample in
+                var words = ["the", "movie", "was"], labels: [Int] = []
+                for (k, w) in ["plot", "film", "dull"].enumerated() where rng.next() % 2 == 0 { words.append(w); labels.append(k) }
+                return LabeledExample(text: words.joined(separator: " "), labels: labels)
+            }
+            return LabeledDataset(examples: examples, labelNames: ["plot", "film", "dull"], isMultiLabel: true)
+        }
+        let c = BertConfig(vocabSize: Self.vocab.count, hiddenSize: 16, numHiddenLayers: 2, numAttentionHeads: 2, intermediateSize: 32,
+                           maxPositionEmbeddings: 16, labels: ["plot", "film", "dull"], problemType: .multiLabel, pooling: .mean)
+        let model = BertEncoder(config: c, seed: 4)
+        var o = options
+        o.epochs = 16; o.learningRate = 1e-2
+        try Trainer(model: model, tokenizer: tokenizer, options: o).train(data(96, seed: 1))
+        let result = try Evaluation.evaluate(model, tokenizer: tokenizer, data: data(40, seed: 2), maxLength: 16)
+        XCTAssertGreaterThanOrEqual(result.accuracy, 0.9, "exact-match ratio")
+        XCTAssertGreaterThanOrEqual(result.macroF1, 0.9)
+    }
+
     func testLabelOutsideTheHeadIsRefused() throws {
         let tokenizer = try WordPieceTokenizer(tokens: Self.vocab)
         let data = LabeledDataset(examples: [LabeledExample(text: "the movie", labels: [2])], labelNames: ["a", "b", "c"], isMultiLabel: false)

@@ -112,12 +112,10 @@ public struct BertConfig: Sendable, Equatable {
         } else {
             labels = []
         }
-        // A base BertModel config has no head; HF would default to 2 labels, but we only add a
-        // head when fine-tuning says how many classes there are.
+        // Only a BertForSequenceClassification checkpoint carries a classifier; a base BertModel
+        // config may still list HF's default id2label, which must not conjure up a head.
         let architectures = object["architectures"] as? [String] ?? []
-        if !architectures.contains("BertForSequenceClassification") && object["id2label"] == nil && object["num_labels"] == nil {
-            labels = []
-        }
+        if !architectures.contains("BertForSequenceClassification") { labels = [] }
         let problem = object["problem_type"] as? String
         problemType = problem.flatMap(ProblemType.init(rawValue:)) ?? .singleLabel
         let pool = object["fedmerge_pooling"] as? String ?? "cls"

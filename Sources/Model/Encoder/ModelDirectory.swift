@@ -34,9 +34,10 @@ public enum ModelDirectory {
         return model
     }
 
-    /// The name a parameter has in a saved BertForSequenceClassification state dict.
+    /// The name a parameter (or a linear, without `.weight`) has in a saved
+    /// BertForSequenceClassification state dict: `bert.` + name, except the classifier's.
     public static func savedName(_ parameter: String) -> String {
-        parameter.hasPrefix("classifier.") ? parameter : "bert." + parameter
+        parameter == "classifier" || parameter.hasPrefix("classifier.") ? parameter : "bert." + parameter
     }
 
     /// Saves `model` into `directory` (created if needed): model.safetensors first, then the

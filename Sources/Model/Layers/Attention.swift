@@ -43,9 +43,11 @@ public func attentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeMuta
                 let row = p + i * T
                 var maxv = -Float.infinity
                 for j in 0..<T where mask[j] != 0 { maxv = max(maxv, row[j]) }
+                for j in 0..<T { row[j] -= maxv }
+                vectorExp(row, count: T)
                 var sum: Float = 0
                 for j in 0..<T {
-                    if mask[j] != 0 { let e = expf(row[j] - maxv); row[j] = e; sum += e } else { row[j] = 0 }
+                    if mask[j] != 0 { sum += row[j] } else { row[j] = 0 }
                 }
                 let inv = sum > 0 ? 1 / sum : 0
                 for j in 0..<T { row[j] *= inv }

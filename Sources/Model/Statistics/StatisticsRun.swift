@@ -1,0 +1,137 @@
+// StatisticsRun: drives the collectors over an agent's data — a no-grad forward pass over N
+// batches for the Grams, then per-example backward passes of log p(y|x) for the Fisher and
+// K-FAC collectors (exact over labels up to 32 classes, sampled beyond) — and writes
+// stats.safetensors with the saved model's tensor names.
+
+import Console
+import Foundation
+import LinAlg
+import SafeTensors
+
+public struct StatisticsPlan: Sendable, Equatable {
+    public var gramBatches = 16
+    public var batchSize = 16
+    public var maxLength = 128
+    public var fisherExamples = 0
+    public var kfacExamples = 0
+    /// Labels y drawn from p(y|x) per example when there are more than `exactLabelLimit` classes.
+    public var sampledLabels = 8
+    public var exactLabelLimit = 32
+    public var seed: UInt64 = 42
+    public init() {}
+}
+
+public enum StatisticsRun {
+    /// Runs the plan on `data` and returns the tensors and metadata of stats.safetensors.
+    public static func collect(model: BertEncoder, tokenizer: WordPieceTokenizer, data: LabeledDataset,
+                               plan: StatisticsPlan, showProgress: Bool = true) throws
+        -> (tensors: [(name: String, tensor: Tensor<Float>)], metadata: [String: String]) {
+        guard model.config.numLabels > 0 else { throw EncoderError.noClassifier }
+        let examples = data.shuffled(seed: plan.seed).examples
+        var tensors: [(name: String, tensor: Tensor<Float>)] = []
+        var metadata: [String: String] = [:]
+        let naming: (String) -> String = { ModelDirectory.savedName($0) }
+        let saved = model.collectors
+        defer { model.collectors = saved }
+
+        if plan.gramBatches > 0 {
+            let gram = GramCollector()
+            model.collectors = [gram]
+            let batches = min(plan.gramBatches, (examples.count + plan.batchSize - 1) / plan.batchSize)
+            let bar = showProgress ? ProgressBar(total: batches, label: "gram") : nil
+            for b in 0..<batches {
+                let slice = examples[(b * plan.batchSize)..<min((b + 1) * plan.batchSize, examples.count)]
+                try model.forward(EncoderInput(tokenizer.batch(slice.map(\.text), maxLength: plan.maxLength)))
+                bar?.update(completed: b + 1)
+            }
+            bar?.finish()
+            let out = gram.export(naming: naming)
+            tensors += out.tensors
+            metadata.merge(out.metadata) { a, _ in a }
+            metadata["gram.num_batches"] = "\(batches)"
+        }
+
+        let perExample = max(plan.fisherExamples, plan.kfacExamples)
+        if perExample > 0 {
+            let fisher = plan.fisherExamples > 0 ? FisherCollector(parameters: model.parameters) : nil
+            let kfac = plan.kfacExamples > 0 ? KFACOutputCollector() : nil
+            var rng = SplitMix64(seed: plan.seed ^ 0xF15E)
+            let n = min(perExample, examples.count)
+            let bar = showProgress ? ProgressBar(total: n, label: "fisher/k-fac") : nil
+            for i in 0..<n {
+                var active: [any StatisticsCollector] = []
+                if let fisher, i < plan.fisherExamples { active.append(fisher) }
+                if let kfac, i < plan.kfacExamples { active.append(kfac) }
+                model.collectors = active.filter { $0 !== fisher }  // Fisher reads gradients after each backward
+                try backwardPasses(model: model, input: EncoderInput(tokenizer.batch([examples[i].text], maxLength: plan.maxLength)),
+                                   plan: plan, rng: &rng) { weight in
+                    if let fisher, i < plan.fisherExamples { fisher.observeParameterGradients(model.parameters, weight: weight) }
+                }
+                for c in active { c.finishExample() }
+                bar?.update(completed: i + 1)
+            }
+            bar?.finish()
+            let finished: [(any StatisticsCollector)?] = [fisher, kfac]
+            for c in finished.compactMap({ $0 }) {
+                let out = c.export(naming: naming)
+                tensors += out.tensors
+                metadata.merge(out.metadata) { a, _ in a }
+            }
+            if kfac != nil { metadata["kfac_out.num_examples"] = "\(min(plan.kfacExamples, n))" }
+        }
+        let counts = data.labelCounts()
+        metadata["train.label_counts"] = "[" + counts.map(String.init).joined(separator: ",") + "]"
+        metadata["labels"] = String(decoding: try JSONSerialization.data(withJSONObject: model.config.labels), as: UTF8.self)
+        return (tensors, metadata)
+    }
+
+    /// For one example (batch of 1): forward, then for each label choice a backward of
+    /// log p(y|x) with its expectation weight, calling `afterBackward(weight)` with the
+    /// parameter gradients of that pass in the store.
+    /// Single-label: ∂ log p_y/∂z = e_y − p, weight p_y (all y when K ≤ limit, else y ∼ p with 1/S).
+    /// Multi-label (independent Bernoullis): E[g gᵀ] = Σ_k σ_k(1−σ_k) (∂z_k/∂·)(∂z_k/∂·)ᵀ, so
+    /// dlogits = e_k with weight σ_k(1−σ_k), exactly, for every k.
+    static func backwardPasses(model: BertEncoder, input: EncoderInput, plan: StatisticsPlan, rng: inout SplitMix64,
+                               afterBackward: (Double) -> Void) throws {
+        try model.forward(input, training: false, head: true, backward: true)
+        let z = model.logits.storage.map(Double.init)
+        let K = z.count
+        var passes: [(dlogits: [Float], weight: Double)] = []
+        switch model.config.problemType {
+        case .singleLabel:
+            let m = z.max()!
+            let e = z.map { exp($0 - m) }
+            let s = e.reduce(0, +)
+            let p = e.map { $0 / s }
+            func pass(_ y: Int, _ w: Double) -> ([Float], Double) {
+                ((0..<K).map { Float(($0 == y ? 1 : 0) - p[$0]) }, w)
+            }
+            if K <= plan.exactLabelLimit {
+                passes = (0..<K).map { pass($0, p[$0]) }
+            } else {
+                passes = (0..<plan.sampledLabels).map { _ in
+                    var u = Double.random(in: 0..<1, using: &rng), y = K - 1
+                    for k in 0..<K { u -= p[k]; if u < 0 { y = k; break } }
+                    return pass(y, 1 / Double(plan.sampledLabels))
+                }
+            }
+        case .multiLabel:
+            passes = (0..<K).map { k in
+                let sigma = 1 / (1 + exp(-z[k]))
+                return ((0..<K).map { $0 == k ? Float(1) : 0 }, sigma * (1 - sigma))
+            }
+        }
+        for (d, w) in passes where w > 0 {
+            model.parameters.zeroGradients()
+            d.withUnsafeBufferPointer { model.backward(dlogits: $0.baseAddress!, weight: w) }
+            afterBackward(w)
+        }
+    }
+
+    /// Collects and writes stats.safetensors atomically.
+    public static func write(model: BertEncoder, tokenizer: WordPieceTokenizer, data: LabeledDataset, plan: StatisticsPlan,
+                             to path: String, showProgress: Bool = true) throws {
+        let out = try collect(model: model, tokenizer: tokenizer, data: data, plan: plan, showProgress: showProgress)
+        try SafeTensorsWriter.write(tensors: out.tensors, metadata: out.metadata, to: path)
+    }
+}

@@ -1,0 +1,51 @@
+// `fedmerge stats`: collect the merge statistics of a fine-tuned model on the agent's data
+// (Grams, optional diagonal Fisher and K-FAC output factors) into stats.safetensors.
+
+import ArgumentParser
+import Foundation
+import LinAlg
+import Model
+
+struct Stats: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write stats.safetensors: Gram matrices (RegMean), and optionally Fisher diagonals and K-FAC output factors.",
+        discussion: """
+        Names follow the model's saved tensors (DESIGN.md §3): `<linear>.gram` (Σ x xᵀ over
+        non-padding tokens) with `.gram.num_rows` / `.gram.same_as` metadata, `<param>.fisher`,
+        `<linear>.kfac_out`, and `train.label_counts`.
+        """
+    )
+
+    @Option(help: "Fine-tuned model directory.") var model: String
+    @Option(help: "The agent's training data.") var data: String
+    @Option(help: "Output file.") var out: String
+    @OptionGroup var dataOptions: DataArguments
+    @Option(help: "No-grad forward batches for the Grams (0 skips them).") var gramBatches = 16
+    @Option(help: "Examples for the diagonal Fisher (0 skips it).") var fisherExamples = 0
+    @Option(help: "Examples for the K-FAC output factors (0 skips them).") var kfacExamples = 0
+    @Option(help: "Examples per Gram batch.") var batchSize = 16
+    @Option(help: "Maximum tokens per text.") var maxLen = 128
+    @Option(help: "Seed for the example order and label sampling.") var seed: UInt64 = 42
+
+    func validate() throws {
+        guard gramBatches >= 0, fisherExamples >= 0, kfacExamples >= 0, batchSize >= 1, maxLen >= 2 else {
+            throw ValidationError("counts must be ≥ 0, --batch-size ≥ 1 and --max-len ≥ 2")
+        }
+        guard gramBatches + fisherExamples + kfacExamples > 0 else { throw ValidationError("nothing to collect: all counts are 0") }
+    }
+
+    func run() throws {
+        if let warning = BLAS.kernelWarning { FileHandle.standardError.write(Data((warning + "\n").utf8)) }
+        let encoder = try ModelDirectory.load(model)
+        let tokenizer = try WordPieceTokenizer(vocabularyFile: model + "/vocab.txt")
+        let dataset = try dataOptions.load(data, labelNames: encoder.config.labels.isEmpty ? nil : encoder.config.labels)
+        var plan = StatisticsPlan()
+        plan.gramBatches = gramBatches; plan.batchSize = batchSize; plan.maxLength = maxLen
+        plan.fisherExamples = fisherExamples; plan.kfacExamples = kfacExamples; plan.seed = seed
+        let start = DispatchTime.now().uptimeNanoseconds
+        try StatisticsRun.write(model: encoder, tokenizer: tokenizer, data: dataset, plan: plan, to: out)
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        print(String(format: "wrote %@ (%d examples available; %d Gram batches, %d Fisher, %d K-FAC examples) in %.1f s",
+                     out, dataset.count, gramBatches, fisherExamples, kfacExamples, seconds))
+    }
+}
