@@ -36,6 +36,9 @@ let package = Package(
         .target(name: "Merge", dependencies: ["LinAlg"]),
         .target(name: "MergeIO", dependencies: ["Merge", "SafeTensors", "LinAlg"]),
         .target(name: "Protocol", dependencies: ["CZMQ", "COpenSSL", logging]),
+        // libFuzzer entry for the wire decoder and chunk receiver (scripts/fuzz-protocol.sh);
+        // a plain build is a replayer of saved inputs.
+        .executableTarget(name: "ProtocolFuzz", dependencies: ["Protocol"]),
 
         // The daemons: thin state machines over the libraries.
         .target(name: "Agent", dependencies: ["Model", "Protocol", "SafeTensors", "DaemonSupport", "LinAlg", logging]),

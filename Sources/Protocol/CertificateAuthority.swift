@@ -67,11 +67,7 @@ public struct CertificateAuthority: Sendable {
     public static func initialize(directory: String, days: Int = defaultAuthorityDays, force: Bool = false) throws -> CertificateAuthority {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let files = CertificateFiles(certificate: directory + "/ca.pem", key: directory + "/ca.key")
-        if !force {
-            for path in [files.certificate, files.key] where FileManager.default.fileExists(atPath: path) {
-                throw AtomicFileError.exists(path: path)
-            }
-        }
+        try refuseOverwrite(files, force: force)
         let key = try PrivateKey.generateP256()
         let now = Date()
         let certificate = try makeCertificate(
@@ -125,11 +121,7 @@ public struct CertificateAuthority: Sendable {
         let target = directory ?? self.directory
         try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
         let files = CertificateFiles(certificate: target + "/\(name).pem", key: target + "/\(name).key")
-        if !force {
-            for path in [files.certificate, files.key] where FileManager.default.fileExists(atPath: path) {
-                throw AtomicFileError.exists(path: path)
-            }
-        }
+        try Self.refuseOverwrite(files, force: force)
         let leafKey = try PrivateKey.generateP256()
         let certificate = try Self.makeCertificate(
             commonName: name, publicKey: leafKey, issuer: self.certificate, signingKey: key,
@@ -149,11 +141,17 @@ public struct CertificateAuthority: Sendable {
     }
 
     /// Names become file names and certificate DNS names, so both rules apply.
-    static func isValidName(_ name: String) -> Bool {
-        guard (1...63).contains(name.utf8.count), let first = name.utf8.first, first != UInt8(ascii: "."), first != UInt8(ascii: "-") else { return false }
-        return name.utf8.allSatisfy { c in
-            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x2D || c == 0x2E || c == 0x5F
-        } && name != "ca"
+    public static func isValidName(_ name: String) -> Bool {
+        PortableName.isPortable(name, maxLength: 63) && name.utf8.first != UInt8(ascii: "-") && name != "ca"
+    }
+
+    /// Without `force`, refuses before any key is generated if either file exists
+    /// (AtomicFile.write re-checks atomically when it links the file into place).
+    private static func refuseOverwrite(_ files: CertificateFiles, force: Bool) throws {
+        guard !force else { return }
+        for path in [files.certificate, files.key] where FileManager.default.fileExists(atPath: path) {
+            throw AtomicFileError.exists(path: path)
+        }
     }
 
     // MARK: X.509 assembly

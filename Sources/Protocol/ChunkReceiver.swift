@@ -138,7 +138,7 @@ public final class ChunkReceiver: @unchecked Sendable {
         let transfer = Transfer(offer: offer, partialPath: partialPath, fd: fd, offset: offset)
         if offset > 0 {
             // Re-hash what is durable so the final check covers the whole file.
-            try hashPrefix(of: transfer)
+            try transfer.hasher.update(fd: fd, length: offset, path: partialPath)
         }
         state = .receiving(transfer)
         logger.info("offer accepted", metadata: ["name": "\(offer.name)", "size": "\(offer.size)", "resumeAt": "\(offset)"])
@@ -205,24 +205,6 @@ public final class ChunkReceiver: @unchecked Sendable {
     private struct OfferRecord: Codable, Equatable {
         var size: UInt64
         var sha256: String
-    }
-
-    private func hashPrefix(of transfer: Transfer) throws {
-        let blockSize = 4 << 20
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: blockSize, alignment: 64)
-        defer { buffer.deallocate() }
-        var position: UInt64 = 0
-        while position < transfer.offset {
-            let want = Int(min(UInt64(blockSize), transfer.offset - position))
-            let n = pread(transfer.fd, buffer.baseAddress, want, off_t(position))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw TransferError.io(path: transfer.partialPath, operation: "read", errno: errno)
-            }
-            if n == 0 { break }
-            transfer.hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
-            position += UInt64(n)
-        }
     }
 
     private static func fileSize(_ path: String) -> Int64? {

@@ -187,7 +187,9 @@ public struct MessageCodec: Sendable {
         case .keyNotFound(let key, _)?: "missing field '\(key.stringValue)'"
         case .typeMismatch(_, let context)?, .valueNotFound(_, let context)?:
             "field '\(context.codingPath.map(\.stringValue).joined(separator: "."))': \(context.debugDescription)"
-        case .dataCorrupted(let context)?: context.debugDescription
+        case .dataCorrupted(let context)?:
+            context.codingPath.isEmpty ? context.debugDescription
+                : "field '\(context.codingPath.map(\.stringValue).joined(separator: "."))': \(context.debugDescription)"
         default: String(describing: error)
         }
     }

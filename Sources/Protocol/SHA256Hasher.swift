@@ -33,27 +33,33 @@ public final class SHA256Hasher: @unchecked Sendable {
         return digest.prefix(Int(length)).map { String(format: "%02x", $0) }.joined()
     }
 
-    /// SHA-256 of the first `length` bytes (default: all) of the file at `path`, read in 4 MiB blocks.
-    public static func hashFile(_ path: String, length: UInt64? = nil) throws -> String {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw TransferError.io(path: path, operation: "open", errno: errno) }
-        defer { close(fd) }
-        let hasher = SHA256Hasher()
+    /// Feeds bytes [0, length) of the open file `fd` (`path` names it in errors), read in 4 MiB blocks.
+    /// Stops early at end of file.
+    public func update(fd: Int32, length: UInt64, path: String) throws {
         let blockSize = 4 << 20
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: blockSize, alignment: 64)
         defer { buffer.deallocate() }
-        var remaining = length ?? UInt64.max
-        while remaining > 0 {
-            let want = Int(min(UInt64(blockSize), remaining))
-            let n = read(fd, buffer.baseAddress, want)
+        var position: UInt64 = 0
+        while position < length {
+            let want = Int(min(UInt64(blockSize), length - position))
+            let n = pread(fd, buffer.baseAddress, want, off_t(position))
             if n < 0 {
                 if errno == EINTR { continue }
                 throw TransferError.io(path: path, operation: "read", errno: errno)
             }
             if n == 0 { break }
-            hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
-            remaining -= UInt64(n)
+            update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+            position += UInt64(n)
         }
+    }
+
+    /// SHA-256 (hex) of the whole file at `path`.
+    public static func hashFile(_ path: String) throws -> String {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw TransferError.io(path: path, operation: "open", errno: errno) }
+        defer { close(fd) }
+        let hasher = SHA256Hasher()
+        try hasher.update(fd: fd, length: .max, path: path)
         return hasher.finalizeHex()
     }
 }

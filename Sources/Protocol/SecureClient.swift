@@ -46,6 +46,8 @@ public final class SecureClient: @unchecked Sendable {
         // A reconnect would get a new routing id and a TLS session the server does not know;
         // the link is reported dead instead (heartbeat timeout) and the caller makes a new client.
         try socket.setOption(ZMQ_RECONNECT_IVL, Int32(-1))
+        // A DEALER with no connection blocks in send; bound that so a dead server surfaces as an error.
+        try socket.setOption(ZMQ_SNDTIMEO, Int32(max(1, heartbeat.timeout * 1000)))
         try socket.connect(endpoint)
     }
 
@@ -94,7 +96,8 @@ public final class SecureClient: @unchecked Sendable {
             try SecureFraming.seal(message, codec: codec, session: session, socket: socket, routingID: nil)
             lastSent = monotonicSeconds()
         } catch let error as ZMQError {
-            try fail(.transport(error))
+            // EAGAIN after ZMQ_SNDTIMEO: no connection to hand the frame to.
+            try fail(error.code == EAGAIN ? .peerUnreachable(seconds: heartbeat.timeout) : .transport(error))
         } catch {
             try fail(.record(error as? TLSError ?? .recordFailed("\(error)")))
         }

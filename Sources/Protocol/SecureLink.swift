@@ -14,10 +14,12 @@ public enum LinkFailure: Error, Equatable, Sendable, CustomStringConvertible {
     case record(TLSError)
     case heartbeatTimeout(seconds: Double)
     case handshakeTimeout(seconds: Double)
+    case peerUnreachable(seconds: Double)
     case refusedByServer(reason: String)
     case transport(ZMQError)
     case notConnected
     case unknownPeer(PeerID)
+    case superseded(by: PeerID)
 
     public var description: String {
         switch self {
@@ -30,10 +32,12 @@ public enum LinkFailure: Error, Equatable, Sendable, CustomStringConvertible {
         case .record(let error): "\(error)"
         case .heartbeatTimeout(let seconds): "no traffic from the peer for \(seconds) s (heartbeat timeout)"
         case .handshakeTimeout(let seconds): "handshake not completed within \(seconds) s"
+        case .peerUnreachable(let seconds): "could not hand a frame to the peer for \(seconds) s (connection lost)"
         case .refusedByServer(let reason): "the server refused this link: \(reason)"
         case .transport(let error): "\(error)"
         case .notConnected: "the link is not connected; call connect() (again)"
         case .unknownPeer(let peer): "no connected peer \(peer)"
+        case .superseded(let peer): "a newer link \(peer) with the same certificate name replaced this one"
         }
     }
 }

@@ -13,6 +13,8 @@ public enum ServerEvent: Sendable, Equatable {
     /// An admitted peer is gone (heartbeat timeout, TLS failure, malformed message); all its state is dropped.
     case disconnected(PeerID, LinkFailure)
     /// A peer was turned away before admission; no state is kept.
+    /// (An admitted peer whose name connects again is `.disconnected(old, .superseded(by: new))`,
+    /// reported before the new `.connected`.)
     case refused(PeerID, LinkFailure)
 }
 
@@ -60,6 +62,8 @@ public final class SecureServer: @unchecked Sendable {
         try socket.setMaxMessageSize(SecureFraming.maxFrameBytes(limits))
         // Fail a send to a vanished peer instead of dropping it silently.
         try socket.setOption(ZMQ_ROUTER_MANDATORY, Int32(1))
+        // With ROUTER_MANDATORY a peer whose queue is full blocks send; never wait on one for long.
+        try socket.setOption(ZMQ_SNDTIMEO, Int32(max(1, heartbeat.timeout * 1000)))
         try socket.bind(endpoint)
         self.endpoint = try socket.lastEndpoint()
         self.logger[metadataKey: "endpoint"] = "\(self.endpoint)"
@@ -106,8 +110,10 @@ public final class SecureServer: @unchecked Sendable {
             try SecureFraming.seal(message, codec: codec, session: session, socket: socket, routingID: peer.bytes)
             peers[peer]?.lastSent = monotonicSeconds()
         } catch let error as ZMQError {
-            drop(peer, .transport(error), admitted: true)
-            throw LinkFailure.transport(error)
+            // EHOSTUNREACH (ROUTER_MANDATORY): the peer's connection is gone; EAGAIN: stuck past SNDTIMEO.
+            let failure: LinkFailure = error.code == EAGAIN ? .peerUnreachable(seconds: heartbeat.timeout) : .transport(error)
+            drop(peer, failure, admitted: true)
+            throw failure
         } catch let error as TLSError {
             drop(peer, .record(error), admitted: true)
             throw LinkFailure.record(error)
@@ -210,6 +216,13 @@ public final class SecureServer: @unchecked Sendable {
                 try? SecureFraming.seal(.refused(Refused(reason: failure.description)), codec: codec, session: session, socket: socket, routingID: peer.bytes)
                 drop(peer, failure, admitted: false)
                 return
+            }
+            // One link per certificate name: a daemon that reconnects replaces its old link,
+            // whose late frames are then dropped instead of interleaving with the new ones.
+            for (other, entry) in peers where other != peer {
+                if case .established(_, let otherName) = entry.state, otherName == name {
+                    drop(other, .superseded(by: peer), admitted: true)
+                }
             }
             peers[peer]?.state = .established(session, name: name)
             logger.info("peer connected", metadata: ["peer": "\(peer)", "name": "\(name)"])

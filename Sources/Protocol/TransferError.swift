@@ -53,18 +53,3 @@ public enum TransferError: Error, Equatable, Sendable, CustomStringConvertible {
         .error(ErrorReport(code: "transfer", message: description))
     }
 }
-
-/// Rules for names that become files in a spool directory.
-enum TransferName {
-    static func isValid(_ name: String) -> Bool {
-        guard (1...200).contains(name.utf8.count), name.utf8.first != UInt8(ascii: "."),
-              !name.hasSuffix(".partial"), !name.hasSuffix(".offer") else { return false }
-        return name.utf8.allSatisfy { c in
-            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x2D || c == 0x2E || c == 0x5F
-        }
-    }
-
-    static func isValidDigest(_ digest: String) -> Bool {
-        digest.utf8.count == 64 && digest.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }
-    }
-}

@@ -12,6 +12,7 @@ struct Bench: ParsableCommand {
             BenchLinAlg.self,
             BenchTokenizer.self,
             BenchModel.self,
+            BenchWire.self,
         ]
     )
 }

@@ -31,6 +31,7 @@ struct FedMerge: ParsableCommand {
             Stats.self,
             Embed.self,
             Predict.self,
+            Certs.self,
         ]
     )
 }

@@ -1,0 +1,34 @@
+#!/usr/bin/env python3
+"""Seed corpus for scripts/fuzz-protocol.sh: valid wire messages (see Sources/Protocol/MessageCodec.swift),
+framed as [u32 big-endian length][message] records, including a whole OFFER → CHUNK… → COMMIT upload."""
+import hashlib, json, os, struct, sys
+
+TYPES = {"HELLO": 1, "WELCOME": 2, "REFUSED": 3, "OFFER": 4, "RESUME": 5, "CHUNK": 6, "ACK": 7,
+         "COMMIT": 8, "COMMITTED": 9, "MERGED": 10, "EVAL": 11, "ERROR": 12, "HEARTBEAT": 13}
+
+def message(kind, header, payload=b""):
+    h = json.dumps(header, separators=(",", ":")).encode()
+    return struct.pack(">HHI", 1, TYPES[kind], len(h)) + h + payload
+
+def records(*messages):
+    return b"".join(struct.pack(">I", len(m)) + m for m in messages)
+
+out = sys.argv[1]
+os.makedirs(out, exist_ok=True)
+data = bytes((i * 131 + 7) % 251 for i in range(3000))
+sha = hashlib.sha256(data).hexdigest()
+upload = [message("OFFER", {"transferID": "t", "name": "f.bin", "size": len(data), "sha256": sha, "attributes": {}})]
+for offset in range(0, len(data), 1000):
+    upload.append(message("CHUNK", {"transferID": "t", "offset": offset}, data[offset:offset + 1000]))
+upload.append(message("COMMIT", {"transferID": "t", "sha256": sha}))
+seeds = {
+    "upload": records(*upload),
+    "hello": records(message("HELLO", {"name": "a", "baseFingerprint": "b", "protocolVersion": 1, "round": 1, "attributes": {}})),
+    "welcome": records(message("WELCOME", {"round": 1, "wantedStatistics": ["gram"], "methods": ["regmean"], "attributes": {}})),
+    "eval": records(message("EVAL", {"round": 1, "method": "regmean", "metrics": {"accuracy": 0.5}})),
+    "ack": records(message("ACK", {"transferID": "t", "durableOffset": 5})),
+    "heartbeat": records(message("HEARTBEAT", {})),
+}
+for name, blob in seeds.items():
+    with open(os.path.join(out, "seed-" + name), "wb") as f:
+        f.write(blob)
