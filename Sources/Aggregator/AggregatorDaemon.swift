@@ -31,6 +31,8 @@ public final class AggregatorDaemon: @unchecked Sendable {
         var receiver: ChunkReceiver?
         /// Merged model on its way to the agent: (method label, sender).
         var download: (label: String, sender: ChunkSender)?
+        /// Methods whose merged model this link has delivered (the agent evaluates them next).
+        var delivered: Set<String> = []
         init(name: String, peer: PeerID) { self.name = name; self.peer = peer }
     }
 
@@ -224,6 +226,7 @@ public final class AggregatorDaemon: @unchecked Sendable {
             if download.sender.isCommitted {
                 logger.info("merged model delivered", metadata: ["agent": "\(link.name)", "method": "\(download.label)",
                                                                 "bytes": "\(download.sender.offer.size)"])
+                link.delivered.insert(download.label)
                 link.download = nil
                 sendNextDownload(link)
             }
@@ -311,7 +314,7 @@ public final class AggregatorDaemon: @unchecked Sendable {
     private func sendNextDownload(_ link: AgentLink) {
         guard link.download == nil, phase == .distributing else { return }
         let got = evaluations[link.name] ?? [:]
-        guard let entry = config.methods.first(where: { got[$0.label] == nil }) else { return }
+        guard let entry = config.methods.first(where: { got[$0.label] == nil && !link.delivered.contains($0.label) }) else { return }
         do {
             let path = spool.mergedDirectory(entry.label) + "/model.safetensors"
             let sender = try ChunkSender(path: path, name: entry.label + ".safetensors")
