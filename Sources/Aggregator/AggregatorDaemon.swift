@@ -269,7 +269,9 @@ public final class AggregatorDaemon: @unchecked Sendable {
             return
         }
         link.welcomed = true
-        link.receiver = try ChunkReceiver(spool: spool.agentDirectory(link.name), logger: logger)
+        var agentLogger = logger
+        agentLogger[metadataKey: "agent"] = "\(link.name)"
+        link.receiver = try ChunkReceiver(spool: spool.agentDirectory(link.name), logger: agentLogger)
         let committed = spool.committedFiles(link.name, required: required)
         try server!.send(.welcome(Welcome(round: config.round, wantedStatistics: config.wantedStatistics,
                                           methods: config.methods.map(\.label),
