@@ -126,7 +126,10 @@ public struct ConfigReader: Sendable {
     }
 
     public func resolve(_ p: String) -> String {
-        p.hasPrefix("/") || directory.isEmpty ? p : directory + "/" + p
+        let joined = p.hasPrefix("/") || directory.isEmpty ? p : directory + "/" + p
+        // "configs/demo/../../x" → "x": shorter in logs, same file.
+        return p.hasPrefix("/") || directory.hasPrefix("/") ? URL(fileURLWithPath: joined).standardizedFileURL.path
+                                                            : (joined as NSString).standardizingPath
     }
 
     public func double(_ name: String, default value: Double? = nil, range: ClosedRange<Double>? = nil) throws -> Double {
