@@ -30,17 +30,23 @@ let package = Package(
         .target(name: "AtomicIO"),
         .target(name: "SafeTensors", dependencies: ["LinAlg", "AtomicIO"]),
         .target(name: "Console"),
+        .target(name: "DaemonSupport", dependencies: [.product(name: "Yams", package: "Yams"), logging]),
 
         // The libraries the daemons stand on.
         .target(name: "Model", dependencies: ["LinAlg", "SafeTensors", "AtomicIO", "Console"]),
         .target(name: "Merge", dependencies: ["LinAlg"]),
+        .target(name: "MergeIO", dependencies: ["Merge", "SafeTensors", "AtomicIO", "LinAlg"]),
         .target(name: "Protocol", dependencies: ["CZMQ", "COpenSSL", "AtomicIO", logging]),
         // libFuzzer entry for the wire decoder and chunk receiver (scripts/fuzz-protocol.sh);
         // a plain build is a replayer of saved inputs.
         .executableTarget(name: "ProtocolFuzz", dependencies: ["Protocol", logging]),
 
+        // The daemons: thin state machines over the libraries.
+        .target(name: "Agent", dependencies: ["Model", "Protocol", "SafeTensors", "AtomicIO", "DaemonSupport", "LinAlg", logging]),
+        .target(name: "Aggregator", dependencies: ["Merge", "MergeIO", "Protocol", "SafeTensors", "AtomicIO", "DaemonSupport", "LinAlg", logging]),
+
         .executableTarget(name: "fedmerge", dependencies: [
-            "LinAlg", "AtomicIO", "SafeTensors", "Model", "Merge", "Protocol",
+            "LinAlg", "AtomicIO", "SafeTensors", "Model", "Merge", "MergeIO", "Protocol", "Agent", "Aggregator", "DaemonSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             logging,
             .product(name: "Yams", package: "Yams"),
@@ -53,5 +59,6 @@ let package = Package(
         .testTarget(name: "MergeTests", dependencies: ["Merge", "LinAlg"]),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "AtomicIO", "CZMQ", "COpenSSL"]),
         .testTarget(name: "fedmergeTests", dependencies: ["fedmerge", "Model", "Merge", "SafeTensors", "LinAlg"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["fedmerge", "Model", "Protocol", "SafeTensors", "LinAlg"]),
     ]
 )

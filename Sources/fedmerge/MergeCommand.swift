@@ -6,6 +6,7 @@ import ArgumentParser
 import Foundation
 import LinAlg
 import Merge
+import MergeIO
 import SafeTensors
 import AtomicIO
 
@@ -133,7 +134,7 @@ struct MergeRun {
         }
         base = nil
         let result = try accumulator.finish()
-        try writeOutput(result, firstModel: spec.models[0].model)
+        try MergedModelDirectory.write(result, to: outputDirectory, sideFilesFrom: spec.models[0].model)
         return Outcome(report: result.report, skipped: skipped)
     }
 
@@ -143,33 +144,5 @@ struct MergeRun {
         } catch let e as SafeTensorsError {
             throw MergeRunError.inModel(name: name, files: files, underlying: e.description)
         }
-    }
-
-    /// Builds the whole directory under a temporary sibling name, then renames it into place.
-    private func writeOutput(_ result: MergeResult, firstModel: String) throws {
-        let target = URL(fileURLWithPath: outputDirectory).standardizedFileURL
-        let parent = target.deletingLastPathComponent().path
-        try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
-        let temporary = parent + "/." + target.lastPathComponent + ".partial-\(getpid())"
-        try? FileManager.default.removeItem(atPath: temporary)
-        try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: false)
-        var done = false
-        defer { if !done { try? FileManager.default.removeItem(atPath: temporary) } }
-
-        try SafeTensorsWriter.write(tensors: result.tensors.pairs, metadata: ["format": "pt", "fedmerge.method": result.report.method],
-                                    to: temporary + "/model.safetensors")
-        _ = try ModelFiles.copySideFiles(from: firstModel, to: temporary, headsMapping: result.report.headsMapping)
-        try AtomicFile.write(try result.report.jsonData(), to: temporary + "/merge-report.json")
-
-        if FileManager.default.fileExists(atPath: target.path) {
-            let old = parent + "/." + target.lastPathComponent + ".old-\(getpid())"
-            try FileManager.default.moveItem(atPath: target.path, toPath: old)
-            try FileManager.default.moveItem(atPath: temporary, toPath: target.path)
-            try? FileManager.default.removeItem(atPath: old)
-        } else {
-            try FileManager.default.moveItem(atPath: temporary, toPath: target.path)
-        }
-        done = true
-        try? AtomicFile.syncDirectory(parent)
     }
 }

@@ -7,12 +7,12 @@ import LinAlg
 import Merge
 import SafeTensors
 
-enum ModelFilesError: Error, CustomStringConvertible {
+public enum ModelFilesError: Error, CustomStringConvertible {
     case noWeights(directory: String)
     case badShardIndex(path: String, detail: String)
     case noStatistics(model: String, path: String)
 
-    var description: String {
+    public var description: String {
         switch self {
         case let .noWeights(directory):
             return "\(directory): no model.safetensors (or model.safetensors.index.json) in this model directory"
@@ -23,12 +23,12 @@ enum ModelFilesError: Error, CustomStringConvertible {
     }
 }
 
-enum ModelFiles {
+public enum ModelFiles {
     /// Files copied from the first model into a merged model directory when present.
-    static let sideFiles = ["config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
+    public static let sideFiles = ["config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
 
     /// The safetensors files holding a model directory's weights.
-    static func weightFiles(directory: String) throws -> [String] {
+    public static func weightFiles(directory: String) throws -> [String] {
         let single = directory + "/model.safetensors"
         if FileManager.default.fileExists(atPath: single) { return [single] }
         let index = directory + "/model.safetensors.index.json"
@@ -45,7 +45,7 @@ enum ModelFiles {
 
     /// Every floating-point tensor of a model directory as fp32. Integer buffers (e.g.
     /// position_ids) are not weights: they are returned by name in `skipped`.
-    static func loadModel(directory: String) throws -> (tensors: NamedTensors, skipped: [String]) {
+    public static func loadModel(directory: String) throws -> (tensors: NamedTensors, skipped: [String]) {
         var tensors = NamedTensors()
         var skipped: [String] = []
         for path in try weightFiles(directory: directory) {
@@ -60,7 +60,7 @@ enum ModelFiles {
     }
 
     /// The statistics of one model, keeping only the kinds a method needs (Grams, Fishers, …).
-    static func loadStatistics(path: String, model: String, kinds: Set<StatisticKind>) throws -> NamedStatistics {
+    public static func loadStatistics(path: String, model: String, kinds: Set<StatisticKind>) throws -> NamedStatistics {
         guard !kinds.isEmpty else { return NamedStatistics() }
         guard FileManager.default.fileExists(atPath: path) else { throw ModelFilesError.noStatistics(model: model, path: path) }
         let file = try SafeTensorsFile(path: path)
@@ -77,7 +77,7 @@ enum ModelFiles {
 
     /// Copies the side files present in `source` into `destination`; with `headsMapping`
     /// non-empty, records it in config.json as "fedmerge_heads" (model name → head prefix).
-    static func copySideFiles(from source: String, to destination: String, headsMapping: [String: String]) throws -> [String] {
+    public static func copySideFiles(from source: String, to destination: String, headsMapping: [String: String]) throws -> [String] {
         var copied: [String] = []
         for name in sideFiles {
             let from = source + "/" + name
