@@ -50,8 +50,10 @@ public final class AgentDaemon: @unchecked Sendable {
     private var arriving: String?
     /// Models waiting for the worker to evaluate them, one at a time: (label, model directory).
     private var pending: [(label: String, directory: String)] = []
-    /// Evaluations already reported (persisted, so a restart does not redo them).
+    /// Evaluations made, and those the aggregator has acknowledged as durable (both
+    /// persisted, so a restart neither re-evaluates nor forgets to re-send).
     private var sent: [String: [String: Double]] = [:]
+    private var acknowledged: Set<String> = []
     private var connectAttempts = 0
     public var connectTimeout: Double = 600
     /// Upload chunk size in bytes (the wire's maximum by default).
@@ -125,7 +127,11 @@ public final class AgentDaemon: @unchecked Sendable {
             case .welcome(let w):
                 welcome = w
                 connectAttempts = 0
-                sent = loadSentEvaluations(round: w.round)
+                (sent, acknowledged) = loadSentEvaluations(round: w.round)
+                // EVALs whose acknowledgement a broken link swallowed go again (the aggregator is idempotent).
+                for (label, metrics) in sent.sorted(by: { $0.key < $1.key }) where !acknowledged.contains(label) {
+                    try client!.send(.eval(Eval(round: w.round, method: label, metrics: metrics)))
+                }
                 logger.info("admitted", metadata: ["round": "\(w.round)", "statistics": "\(w.wantedStatistics.joined(separator: ","))",
                                                    "methods": "\(w.methods.joined(separator: ","))", "phase": "\(w.attributes["phase"] ?? "?")"])
                 if allEvaluated(w) { return finishRound() }
@@ -237,6 +243,9 @@ public final class AgentDaemon: @unchecked Sendable {
                 arriving = nil
                 try evaluateMerged(method: method, file: file.path)
             }
+        case .evaluated(let ack):
+            acknowledged.insert(ack.method)
+            if let welcome { try saveSentEvaluations(round: welcome.round) }
         case .heartbeat:
             break
         case .error(let report):
@@ -274,8 +283,9 @@ public final class AgentDaemon: @unchecked Sendable {
         }
     }
 
+    /// Every model evaluated and every EVAL acknowledged by the aggregator.
     private func allEvaluated(_ welcome: Welcome) -> Bool {
-        sent["local"] != nil && welcome.methods.allSatisfy { sent[$0] != nil }
+        (["local"] + welcome.methods).allSatisfy { acknowledged.contains($0) }
     }
 
     private func finishRound() -> DaemonExit {
@@ -286,16 +296,22 @@ public final class AgentDaemon: @unchecked Sendable {
 
     private func sentPath(_ round: Int) -> String { roundDirectory(round) + "/evals-sent.json" }
 
-    private func loadSentEvaluations(round: Int) -> [String: [String: Double]] {
-        guard let data = FileManager.default.contents(atPath: sentPath(round)) else { return [:] }
-        return (try? JSONDecoder().decode([String: [String: Double]].self, from: data)) ?? [:]
+    private struct SentEvaluations: Codable {
+        var metrics: [String: [String: Double]]
+        var acknowledged: [String]
+    }
+
+    private func loadSentEvaluations(round: Int) -> ([String: [String: Double]], Set<String>) {
+        guard let data = FileManager.default.contents(atPath: sentPath(round)),
+              let saved = try? JSONDecoder().decode(SentEvaluations.self, from: data) else { return ([:], []) }
+        return (saved.metrics, Set(saved.acknowledged))
     }
 
     private func saveSentEvaluations(round: Int) throws {
         try FileManager.default.createDirectory(atPath: roundDirectory(round), withIntermediateDirectories: true)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try AtomicFile.write(try encoder.encode(sent), to: sentPath(round))
+        try AtomicFile.write(try encoder.encode(SentEvaluations(metrics: sent, acknowledged: acknowledged.sorted())), to: sentPath(round))
     }
 }
 

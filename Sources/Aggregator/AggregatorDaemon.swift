@@ -89,7 +89,14 @@ public final class AggregatorDaemon: @unchecked Sendable {
             if let event = try server.receive(timeout: 0.2) { handle(event) }
             advance()
             switch phase {
-            case .finished: return .success
+            case .finished:
+                // Let the last EVALUATED acknowledgements reach their agents (the socket drops
+                // unsent messages on close): serve until every agent has left, at most 5 s.
+                let until = Date().addingTimeInterval(5)
+                while !links.isEmpty && Date() < until {
+                    if let event = try? server.receive(timeout: 0.2) { handle(event) }
+                }
+                return .success
             case .failed(let why):
                 logger.error("round failed: \(why)")
                 return .roundFailed
@@ -235,6 +242,8 @@ public final class AggregatorDaemon: @unchecked Sendable {
             guard eval.round == config.round else { throw AggregatorError.wrongRound(link.name, eval.round, config.round) }
             evaluations[link.name, default: [:]][eval.method] = eval.metrics
             try spool.saveEvaluations(evaluations)
+            // Durable now: tell the agent, which re-sends an EVAL until it sees this.
+            try server!.send(.evaluated(Evaluated(round: config.round, method: eval.method)), to: link.peer)
             logger.info("evaluation received", metadata: ["agent": "\(link.name)", "method": "\(eval.method)",
                                                          "metrics": "\(eval.metrics.keys.sorted().map { "\($0)=\(String(format: "%.4f", eval.metrics[$0]!))" }.joined(separator: " "))"])
         case .error(let report):

@@ -18,6 +18,7 @@ public enum MessageType: UInt16, Sendable, CaseIterable, CustomStringConvertible
     case eval = 11
     case error = 12
     case heartbeat = 13
+    case evaluated = 14
 
     public var description: String {
         switch self {
@@ -34,6 +35,7 @@ public enum MessageType: UInt16, Sendable, CaseIterable, CustomStringConvertible
         case .eval: "EVAL"
         case .error: "ERROR"
         case .heartbeat: "HEARTBEAT"
+        case .evaluated: "EVALUATED"
         }
     }
 
@@ -186,6 +188,17 @@ public struct Eval: Codable, Sendable, Equatable {
     }
 }
 
+/// Aggregator → agent: the EVAL for `method` is durably recorded; the agent may stop
+/// re-sending it (and exit once every method it was told of is acknowledged).
+public struct Evaluated: Codable, Sendable, Equatable {
+    public var round: Int
+    public var method: String
+    public init(round: Int, method: String) {
+        self.round = round
+        self.method = method
+    }
+}
+
 /// Either side: something went wrong with what you sent; `code` is machine-readable.
 public struct ErrorReport: Codable, Sendable, Equatable {
     public var code: String
@@ -214,6 +227,7 @@ public enum Message: Sendable, Equatable {
     case committed(Committed)
     case merged(Merged)
     case eval(Eval)
+    case evaluated(Evaluated)
     case error(ErrorReport)
     case heartbeat
 
@@ -230,6 +244,7 @@ public enum Message: Sendable, Equatable {
         case .committed: .committed
         case .merged: .merged
         case .eval: .eval
+        case .evaluated: .evaluated
         case .error: .error
         case .heartbeat: .heartbeat
         }

@@ -93,6 +93,7 @@ public struct MessageCodec: Sendable {
         case .committed(let h): return json(h)
         case .merged(let h): return json(h)
         case .eval(let h): return json(h)
+        case .evaluated(let h): return json(h)
         case .error(let h): return json(h)
         case .heartbeat: return json(Heartbeat())
         }
@@ -174,6 +175,7 @@ public struct MessageCodec: Sendable {
         case .committed: return .committed(try parse(Committed.self))
         case .merged: return .merged(try parse(Merged.self))
         case .eval: return .eval(try parse(Eval.self))
+        case .evaluated: return .evaluated(try parse(Evaluated.self))
         case .error: return .error(try parse(ErrorReport.self))
         case .heartbeat:
             _ = try parse(Heartbeat.self)

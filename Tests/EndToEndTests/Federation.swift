@@ -141,7 +141,7 @@ final class Federation {
           subset: [\(subset.joined(separator: ", "))]
           min_agents: \(minAgents ?? subset.count)
           deadline: \(deadline)
-          eval_timeout: 300
+          eval_timeout: 120
           methods:
         \(methods)
         """.write(toFile: path, atomically: true, encoding: .utf8)
@@ -152,6 +152,12 @@ final class Federation {
             - {merge_method: regmean, parameters: {alpha: 0.9}}
             - {merge_method: fisher}
             - {merge_method: average}
+    """
+
+    /// The three above and MaTS with the K-FAC objective (agents must send kfac_out).
+    static let fourMethods = threeMethods + """
+
+            - {merge_method: mats, parameters: {objective: kfac, init: regmean}}
     """
 
     @discardableResult

@@ -33,7 +33,8 @@ final class EndToEndRoundTests: XCTestCase {
         try f.makeForeignCertificates(agents: ["mallory"])
         try f.makeData(agent: "mallory", domain: "delta", seed: 9)
         try f.writeAgentConfig("mallory", certificates: "foreign-certs")
-        try f.writeAggregatorConfig(subset: ["a", "b", "c"], allow: ["a", "b", "c", "outsider", "mallory"], methods: Federation.threeMethods)
+        try f.writeAggregatorConfig(subset: ["a", "b", "c"], allow: ["a", "b", "c", "outsider", "mallory"],
+                                    methods: Federation.fourMethods)
 
         try f.start("aggregator", ["aggregator", "aggregator.yaml"])
         for agent in ["a", "b", "c", "outsider", "mallory"] { try f.start(agent, ["agent", "agent-\(agent).yaml", "--connect-timeout", "120"]) }
@@ -52,7 +53,7 @@ final class EndToEndRoundTests: XCTestCase {
         let evaluations = try XCTUnwrap(report["evaluations"] as? [String: [String: [String: Double]]])
         XCTAssertEqual(Set(evaluations.keys), ["a", "b", "c"])
         for (agent, byMethod) in evaluations {
-            XCTAssertEqual(Set(byMethod.keys), ["local", "regmean", "fisher", "average"], agent)
+            XCTAssertEqual(Set(byMethod.keys), ["local", "regmean", "fisher", "average", "mats"], agent)
             for (method, metrics) in byMethod {
                 let accuracy = try XCTUnwrap(metrics["accuracy"])
                 XCTAssertTrue((0...1).contains(accuracy), "\(agent)/\(method) accuracy \(accuracy)")
@@ -60,6 +61,10 @@ final class EndToEndRoundTests: XCTestCase {
             }
         }
         XCTAssertTrue(FileManager.default.fileExists(atPath: f.root + "/output/round-1/report.md"))
+        // MaTS with objective kfac made the round ask for K-FAC output factors, and the agents sent them.
+        let stats = try SafeTensorsFile(path: f.root + "/spool/round-1/a/stats.safetensors")
+        XCTAssertTrue(stats.names.contains("bert.encoder.layer.0.intermediate.dense.kfac_out"), stats.names.joined(separator: ", "))
+        XCTAssertNotNil(stats.metadata["bert.encoder.layer.0.intermediate.dense.kfac_out.num_rows"])
 
         // The daemon's RegMean equals `fedmerge merge` run offline on the same uploads.
         try """

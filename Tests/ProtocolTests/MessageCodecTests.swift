@@ -18,6 +18,7 @@ final class MessageCodecTests: ProtocolTestCase {
         .committed(Committed(transferID: "t1", name: "model.safetensors")),
         .merged(Merged(round: 3, method: "regmean", files: [MergedFile(name: "model.safetensors", size: 10, sha256: String(repeating: "0", count: 64))])),
         .eval(Eval(round: 3, method: "regmean", metrics: ["accuracy": 0.91, "f1": 0.88])),
+        .evaluated(Evaluated(round: 3, method: "regmean")),
         .error(ErrorReport(code: "malformed", message: "bad")),
         .heartbeat,
     ]
