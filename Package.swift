@@ -1,7 +1,9 @@
 // swift-tools-version:6.0
 // FedMerge: one-shot federated merging of fine-tuned language models (RegMean and friends).
-// Module layout and dependency rules: ../shared/DESIGN.md §2. Arrows point down only.
+// Module layout and dependency rules: ../shared/DESIGN.md §2 (and the README's table). Arrows point down only.
 import PackageDescription
+
+let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
 
 let package = Package(
     name: "FedMerge",
@@ -23,38 +25,40 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "openssl",
                        providers: [.apt(["libssl-dev"])]),
 
+        // Foundations.
         .target(name: "LinAlg", dependencies: ["CBLAS"]),
         .target(name: "AtomicIO"),
         .target(name: "SafeTensors", dependencies: ["LinAlg", "AtomicIO"]),
-        .target(name: "Protocol", dependencies: [
-            "CZMQ", "COpenSSL", "AtomicIO",
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(name: "Console"),
+        .target(name: "DaemonSupport", dependencies: [.product(name: "Yams", package: "Yams"), logging]),
 
+        // The libraries the daemons stand on.
+        .target(name: "Model", dependencies: ["LinAlg", "SafeTensors", "AtomicIO", "Console"]),
+        .target(name: "Merge", dependencies: ["LinAlg"]),
+        .target(name: "MergeIO", dependencies: ["Merge", "SafeTensors", "AtomicIO", "LinAlg"]),
+        .target(name: "Protocol", dependencies: ["CZMQ", "COpenSSL", "AtomicIO", logging]),
         // libFuzzer entry for the wire decoder and chunk receiver (scripts/fuzz-protocol.sh);
         // a plain build is a replayer of saved inputs.
-        .executableTarget(name: "ProtocolFuzz", dependencies: [
-            "Protocol",
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .executableTarget(name: "ProtocolFuzz", dependencies: ["Protocol", logging]),
 
-        .target(name: "Console"),
-        .target(name: "Model", dependencies: ["LinAlg", "SafeTensors", "AtomicIO", "Console"]),
+        // The daemons: thin state machines over the libraries.
+        .target(name: "Agent", dependencies: ["Model", "Protocol", "SafeTensors", "AtomicIO", "DaemonSupport", "LinAlg", logging]),
+        .target(name: "Aggregator", dependencies: ["Merge", "MergeIO", "Protocol", "SafeTensors", "AtomicIO", "DaemonSupport", "LinAlg", logging]),
 
         .executableTarget(name: "fedmerge", dependencies: [
-            "LinAlg",
-            "Model",
-            "Protocol",
+            "LinAlg", "AtomicIO", "SafeTensors", "Model", "Merge", "MergeIO", "Protocol", "Agent", "Aggregator", "DaemonSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "Logging", package: "swift-log"),
+            logging,
             .product(name: "Yams", package: "Yams"),
         ]),
 
         .testTarget(name: "LinAlgTests", dependencies: ["LinAlg"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "LinAlg"]),
-        .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "CZMQ", "COpenSSL"]),
-        .testTarget(name: "ModelTests", dependencies: ["Model", "LinAlg", "SafeTensors"]),
-        .testTarget(name: "fedmergeTests", dependencies: ["Model", "LinAlg", "SafeTensors"]),
         .testTarget(name: "ConsoleTests", dependencies: ["Console"]),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "LinAlg", "SafeTensors"]),
+        .testTarget(name: "MergeTests", dependencies: ["Merge", "LinAlg"]),
+        .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "AtomicIO", "CZMQ", "COpenSSL"]),
+        .testTarget(name: "fedmergeTests", dependencies: ["fedmerge", "Model", "Merge", "SafeTensors", "LinAlg"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["fedmerge", "Model", "Protocol", "SafeTensors", "LinAlg"]),
     ]
 )

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(libopenblas-dev liblapacke-dev libzmq3-dev libssl-dev pkg-config unzip)
+packages=(libopenblas-dev liblapacke-dev libzmq3-dev libssl-dev openssl pkg-config)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

@@ -13,6 +13,7 @@ struct Bench: ParsableCommand {
             BenchModel.self,
             BenchWire.self,
             BenchTokenizer.self,
+            BenchMerge.self,
         ]
     )
 }

@@ -45,6 +45,9 @@ struct DataPrepare: ParsableCommand {
     @Flag(help: "Split each class separately so every part keeps the class proportions.")
     var stratified = false
 
+    @Option(help: "Comma-separated caps on the parts' sizes (e.g. 1000,400): each part keeps its first N examples, in shuffled order.")
+    var limits: String?
+
     @Option(help: "Output format: jsonl or csv.")
     var format = "jsonl"
 
@@ -64,6 +67,12 @@ struct DataPrepare: ParsableCommand {
             throw ValidationError("--fractions must be positive and sum to 1 (got \(fractions))")
         }
         guard DataFormat(rawValue: format) != nil else { throw ValidationError("--format must be jsonl or csv") }
+        if let limits {
+            let caps = limits.split(separator: ",").compactMap { Int($0) }
+            guard caps.count == names.count, caps.allSatisfy({ $0 > 0 }) else {
+                throw ValidationError("--limits needs one positive whole number per part (\(names.count)), got \(limits)")
+            }
+        }
         if let corpus, DataFormat(rawValue: corpus) == nil, RawCorpusFormat(rawValue: corpus) == nil {
             throw ValidationError("unknown --corpus \(corpus); use csv, jsonl, \(RawCorpusFormat.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -88,7 +97,11 @@ struct DataPrepare: ParsableCommand {
         let labelsPath = "\(out)/labels.txt"
         try Data((dataset.labelNames.joined(separator: "\n") + "\n").utf8).write(to: URL(fileURLWithPath: labelsPath), options: .atomic)
         print("  \(labelsPath): \(dataset.labelNames.count) label names")
-        for (name, piece) in zip(names, pieces) {
+        let caps = limits.map { $0.split(separator: ",").compactMap { Int($0) } } ?? names.map { _ in Int.max }
+        for ((name, whole), cap) in zip(zip(names, pieces), caps) {
+            // A stratified split groups parts by class; reshuffle before capping so a cap keeps the proportions.
+            var piece = whole.shuffled(seed: seed)
+            piece.examples = Array(piece.examples.prefix(cap))
             let path = "\(out)/\(name).\(format)"
             try piece.write(to: path)
             print("  \(path): \(piece.count) examples, \(describe(piece))")

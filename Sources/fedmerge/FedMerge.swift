@@ -22,13 +22,16 @@ struct FedMerge: ParsableCommand {
         """,
         version: "0.1.0",
         subcommands: [
+            AgentCommand.self,
+            AggregatorCommand.self,
             Bench.self,
+            DataCommand.self,
+            MergeCommand.self,
             Finetune.self,
             Stats.self,
             Embed.self,
             Predict.self,
             Certs.self,
-            DataCommand.self,
         ]
     )
 }

@@ -1,0 +1,172 @@
+// The agent's local work on its own model: fine-tune (or take a fine-tuned model), compute
+// the statistics the round asked for, and evaluate models on the local test split. Results
+// are cached in the work directory under a hash of their inputs, so a restarted agent
+// neither retrains nor recomputes what it already has.
+
+import AtomicIO
+import Foundation
+import LinAlg
+import Logging
+import Model
+import Protocol
+import SafeTensors
+
+public struct ModelWork: LocalWork {
+    public let config: AgentConfig
+
+    public init(config: AgentConfig) throws {
+        self.config = config
+        for path in [config.data.train, config.data.test] where !FileManager.default.fileExists(atPath: path) {
+            throw ModelWorkError.missingData(path: path, config: config.file)
+        }
+        if let finetuned = config.finetuned, !FileManager.default.fileExists(atPath: finetuned + "/model.safetensors") {
+            throw ModelWorkError.missingData(path: finetuned + "/model.safetensors", config: config.file)
+        }
+    }
+
+    public var summary: String {
+        if let t = config.train {
+            return "fine-tunes \(config.baseModel) on \(config.data.train) (\(t.epochs) epoch(s), lr \(t.learningRate), batch \(t.batchSize), max_len \(t.maxLength)), tests on \(config.data.test)"
+        }
+        return "uses the fine-tuned model \(config.finetuned!), tests on \(config.data.test)"
+    }
+
+    func loadTrain() throws -> LabeledDataset {
+        var data = try LabeledDataset.load(path: config.data.train, format: config.data.format.flatMap(DataFormat.init(rawValue:)),
+                                           textField: config.data.textField, labelField: config.data.labelField,
+                                           labelNames: config.data.labels)
+        if let t = config.train, let cap = t.maxExamples, data.count > cap {
+            data = data.shuffled(seed: UInt64(t.seed))
+            data.examples = Array(data.examples.prefix(cap))
+        }
+        return data
+    }
+
+    func loadTest(labelNames: [String]) throws -> LabeledDataset {
+        var data = try LabeledDataset.load(path: config.data.test, format: config.data.format.flatMap(DataFormat.init(rawValue:)),
+                                           textField: config.data.textField, labelField: config.data.labelField,
+                                           labelNames: labelNames)
+        if let cap = config.evalMaxExamples, data.count > cap { data.examples = Array(data.examples.prefix(cap)) }
+        return data
+    }
+
+    // MARK: prepare
+
+    /// Everything the fine-tuned model depends on, hashed.
+    func modelKey() throws -> String {
+        var parts = ["base=" + (try ModelFingerprint.of(directory: config.baseModel))]
+        if let t = config.train {
+            parts.append("train=" + (try SHA256Hasher.hashFile(config.data.train)))
+            parts.append("settings=\(t.epochs),\(t.learningRate),\(t.batchSize),\(t.maxLength),\(t.seed),\(t.maxExamples ?? -1)")
+            parts.append("fields=\(config.data.textField),\(config.data.labelField),\(config.data.labels ?? []),\(config.data.format ?? "")")
+        } else {
+            parts.append("finetuned=" + (try ModelFingerprint.of(directory: config.finetuned!)))
+        }
+        return Self.hash(parts.joined(separator: "\n"))
+    }
+
+    static func hash(_ text: String) -> String {
+        let h = SHA256Hasher()
+        h.update(Data(text.utf8))
+        return h.finalizeHex()
+    }
+
+    public func prepare(statistics: [String], into directory: String, logger: Logger) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let manifestPath = directory + "/prepared.json"
+        var manifest = (FileManager.default.contents(atPath: manifestPath)).flatMap { try? JSONDecoder().decode(PreparedManifest.self, from: $0) }
+            ?? PreparedManifest()
+        let modelKey = try modelKey()
+        let haveModel = manifest.modelKey == modelKey && FileManager.default.fileExists(atPath: directory + "/model.safetensors")
+        if haveModel {
+            logger.info("reusing the fine-tuned model in \(directory) (inputs unchanged)")
+        } else {
+            manifest = PreparedManifest()
+            try AtomicFile.write(try JSONEncoder().encode(manifest), to: manifestPath)   // invalidate first
+            try makeModel(into: directory, logger: logger)
+            manifest.modelKey = modelKey
+            try AtomicFile.write(try JSONEncoder().encode(manifest), to: manifestPath)
+        }
+        guard !statistics.isEmpty else { return }
+        let statsKey = Self.hash([modelKey, statistics.sorted().joined(separator: ","),
+                                  "\(config.stats.gramBatches),\(config.stats.fisherExamples),\(config.stats.kfacExamples),\(config.stats.batchSize)"].joined(separator: "\n"))
+        if manifest.statsKey == statsKey && FileManager.default.fileExists(atPath: directory + "/stats.safetensors") {
+            logger.info("reusing statistics in \(directory) (inputs unchanged)")
+            return
+        }
+        try computeStatistics(statistics, modelDirectory: directory, logger: logger)
+        manifest.statsKey = statsKey
+        try AtomicFile.write(try JSONEncoder().encode(manifest), to: manifestPath)
+    }
+
+    private func makeModel(into directory: String, logger: Logger) throws {
+        if let finetuned = config.finetuned {
+            let model = try ModelDirectory.load(finetuned)
+            try ModelDirectory.save(model, to: directory, tokenizerSource: finetuned)
+            logger.info("using fine-tuned model \(finetuned)")
+            return
+        }
+        let t = config.train!
+        let base = try ModelDirectory.load(config.baseModel, seed: UInt64(t.seed))
+        let tokenizer = try WordPieceTokenizer(vocabularyFile: config.baseModel + "/vocab.txt")
+        let train = try loadTrain()
+        let model = BertEncoder(base: base, labels: train.labelNames, problemType: train.isMultiLabel ? .multiLabel : .singleLabel,
+                                pooling: .cls, seed: UInt64(t.seed))
+        var options = TrainingOptions()
+        options.epochs = t.epochs
+        options.learningRate = Float(t.learningRate)
+        options.batchSize = t.batchSize
+        options.maxLength = t.maxLength
+        options.seed = UInt64(t.seed)
+        logger.info("fine-tuning", metadata: ["examples": "\(train.count)", "labels": "\(train.labelNames.joined(separator: "/"))",
+                                              "epochs": "\(t.epochs)", "max_len": "\(t.maxLength)"])
+        let summary = try Trainer(model: model, tokenizer: tokenizer, options: options).train(train, progressLabel: "\(config.name) fine-tune")
+        logger.info("fine-tuned", metadata: ["steps": "\(summary.steps)", "seconds": "\(String(format: "%.1f", summary.seconds))",
+                                             "final_loss": "\(summary.epochLosses.last.map { String(format: "%.4f", $0) } ?? "-")"])
+        try ModelDirectory.save(model, to: directory, tokenizerSource: config.baseModel)
+    }
+
+    private func computeStatistics(_ statistics: [String], modelDirectory: String, logger: Logger) throws {
+        let model = try ModelDirectory.load(modelDirectory)
+        let tokenizer = try WordPieceTokenizer(vocabularyFile: modelDirectory + "/vocab.txt")
+        let train = try loadTrain()
+        let maxLength = config.train?.maxLength ?? config.evalMaxLength
+        let started = Date()
+        let wanted = Set(statistics)
+        var plan = StatisticsPlan()
+        plan.batchSize = config.stats.batchSize
+        plan.maxLength = maxLength
+        plan.gramBatches = wanted.contains("gram") ? config.stats.gramBatches : 0
+        plan.fisherExamples = wanted.contains("fisher") ? config.stats.fisherExamples : 0
+        plan.kfacExamples = wanted.contains("kfac_out") ? config.stats.kfacExamples : 0
+        plan.seed = UInt64(config.train?.seed ?? 42)
+        try StatisticsRun.write(model: model, tokenizer: tokenizer, data: train, plan: plan,
+                                to: modelDirectory + "/stats.safetensors", showProgress: false)
+        logger.info("statistics computed", metadata: ["kinds": "\(statistics.joined(separator: ","))",
+                                                      "seconds": "\(String(format: "%.1f", Date().timeIntervalSince(started)))"])
+    }
+
+    // MARK: evaluate
+
+    public func evaluate(modelDirectory: String, logger: Logger) throws -> [String: Double] {
+        let model = try ModelDirectory.load(modelDirectory)
+        let tokenizer = try WordPieceTokenizer(vocabularyFile: modelDirectory + "/vocab.txt")
+        let test = try loadTest(labelNames: model.config.labels)
+        let result = try Evaluation.evaluate(model, tokenizer: tokenizer, data: test, maxLength: config.evalMaxLength)
+        return ["accuracy": result.accuracy, "macro_f1": result.macroF1, "loss": result.meanLoss, "examples": Double(result.examples)]
+    }
+}
+
+struct PreparedManifest: Codable {
+    var modelKey: String?
+    var statsKey: String?
+}
+
+public enum ModelWorkError: Error, CustomStringConvertible {
+    case missingData(path: String, config: String)
+    public var description: String {
+        switch self {
+        case let .missingData(path, config): return "\(config): \(path) does not exist"
+        }
+    }
+}

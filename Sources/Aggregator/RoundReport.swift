@@ -1,0 +1,115 @@
+// The round's report: report.json (machine-readable, everything), report.md (a methods ×
+// agents table with each agent's own model as the baseline row) and report.svg (a bar chart).
+
+import AtomicIO
+import Foundation
+import Merge
+import Protocol
+import SafeTensors
+
+public struct RoundReport: Sendable {
+    public let config: AggregatorConfig
+    public let merged: [String]
+    public let absent: [String]
+    public let evaluations: RoundSpool.Evaluations
+    public let outcomes: [RoundMerger.Outcome]
+    public let missingEvaluations: [String]
+
+    /// Rows of the table: the agents' own models, then each method in config order.
+    var rows: [(label: String, title: String)] {
+        [("local", "own model (baseline)")] + config.methods.map { ($0.label, $0.label + " (\($0.choice.name))") }
+    }
+
+    static let metrics = ["accuracy", "macro_f1"]
+
+    public func write(to directory: String) throws {
+        try AtomicFile.write(try jsonData(), to: directory + "/report.json")
+        try AtomicFile.write(Data(markdown().utf8), to: directory + "/report.md")
+        try AtomicFile.write(Data(svg().utf8), to: directory + "/report.svg")
+    }
+
+    func mean(_ label: String, _ metric: String) -> Double? {
+        let values = merged.compactMap { evaluations[$0]?[label]?[metric] }
+        return values.isEmpty ? nil : values.reduce(0, +) / Double(values.count)
+    }
+
+    public func jsonData() throws -> Data {
+        var methods: [[String: Any]] = []
+        for entry in config.methods {
+            var m: [String: Any] = ["label": entry.label, "merge_method": entry.choice.name,
+                                    "parameters": entry.choice.rawParameters.mapValues { $0.description }]
+            if let outcome = outcomes.first(where: { $0.label == entry.label }) {
+                m["seconds"] = outcome.seconds
+                m["tensor_rules"] = outcome.report.totals
+                m["solve_paths"] = Dictionary(grouping: outcome.report.tensors.compactMap(\.solvePath), by: { $0 }).mapValues(\.count)
+            }
+            methods.append(m)
+        }
+        var means: [String: [String: Double]] = [:]
+        for (label, _) in rows {
+            for metric in Self.metrics { if let v = mean(label, metric) { means[label, default: [:]][metric] = v } }
+        }
+        let object: [String: Any] = [
+            "round": config.round, "base_model": config.baseModel, "subset": config.subset,
+            "merged_agents": merged, "absent_agents": absent, "missing_evaluations": missingEvaluations,
+            "methods": methods, "evaluations": evaluations, "mean_over_agents": means,
+        ]
+        return try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+    }
+
+    public func markdown() -> String {
+        func cell(_ value: [String: Double]?) -> String {
+            guard let value, let acc = value["accuracy"] else { return "—" }
+            let f1 = value["macro_f1"].map { String(format: " / %.3f", $0) } ?? ""
+            return String(format: "%.3f", acc) + f1
+        }
+        var lines = ["# FedMerge round \(config.round)", ""]
+        lines.append("Merged agents: \(merged.joined(separator: ", "))" + (absent.isEmpty ? "" : "; absent at the deadline: \(absent.joined(separator: ", "))") + ".")
+        lines.append("Each agent evaluates every model on its own local test split. Cells: accuracy / macro-F1.")
+        lines.append("")
+        lines.append("| model | " + merged.joined(separator: " | ") + " | mean |")
+        lines.append("|---|" + merged.map { _ in "---:|" }.joined() + "---:|")
+        for (label, title) in rows {
+            let cells = merged.map { cell(evaluations[$0]?[label]) }
+            let meanCell = cell(mean(label, "accuracy").map { acc in ["accuracy": acc].merging(mean(label, "macro_f1").map { ["macro_f1": $0] } ?? [:]) { a, _ in a } })
+            lines.append("| \(title) | " + cells.joined(separator: " | ") + " | \(meanCell) |")
+        }
+        if !missingEvaluations.isEmpty {
+            lines.append("")
+            lines.append("No complete evaluation from: \(missingEvaluations.joined(separator: ", ")) (eval_timeout).")
+        }
+        lines.append("")
+        lines.append("| method | merge time (s) | tensors by rule | solve paths |")
+        lines.append("|---|---:|---|---|")
+        for entry in config.methods {
+            guard let o = outcomes.first(where: { $0.label == entry.label }) else {
+                lines.append("| \(entry.label) | — | (merged in an earlier run) | |"); continue
+            }
+            let rules = o.report.totals.keys.sorted().map { "\($0) \(o.report.totals[$0]!)" }.joined(separator: ", ")
+            let paths = Dictionary(grouping: o.report.tensors.compactMap(\.solvePath), by: { $0 }).mapValues(\.count)
+            lines.append("| \(entry.label) | \(String(format: "%.2f", o.seconds)) | \(rules) | \(paths.keys.sorted().map { "\($0) \(paths[$0]!)" }.joined(separator: ", ")) |")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// Mean accuracy per model over the merged agents, as horizontal bars.
+    public func svg() -> String {
+        let bars = rows.map { ($0.title, mean($0.label, "accuracy") ?? 0) }
+        let width = 640.0, rowHeight = 26.0, left = 230.0, top = 30.0
+        let height = top + rowHeight * Double(bars.count) + 30
+        var out = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" font-family=\"sans-serif\" font-size=\"12\">\n"
+        out += "<text x=\"10\" y=\"18\" font-size=\"14\">Round \(config.round): mean accuracy over agents' local test splits</text>\n"
+        for (i, (title, value)) in bars.enumerated() {
+            let y = top + rowHeight * Double(i)
+            let w = max(0, min(1, value)) * (width - left - 60)
+            out += "<text x=\"\(Int(left - 8))\" y=\"\(Int(y + 16))\" text-anchor=\"end\">\(escape(title))</text>\n"
+            out += "<rect x=\"\(Int(left))\" y=\"\(Int(y + 4))\" width=\"\(String(format: "%.1f", w))\" height=\"16\" fill=\"\(i == 0 ? "#999" : "#3b7dd8")\"/>\n"
+            out += "<text x=\"\(String(format: "%.1f", left + w + 4))\" y=\"\(Int(y + 16))\">\(String(format: "%.3f", value))</text>\n"
+        }
+        return out + "</svg>\n"
+    }
+
+    private func escape(_ s: String) -> String {
+        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+    }
+}

@@ -1,0 +1,22 @@
+// BaseLookup: finds a fine-tuned tensor's counterpart in the pretrained base. Fine-tuned
+// models prefix the encoder (`bert.encoder…`) while the base may not (`encoder…`), so the
+// rule is: the name itself, else the name without its first dotted component.
+
+import LinAlg
+
+enum BaseLookup {
+    /// The base tensor for model tensor `name`, or nil when the base has none (e.g. a new head).
+    /// A counterpart with a different shape is an error naming both shapes.
+    static func counterpart(of name: String, shape: [Int], in base: NamedTensors) throws -> Tensor<Float>? {
+        var candidates = [name]
+        if let dot = name.firstIndex(of: ".") { candidates.append(String(name[name.index(after: dot)...])) }
+        for candidate in candidates {
+            guard let t = base[candidate] else { continue }
+            guard t.shape == shape else {
+                throw MergeError.shapeMismatch(model: "base", tensor: candidate, expected: shape, actual: t.shape)
+            }
+            return t
+        }
+        return nil
+    }
+}

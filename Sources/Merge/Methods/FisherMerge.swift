@@ -1,0 +1,108 @@
+// `fisher`: per parameter entry Σ wᵢFᵢθᵢ / Σ wᵢFᵢ with Fᵢ the diagonal Fisher from
+// `<param>.fisher` (Matena & Raffel, "Merging Models with Fisher-Weighted Averaging");
+// entries where Σ wᵢFᵢ < fisher_floor fall back to the weighted average.
+
+import LinAlg
+
+public struct FisherMerge: MergeMethod {
+    public init() {}
+    public let name = "fisher"
+    public let summary = "Diagonal-Fisher-weighted average per entry, with a floor falling back to the plain average."
+    public let parameters: [ParameterSpec] = [
+        ParameterSpec("fisher_floor", .number(0...1e30), default: .number(1e-6),
+                      doc: "Entries whose Σ wᵢFᵢ is below this use Σ wᵢθᵢ / Σ wᵢ instead (Matena & Raffel use 1e-6)."),
+    ]
+    public let needsBase = false
+    public func requiredStatistics(_ parameters: MergeParameters) -> Set<StatisticKind> {
+        CommonParameters.headsStatistics(parameters).union([.fisher])
+    }
+    public func makeAccumulator(validated parameters: MergeParameters, base: NamedTensors?) throws -> any MergeAccumulator {
+        FisherAccumulator(fold: ModelFold(method: name, parameters: parameters), floor: parameters.number("fisher_floor") ?? 1e-6)
+    }
+}
+
+final class FisherAccumulator: MergeAccumulator {
+    /// Σ wFθ, Σ wF and Σ wθ, Σ w (for the fallback) of one tensor, fp64.
+    private final class Sums {
+        var weighted: [Double], fisher: [Double], plain: [Double]
+        var totalWeight = 0.0
+        init(count: Int) {
+            weighted = [Double](repeating: 0, count: count); fisher = weighted; plain = weighted
+        }
+    }
+
+    private let fold: ModelFold
+    private let floor: Double
+    private var sums: [String: Sums] = [:]
+
+    init(fold: ModelFold, floor: Double) { self.fold = fold; self.floor = floor }
+
+    func add(model: NamedTensors, statistics: NamedStatistics, weight: Double, name: String) throws {
+        let (_, seconds) = try timed {
+            let checked = try fold.check(model: model, statistics: statistics, weight: weight, name: name)
+            // Which tensors are Fisher-merged is decided by the first model; check every Fisher
+            // before touching a sum.
+            let claimed = fold.isEmpty
+                ? model.names.filter { !fold.isSeparateHead($0) && statistics.fisher(forParameter: $0) != nil }
+                : Array(sums.keys)
+            guard !claimed.isEmpty else {
+                throw MergeError.missingStatistic(model: checked.name, key: "<param>.fisher (no tensor has a Fisher)")
+            }
+            var fishers: [String: Tensor<Float>] = [:]
+            for n in claimed {
+                guard let f = statistics.fisher(forParameter: n) else { throw MergeError.missingStatistic(model: checked.name, key: n + ".fisher") }
+                guard f.shape == model[n]!.shape else {
+                    throw MergeError.shapeMismatch(model: checked.name, tensor: n + ".fisher", expected: model[n]!.shape, actual: f.shape)
+                }
+                guard TensorKernels.allFinite(f) else { throw MergeError.nonFinite(model: checked.name, tensor: n + ".fisher") }
+                fishers[n] = f
+            }
+            fold.commit(checked, model: model, weight: weight)
+            if sums.isEmpty { for n in claimed { sums[n] = Sums(count: model[n]!.count) } }
+            for n in fold.order where !fold.isSeparateHead(n) {
+                let theta = model[n]!
+                guard let s = sums[n], let f = fishers[n] else {
+                    fold.average(n, theta, weight: weight, note: "no Fisher in the first model"); continue
+                }
+                theta.withUnsafeBufferPointer { pt in
+                    f.withUnsafeBufferPointer { pf in
+                        s.weighted.withUnsafeMutableBufferPointer { pw in
+                            s.fisher.withUnsafeMutableBufferPointer { pF in
+                                s.plain.withUnsafeMutableBufferPointer { pp in
+                                    for i in 0..<pt.count {
+                                        let t = Double(pt[i]), wf = weight * Double(pf[i])
+                                        pw[i] += wf * t; pF[i] += wf; pp[i] += weight * t
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                s.totalWeight += weight
+            }
+        }
+        fold.addTime(seconds)
+    }
+
+    func finish() throws -> MergeResult {
+        let (claimed, seconds) = timed { () -> [String: (tensor: Tensor<Float>, entry: MergeReport.TensorEntry)] in
+            var claimed: [String: (tensor: Tensor<Float>, entry: MergeReport.TensorEntry)] = [:]
+            for (n, s) in sums {
+                var out = TensorKernels.zerosFloat(fold.shapes[n]!)
+                var fallbacks = 0
+                out.withUnsafeMutableBufferPointer { po in
+                    for i in 0..<po.count {
+                        if s.fisher[i] < floor || !(s.fisher[i] > 0) {
+                            po[i] = Float(s.plain[i] / s.totalWeight); fallbacks += 1
+                        } else {
+                            po[i] = Float(s.weighted[i] / s.fisher[i])
+                        }
+                    }
+                }
+                claimed[n] = (out, .init(name: n, rule: "fisher", fallbackCount: fallbacks))
+            }
+            return claimed
+        }
+        return try fold.finish(claimed: claimed, finishSeconds: seconds)
+    }
+}

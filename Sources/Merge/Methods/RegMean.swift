@@ -1,0 +1,160 @@
+// `regmean`: for every linear X.weight (out×in) with a Gram X.gram, the weight minimising
+// Σᵢ ‖Xᵢ W ᵀ − Xᵢ Wᵢᵀ‖² (Jin et al., ICLR 2023): Wᵀ = (Σ G̃ᵢ)⁻¹ Σ G̃ᵢ Wᵢᵀ with
+// G̃ᵢ = α Gᵢ + (1 − α) diag(Gᵢ), solved in fp64 by LinAlg's solveSymmetric (Cholesky →
+// jitter → eigen pseudo-inverse), never by an explicit inverse. Other tensors are averaged.
+
+import LinAlg
+
+public struct RegMean: MergeMethod {
+    /// Solve independent linears concurrently (BLAS at one thread) rather than one after another.
+    public var parallel: Bool
+    public init(parallel: Bool = true) { self.parallel = parallel }
+    public let name = "regmean"
+    public let summary = "Closed-form least squares on the models' inputs per linear, from Grams; the rest averaged."
+    public let parameters: [ParameterSpec] = [
+        ParameterSpec("alpha", .perTensorNumber(0...1), default: .number(0.9),
+                      doc: "Off-diagonal scale of each Gram: G̃ = αG + (1−α)diag(G). 1 = pure least squares; 0 = per-input-feature weighted average."),
+        ParameterSpec("gram_normalize", .choice(["mean", "sum"]), default: .string("mean"),
+                      doc: "Divide each model's Gram by its num_rows (mean) or use the raw sum (sum: models with more data weigh more)."),
+    ]
+    public let needsBase = false
+    public func requiredStatistics(_ parameters: MergeParameters) -> Set<StatisticKind> {
+        CommonParameters.headsStatistics(parameters).union([.gram])
+    }
+    public func makeAccumulator(validated parameters: MergeParameters, base: NamedTensors?) throws -> any MergeAccumulator {
+        RegMeanAccumulator(fold: ModelFold(method: name, parameters: parameters), parameters: parameters, parallel: parallel)
+    }
+}
+
+final class RegMeanAccumulator: MergeAccumulator {
+    /// Running sums of one linear: Σ wᵢG̃ᵢ (in×in) and Σ wᵢG̃ᵢWᵢᵀ (in×out), fp64.
+    final class LinearSums: @unchecked Sendable {
+        let weightName: String
+        let linear: String
+        let alpha: Double
+        let outDim: Int, inDim: Int
+        var gram: Tensor<Double>
+        var rhs: Tensor<Double>
+        var result: (Tensor<Float>, MergeReport.TensorEntry)?
+        init(weightName: String, linear: String, alpha: Double, outDim: Int, inDim: Int) {
+            self.weightName = weightName; self.linear = linear; self.alpha = alpha
+            self.outDim = outDim; self.inDim = inDim
+            gram = TensorKernels.zerosDouble([inDim, inDim]); rhs = TensorKernels.zerosDouble([inDim, outDim])
+        }
+    }
+
+    private let fold: ModelFold
+    private let normalizeByRows: Bool
+    private let parameters: MergeParameters
+    private let parallel: Bool
+    private var linears: [LinearSums] = []
+
+    init(fold: ModelFold, parameters: MergeParameters, parallel: Bool) {
+        self.fold = fold
+        self.parameters = parameters
+        self.normalizeByRows = parameters.string("gram_normalize") != "sum"
+        self.parallel = parallel
+    }
+
+    func add(model: NamedTensors, statistics: NamedStatistics, weight: Double, name: String) throws {
+        let (_, seconds) = try timed {
+            let checked = try fold.check(model: model, statistics: statistics, weight: weight, name: name)
+            let candidates = fold.isEmpty ? try claim(model: model, statistics: statistics, modelName: checked.name) : linears
+            // Every Gram is checked before any sum changes, so a rejected model leaves no trace.
+            let grams = try candidates.map { try checkedGram(for: $0, statistics: statistics, modelName: checked.name) }
+            fold.commit(checked, model: model, weight: weight)
+            if linears.isEmpty { linears = candidates }
+            let claimed = Set(linears.map(\.weightName))
+            for n in fold.order where !fold.isSeparateHead(n) && !claimed.contains(n) {
+                fold.average(n, model[n]!, weight: weight)
+            }
+            let linears = self.linears
+            try ParallelLinears.run(count: linears.count, parallel: parallel) { [self] i in
+                self.accumulate(linears[i], weight: model[linears[i].weightName]!, gram: grams[i], modelWeight: weight)
+            }
+        }
+        fold.addTime(seconds)
+    }
+
+    /// The first model decides which linears RegMean merges: every X.weight with a Gram for X.
+    private func claim(model: NamedTensors, statistics: NamedStatistics, modelName: String) throws -> [LinearSums] {
+        var found: [LinearSums] = []
+        for n in model.names where !fold.isSeparateHead(n) && n.hasSuffix(".weight") {
+            let linear = String(n.dropLast(".weight".count))
+            guard statistics.hasGram(forLinear: linear) else { continue }
+            let shape = model[n]!.shape
+            guard shape.count == 2 else {
+                throw MergeError.shapeMismatch(model: modelName, tensor: n, expected: [shape.first ?? 0, shape.last ?? 0], actual: shape)
+            }
+            let alpha = parameters.number("alpha", forTensor: n) ?? 0.9
+            found.append(LinearSums(weightName: n, linear: linear, alpha: alpha, outDim: shape[0], inDim: shape[1]))
+        }
+        guard !found.isEmpty else { throw MergeError.missingStatistic(model: modelName, key: "<linear>.gram (no linear has a Gram)") }
+        return found
+    }
+
+    /// The Gram of one linear, present, d_in×d_in and finite.
+    private func checkedGram(for sums: LinearSums, statistics: NamedStatistics, modelName: String) throws -> NamedStatistics.Gram {
+        guard let g = try naming(model: modelName, { try statistics.gram(forLinear: sums.linear) }) else {
+            throw MergeError.missingStatistic(model: modelName, key: sums.linear + ".gram")
+        }
+        let d = sums.inDim
+        guard g.sum.shape == [d, d] else {
+            throw MergeError.shapeMismatch(model: modelName, tensor: g.storedUnder + ".gram (Gram of \(sums.weightName))", expected: [d, d], actual: g.sum.shape)
+        }
+        guard TensorKernels.allFinite(g.sum) else { throw MergeError.nonFinite(model: modelName, tensor: g.storedUnder + ".gram") }
+        return g
+    }
+
+    /// Σ G̃ += w s G̃ᵢ and Σ G̃Wᵀ += w s G̃ᵢ Wᵢᵀ, s = 1/num_rows under gram_normalize: mean.
+    private func accumulate(_ sums: LinearSums, weight w: Tensor<Float>, gram g: NamedStatistics.Gram, modelWeight: Double) {
+        let d = sums.inDim, out = sums.outDim
+        let scale = modelWeight * (normalizeByRows ? 1 / Double(g.numRows) : 1)
+        let offDiagonal = scale * sums.alpha
+        // G̃ᵢ (d×d, fp64): off-diagonal scaled by α, diagonal kept, all times the model's scale.
+        var gTilde = TensorKernels.zerosDouble([d, d])
+        g.sum.withUnsafeBufferPointer { pg in
+            gTilde.withUnsafeMutableBufferPointer { pt in
+                for i in 0..<(d * d) { pt[i] = offDiagonal * Double(pg[i]) }
+                for i in 0..<d { pt[i * d + i] = scale * Double(pg[i * d + i]) }
+            }
+        }
+        let wide = TensorKernels.widened(w)                               // Wᵢ (out×in)
+        gTilde.withUnsafeBufferPointer { pt in
+            sums.gram.withUnsafeMutableBufferPointer { ps in BLAS.axpy(n: d * d, alpha: 1, x: pt.baseAddress!, y: ps.baseAddress!) }
+            wide.withUnsafeBufferPointer { pw in
+                sums.rhs.withUnsafeMutableBufferPointer { pr in
+                    // rhs (d×out) += G̃ᵢ (d×d) · Wᵢᵀ (d×out)
+                    BLAS.gemm(transA: false, transB: true, m: d, n: out, k: d, alpha: 1, a: pt.baseAddress!, lda: d,
+                              b: pw.baseAddress!, ldb: d, beta: 1, c: pr.baseAddress!, ldc: out)
+                }
+            }
+        }
+    }
+
+    func finish() throws -> MergeResult {
+        let (_, seconds) = try timed {
+            let linears = self.linears
+            try ParallelLinears.run(count: linears.count, parallel: parallel) { i in
+                let s = linears[i]
+                let solution: SymmetricSolution
+                do { solution = try solveSymmetric(s.gram, s.rhs) } catch {
+                    throw MergeError.solveFailed(tensor: s.weightName, reason: "\(error)")
+                }
+                // Wᵀ (in×out) → W (out×in), fp32.
+                var w = TensorKernels.zerosFloat([s.outDim, s.inDim])
+                solution.x.withUnsafeBufferPointer { px in
+                    w.withUnsafeMutableBufferPointer { pw in
+                        for r in 0..<s.inDim { for c in 0..<s.outDim { pw[c * s.inDim + r] = Float(px[r * s.outDim + c]) } }
+                    }
+                }
+                s.result = (w, .init(name: s.weightName, rule: "regmean", solvePath: solution.path.name,
+                                     solveDetail: solution.path.description, conditionEstimate: solution.conditionEstimate,
+                                     note: s.alpha == 0.9 ? nil : "alpha \(s.alpha)"))
+            }
+        }
+        var claimed: [String: (tensor: Tensor<Float>, entry: MergeReport.TensorEntry)] = [:]
+        for s in linears { if let r = s.result { claimed[s.weightName] = (r.0, r.1) } }
+        return try fold.finish(claimed: claimed, finishSeconds: seconds)
+    }
+}

@@ -1,0 +1,40 @@
+// ParallelLinears: runs independent per-linear work (Gram folds, solves) across cores, with
+// OpenBLAS held to one thread meanwhile so the cores are not oversubscribed.
+
+import Foundation
+import LinAlg
+
+enum ParallelLinears {
+    /// Runs `body(i)` for i in 0..<count, concurrently when `parallel`; rethrows the first error
+    /// (by index) after all have run.
+    static func run(count: Int, parallel: Bool, _ body: @escaping (Int) throws -> Void) throws {
+        guard count > 0 else { return }
+        guard parallel, count > 1, ProcessInfo.processInfo.activeProcessorCount > 1 else {
+            for i in 0..<count { try body(i) }
+            return
+        }
+        let errors = ErrorSlots(count: count)
+        // Each task touches only its own linear's sums; the shared inputs are read-only.
+        let work = UncheckedBody(body: body)
+        let saved = BLAS.threads
+        BLAS.setThreads(1)
+        defer { BLAS.setThreads(saved) }
+        DispatchQueue.concurrentPerform(iterations: count) { i in
+            do { try work.body(i) } catch { errors.set(i, error) }
+        }
+        if let first = errors.first { throw first }
+    }
+
+    private struct UncheckedBody: @unchecked Sendable {
+        let body: (Int) throws -> Void
+    }
+
+    /// One error slot per task; each task writes only its own slot.
+    private final class ErrorSlots: @unchecked Sendable {
+        private var slots: [Error?]
+        private let lock = NSLock()
+        init(count: Int) { slots = Array(repeating: nil, count: count) }
+        func set(_ i: Int, _ e: Error) { lock.lock(); slots[i] = e; lock.unlock() }
+        var first: Error? { slots.compactMap { $0 }.first }
+    }
+}

@@ -1,0 +1,77 @@
+// `fedmerge agent CONFIG.yaml`: runs one agent next to its private data for one round.
+
+import Agent
+import ArgumentParser
+import DaemonSupport
+import Foundation
+import Logging
+
+struct AgentCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agent",
+        abstract: "Run an agent: fine-tune on local data, upload weights and statistics, evaluate merged models.",
+        discussion: """
+        Connects to `aggregator` over TLS 1.3 with its certificate, learns which statistics the
+        round's methods need, fine-tunes `base_model` on `data.train` (or loads `finetuned`),
+        computes the statistics (Grams for regmean, Fisher for fisher) and uploads model and
+        statistics. Then it evaluates each merged model it receives, and its own model, on
+        `data.test` and reports the metrics. Nothing else leaves the machine.
+        Work is kept in `workdir` and reused on restart when the config is unchanged; an
+        interrupted upload resumes from the last acknowledged byte.
+
+        \(DaemonExit.help)
+        """
+    )
+
+    @Argument(help: "The agent config (YAML), e.g. configs/agents/movies.yaml.")
+    var config: String
+
+    @Flag(help: "Validate the config (and the files it names) and exit.")
+    var check = false
+
+    @Option(help: "Seconds to keep retrying when the aggregator is unreachable.")
+    var connectTimeout: Double = 600
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error.")
+    var logLevel: Logger.Level = .info
+
+    @Option(help: .hidden) var chunkSize: Int?
+    @Option(help: .hidden) var crashAfterBytes: Int?
+
+    func run() throws {
+        DaemonLogging.bootstrap(level: logLevel)
+        let logger = Logger(label: "fedmerge.agent")
+        let loaded: AgentConfig
+        do { loaded = try AgentConfig.load(file: config) } catch {
+            DaemonLogging.fail("\(error)")
+            throw ExitCode(DaemonExit.badConfig.rawValue)
+        }
+        let work: ModelWork
+        do { work = try ModelWork(config: loaded) } catch {
+            DaemonLogging.fail("\(error)")
+            throw ExitCode(DaemonExit.badConfig.rawValue)
+        }
+        if check {
+            let missing = [loaded.tls.caFile, loaded.tls.certificateFile ?? "", loaded.tls.keyFile ?? "",
+                           loaded.baseModel + "/config.json", loaded.baseModel + "/model.safetensors"]
+                .filter { !FileManager.default.fileExists(atPath: $0) }
+            guard missing.isEmpty else {
+                DaemonLogging.fail("\(config): these files do not exist: \(missing.joined(separator: ", "))")
+                throw ExitCode(DaemonExit.badConfig.rawValue)
+            }
+            print("\(config): OK — agent \(loaded.name), \(work.summary)")
+            return
+        }
+        StopSignal.install()
+        let daemon = AgentDaemon(config: loaded, work: work, logger: logger)
+        daemon.connectTimeout = connectTimeout
+        if let chunkSize { daemon.chunkSize = chunkSize }
+        daemon.crashAfterBytes = crashAfterBytes
+        let exit: DaemonExit
+        do { exit = try daemon.run() } catch {
+            DaemonLogging.fail("\(error)")
+            throw ExitCode(DaemonExit.failure.rawValue)
+        }
+        if exit != .success { throw ExitCode(exit.rawValue) }
+    }
+}

@@ -1,0 +1,63 @@
+// `fedmerge aggregator CONFIG.yaml`: runs the aggregator daemon for one round.
+
+import Aggregator
+import ArgumentParser
+import DaemonSupport
+import Foundation
+import Logging
+
+struct AggregatorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "aggregator",
+        abstract: "Run the aggregator for one federated merging round.",
+        discussion: """
+        Binds `listen`, admits agents whose TLS certificate (signed by the federation CA) names an
+        entry of `allow`, the same base model and membership in `round.subset`; spools their uploads
+        durably under `spool`; merges with every method in `round.methods` once the subset is in (or
+        at `round.deadline` with at least `round.min_agents`); sends each merged model back; writes
+        `output/round-<id>/report.{json,md,svg}` once every agent has evaluated them.
+        Restarting it mid-round reloads committed uploads from the spool and asks only for what is missing.
+
+        \(DaemonExit.help)
+        """
+    )
+
+    @Argument(help: "The aggregator config (YAML), e.g. configs/aggregator.yaml.")
+    var config: String
+
+    @Flag(help: "Validate the config (and the files it names) and exit.")
+    var check = false
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error.")
+    var logLevel: Logger.Level = .info
+
+    func run() throws {
+        DaemonLogging.bootstrap(level: logLevel)
+        let logger = Logger(label: "fedmerge.aggregator")
+        let loaded: AggregatorConfig
+        do { loaded = try AggregatorConfig.load(file: config) } catch {
+            DaemonLogging.fail("\(error)")
+            throw ExitCode(DaemonExit.badConfig.rawValue)
+        }
+        if check {
+            let missing = [loaded.tls.caFile, loaded.tls.certificateFile ?? "", loaded.tls.keyFile ?? "",
+                           loaded.baseModel + "/config.json", loaded.baseModel + "/model.safetensors"]
+                .filter { !FileManager.default.fileExists(atPath: $0) }
+            guard missing.isEmpty else {
+                DaemonLogging.fail("\(config): these files do not exist: \(missing.joined(separator: ", "))")
+                throw ExitCode(DaemonExit.badConfig.rawValue)
+            }
+            print("\(config): OK — round \(loaded.round), subset \(loaded.subset.joined(separator: ", ")), methods \(loaded.methods.map(\.label).joined(separator: ", ")), statistics wanted: \(loaded.wantedStatistics.isEmpty ? "none" : loaded.wantedStatistics.joined(separator: ", "))")
+            return
+        }
+        StopSignal.install()
+        let exit: DaemonExit
+        do { exit = try AggregatorDaemon(config: loaded, logger: logger).run() } catch {
+            DaemonLogging.fail("\(error)")
+            throw ExitCode(DaemonExit.failure.rawValue)
+        }
+        if exit != .success { throw ExitCode(exit.rawValue) }
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}

@@ -1,0 +1,238 @@
+// A whole federation in a temporary directory, for end-to-end tests: a CA and certificates,
+// a tiny random BERT-shaped base model (2 layers, hidden 32), synthetic labelled text per
+// agent, YAML configs, and the real `fedmerge` binary started as separate processes.
+
+import Foundation
+import LinAlg
+import Model
+import Protocol
+import XCTest
+
+final class Federation {
+    let root: String
+    let binary: String
+    private(set) var processes: [String: Process] = [:]
+    let port: Int
+
+    init(name: String) throws {
+        root = NSTemporaryDirectory() + "fedmerge-e2e-\(name)-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        binary = try Self.findBinary()
+        port = try Self.freePort()
+    }
+
+    deinit { stopAll() }
+
+    func cleanUp() {
+        stopAll()
+        try? FileManager.default.removeItem(atPath: root)
+    }
+
+    static func findBinary() throws -> String {
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        var candidates = [URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(), Bundle.main.bundleURL]
+        candidates.append(repo.appendingPathComponent(".build/debug"))
+        for dir in candidates {
+            for path in [dir.appendingPathComponent("fedmerge").path, dir.deletingLastPathComponent().appendingPathComponent("fedmerge").path]
+            where FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        throw XCTSkip("fedmerge binary not found; run `swift build` first")
+    }
+
+    /// A TCP port free right now on 127.0.0.1 (bound and released).
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+        }
+        guard bound else { throw XCTSkip("cannot bind a loopback port") }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    // MARK: certificates
+
+    /// The federation CA in certs/, a server certificate "aggregator", and one per agent.
+    func makeCertificates(agents: [String]) throws {
+        let ca = try CertificateAuthority.initialize(directory: root + "/certs")
+        _ = try ca.issue(name: "aggregator", server: true)
+        for agent in agents { _ = try ca.issue(name: agent, server: false) }
+    }
+
+    /// Certificates for `agents` signed by a different CA, in foreign-certs/.
+    func makeForeignCertificates(agents: [String]) throws {
+        let ca = try CertificateAuthority.initialize(directory: root + "/foreign-certs")
+        for agent in agents { _ = try ca.issue(name: agent, server: false) }
+    }
+
+    // MARK: model and data
+
+    static let positive = ["good", "great", "fine", "happy", "love", "nice", "excellent", "best", "wonderful", "superb"]
+    static let negative = ["bad", "awful", "poor", "sad", "hate", "terrible", "worst", "boring", "ugly", "weak"]
+    static let domains: [String: [String]] = [
+        "alpha": ["movie", "film", "actor", "scene", "plot", "story"],
+        "beta": ["phone", "battery", "screen", "price", "delivery", "seller"],
+        "gamma": ["game", "team", "player", "match", "coach", "season"],
+        "delta": ["food", "table", "waiter", "menu", "dish", "wine"],
+    ]
+    static let filler = ["the", "a", "was", "is", "very", "really", "quite", "and", "but", "this", "it", "so"]
+
+    /// vocab.txt, and a seeded random base model (2 layers, hidden 32, 2 heads) in base/.
+    func makeBaseModel() throws {
+        let words = Self.positive + Self.negative + Self.domains.values.flatMap { $0 }.sorted() + Self.filler
+        let vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words
+        let dir = root + "/base"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try (vocab.joined(separator: "\n") + "\n").write(toFile: dir + "/vocab.txt", atomically: true, encoding: .utf8)
+        let config = BertConfig(vocabSize: vocab.count, hiddenSize: 32, numHiddenLayers: 2, numAttentionHeads: 2,
+                                intermediateSize: 64, maxPositionEmbeddings: 64)
+        try ModelDirectory.save(BertEncoder(config: config, seed: 7), to: dir, tokenizerSource: dir)
+    }
+
+    /// train.csv and test.csv for `agent`: sentiment carried by positive/negative words among
+    /// the agent's domain words (label noise 5%).
+    func makeData(agent: String, domain: String, trainRows: Int = 240, testRows: Int = 80, seed: UInt64) throws {
+        var rng = SplitMix64(seed: seed)
+        let domainWords = Self.domains[domain]!
+        func sentence() -> (String, String) {
+            let positive = Bool.random(using: &rng)
+            var words: [String] = []
+            for _ in 0..<Int.random(in: 4...9, using: &rng) {
+                switch Int.random(in: 0..<3, using: &rng) {
+                case 0: words.append(domainWords.randomElement(using: &rng)!)
+                case 1: words.append((positive ? Self.positive : Self.negative).randomElement(using: &rng)!)
+                default: words.append(Self.filler.randomElement(using: &rng)!)
+                }
+            }
+            let noisy = Double.random(in: 0..<1, using: &rng) < 0.05
+            return (words.joined(separator: " "), positive != noisy ? "positive" : "negative")
+        }
+        let dir = root + "/data/" + agent
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        for (file, rows) in [("train.csv", trainRows), ("test.csv", testRows)] {
+            var text = "text,label\n"
+            for _ in 0..<rows { let (s, l) = sentence(); text += "\(s),\(l)\n" }
+            try text.write(toFile: dir + "/" + file, atomically: true, encoding: .utf8)
+        }
+    }
+
+    // MARK: configs
+
+    var endpoint: String { "tcp://127.0.0.1:\(port)" }
+
+    @discardableResult
+    func writeAggregatorConfig(subset: [String], allow: [String], methods: String, minAgents: Int? = nil,
+                               deadline: Int = 600, name: String = "aggregator.yaml") throws -> String {
+        let path = root + "/" + name
+        try """
+        listen: \(endpoint)
+        tls: {ca: certs/ca.pem, cert: certs/aggregator.pem, key: certs/aggregator.key}
+        allow: [\(allow.joined(separator: ", "))]
+        spool: spool
+        output: output
+        round:
+          id: 1
+          base_model: base
+          subset: [\(subset.joined(separator: ", "))]
+          min_agents: \(minAgents ?? subset.count)
+          deadline: \(deadline)
+          eval_timeout: 300
+          methods:
+        \(methods)
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    static let threeMethods = """
+            - {merge_method: regmean, parameters: {alpha: 0.9}}
+            - {merge_method: fisher}
+            - {merge_method: average}
+    """
+
+    @discardableResult
+    func writeAgentConfig(_ agent: String, certificates: String = "certs", data: String? = nil) throws -> String {
+        let path = root + "/agent-\(agent).yaml"
+        try """
+        name: \(agent)
+        aggregator: \(endpoint)
+        tls: {ca: \(certificates)/ca.pem, cert: \(certificates)/\(agent).pem, key: \(certificates)/\(agent).key}
+        base_model: base
+        data: {train: data/\(data ?? agent)/train.csv, test: data/\(data ?? agent)/test.csv, labels: [negative, positive]}
+        train: {epochs: 2, lr: 1.0e-3, batch_size: 16, max_len: 16, seed: 3}
+        stats: {gram_batches: 8, fisher_examples: 64}
+        workdir: work/\(agent)
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    // MARK: processes
+
+    /// Starts `fedmerge ARGS` in the federation root with output to logs/NAME.log.
+    @discardableResult
+    func start(_ name: String, _ arguments: [String]) throws -> Process {
+        try FileManager.default.createDirectory(atPath: root + "/logs", withIntermediateDirectories: true)
+        let log = root + "/logs/\(name).log"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        handle.seekToEndOfFile()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: root)
+        var environment = ProcessInfo.processInfo.environment
+        environment["OPENBLAS_NUM_THREADS"] = "1"
+        process.environment = environment
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        processes[name] = process
+        return process
+    }
+
+    func log(_ name: String) -> String {
+        (try? String(contentsOfFile: root + "/logs/\(name).log", encoding: .utf8)) ?? ""
+    }
+
+    /// Waits for `process` to exit, at most `limit` seconds (a guard against hanging, not a
+    /// speed check); returns its exit status, or nil if it was still running.
+    func wait(_ name: String, limit: Double = 600) -> Int32? {
+        guard let process = processes[name] else { return nil }
+        let end = Date().addingTimeInterval(limit)
+        while process.isRunning && Date() < end { Thread.sleep(forTimeInterval: 0.1) }
+        return process.isRunning ? nil : process.terminationStatus
+    }
+
+    /// Polls `condition` every 0.1 s for at most `limit` seconds.
+    func waitUntil(limit: Double = 600, _ condition: () -> Bool) -> Bool {
+        let end = Date().addingTimeInterval(limit)
+        while Date() < end {
+            if condition() { return true }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        return condition()
+    }
+
+    func kill(_ name: String, signal: Int32 = SIGKILL) {
+        guard let process = processes[name], process.isRunning else { return }
+        Foundation.kill(process.processIdentifier, signal)
+        process.waitUntilExit()
+    }
+
+    func stopAll() {
+        for (name, _) in processes { kill(name) }
+    }
+
+    /// True when the aggregator's spool holds every file of `agent`'s upload.
+    func uploadComplete(_ agent: String, files: [String] = ["config.json", "model.safetensors", "stats.safetensors"]) -> Bool {
+        files.allSatisfy { FileManager.default.fileExists(atPath: root + "/spool/round-1/\(agent)/\($0)") }
+    }
+
+    func logs() -> String {
+        processes.keys.sorted().map { "=== \($0)\n" + log($0).suffix(4000) }.joined(separator: "\n")
+    }
+}

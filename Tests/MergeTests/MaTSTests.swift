@@ -1,0 +1,119 @@
+// Tests of Methods/MaTS.swift: the kfac objective against a dense numpy Kronecker solve, the
+// regmean and fisher_diag objectives against their closed forms, CG's energy-norm descent,
+// the per-tensor report and the missing-factor error.
+
+import LinAlg
+@testable import Merge
+import XCTest
+
+final class MaTSTests: XCTestCase {
+    func testKfacMatchesDenseKroneckerSolveFromNumpy() throws {
+        // Inputs are fp32; CG runs in fp64 to ‖r‖/‖b‖ ≤ 1e-12; output rounded to fp32: 1e-5 relative.
+        try TestSupport.checkFixture(method: "mats", fixtureFile: "mats_fixture.json")
+    }
+
+    func testKfacReportRecordsConvergedCGWithSmallResidual() throws {
+        let fixture = try TestSupport.loadFixture("mats_fixture.json")
+        let result = try MaTS().merge(models: fixture.models, parameters: ["objective": .string("kfac"), "tolerance": .number(1e-10)])
+        let entry = try XCTUnwrap(result.report.entry("bert.l.weight"))
+        XCTAssertEqual(entry.rule, "mats_kfac")
+        XCTAssertEqual(entry.converged, true)
+        XCTAssertLessThanOrEqual(try XCTUnwrap(entry.finalResidual), 1e-6)
+        XCTAssertGreaterThan(try XCTUnwrap(entry.initialResidual), 1e-3, "the average is not already the solution")
+        XCTAssertGreaterThan(try XCTUnwrap(entry.iterations), 0)
+        XCTAssertEqual(result.report.entry("bert.m.weight")?.rule, "average", "no K-FAC factor: keeps the init value")
+        XCTAssertEqual(result.report.method, "mats")
+    }
+
+    func testRegmeanObjectiveConvergesToClosedFormRegMean() throws {
+        let fixture = try TestSupport.loadFixture()
+        let closed = try RegMean().merge(models: fixture.models, parameters: ["alpha": .number(0.9)]).tensors
+        let mats = try MaTS().merge(models: fixture.models, parameters: ["objective": .string("regmean"), "init": .string("average"),
+                                                                        "tolerance": .number(1e-12), "iterations": .number(500)])
+        for name in closed.names where name.hasSuffix(".weight") && mats.report.entry(name)?.rule == "mats_regmean" {
+            XCTAssertLessThanOrEqual(TestSupport.maxRelativeDifference(mats.tensors[name]!, closed[name]!), 1e-5, name)
+        }
+        XCTAssertEqual(mats.report.totals["mats_regmean"], 5)
+    }
+
+    func testFisherDiagObjectiveConvergesToFisherMerging() throws {
+        let fixture = try TestSupport.loadFixture()
+        let closed = try FisherMerge().merge(models: fixture.models, parameters: ["fisher_floor": .number(0)]).tensors
+        let mats = try MaTS().merge(models: fixture.models, parameters: ["objective": .string("fisher_diag"), "tolerance": .number(1e-12)])
+        for name in closed.names {
+            XCTAssertEqual(mats.report.entry(name)?.rule, "mats_fisher_diag")
+            XCTAssertLessThanOrEqual(TestSupport.maxRelativeDifference(mats.tensors[name]!, closed[name]!), 1e-5, name)
+        }
+    }
+
+    /// Random K-FAC layer (out 12, in 16, K 3) with its factors, for the energy-norm test.
+    private func kfacModels() -> [(name: String, tensors: NamedTensors, statistics: NamedStatistics, weight: Double)] {
+        var rng = SplitMix64(seed: 31)
+        func spd(_ d: Int, _ rows: Int) -> Tensor<Float> {
+            let x: [[Double]] = (0..<rows).map { _ in (0..<d).map { _ in rng.nextNormal() } }
+            return TestSupport.gram(x)
+        }
+        return (0..<3).map { i in
+            let stats = try! NamedTensors([("l.gram", spd(16, 40)), ("l.kfac_out", spd(12, 30))])
+            return ("m\(i)", try! NamedTensors([("l.weight", TestSupport.random([12, 16], &rng))]),
+                    NamedStatistics(tensors: stats, metadata: ["l.gram.num_rows": "40", "l.kfac_out.num_rows": "30"]), 1.0)
+        }
+    }
+
+    func testCGEnergyNormOfTheErrorDecreasesEveryIteration() throws {
+        let models = kfacModels()
+        let exact = try MaTS().merge(models: models, parameters: ["tolerance": .number(1e-14), "iterations": .number(2000),
+                                                                 "preconditioner": .string("none")]).tensors["l.weight"]!
+        // ‖E‖²_A = Σ_{o,j} E[o,j] · (Σᵢ Bᵢ E Aᵢ)[o,j], with plain Double loops.
+        let factors: [([[Double]], [[Double]])] = models.map { m in
+            let a = m.statistics.tensors["l.gram"]!, b = m.statistics.tensors["l.kfac_out"]!
+            return ((0..<16).map { r in (0..<16).map { Double(a[r, $0]) / 40 } }, (0..<12).map { r in (0..<12).map { Double(b[r, $0]) / 30 } })
+        }
+        func energy(_ w: Tensor<Float>) -> Double {
+            let e: [[Double]] = (0..<12).map { o in (0..<16).map { Double(w[o, $0]) - Double(exact[o, $0]) } }
+            var total = 0.0
+            for (a, b) in factors {
+                for o in 0..<12 {
+                    for j in 0..<16 {
+                        var v = 0.0
+                        for p in 0..<12 { for q in 0..<16 where e[p][q] != 0 { v += b[o][p] * e[p][q] * a[q][j] } }
+                        total += e[o][j] * v
+                    }
+                }
+            }
+            return total
+        }
+        var previous = Double.infinity
+        var checked = 0
+        for k in 0..<10 {
+            let w = try MaTS().merge(models: models, parameters: ["tolerance": .number(0), "iterations": .number(Double(k)),
+                                                                  "preconditioner": .string("none")]).tensors["l.weight"]!
+            let current = energy(w)
+            if k == 0 { previous = current; continue }
+            // Stop comparing once the error is near the fp32 rounding of the outputs.
+            guard current > 1e-8 * previous else { break }
+            XCTAssertLessThan(current, previous, "energy norm rose at iteration \(k)")
+            previous = current
+            checked += 1
+        }
+        XCTAssertGreaterThanOrEqual(checked, 5)
+    }
+
+    func testKfacWithoutAnyKfacFactorIsANamedError() throws {
+        let fixture = try TestSupport.loadFixture()
+        XCTAssertThrowsError(try MaTS().merge(models: fixture.models, parameters: ["objective": .string("kfac")])) {
+            guard case .missingStatistic(model: "a", let key)? = $0 as? MergeError, key.contains("kfac_out") else { return XCTFail("\($0)") }
+        }
+    }
+
+    func testRequiredStatisticsFollowObjectiveAndInit() throws {
+        let p = try MaTS().validate(parameters: ["objective": .string("kfac"), "init": .string("fisher")])
+        XCTAssertEqual(MaTS().requiredStatistics(p), [.gram, .kfacOut, .fisher])
+    }
+
+    func testRejectedModelLeavesTheSumsUnchanged() throws {
+        try TestSupport.checkRejectedModelLeavesNoTrace(method: "mats", parameters: ["objective": .string("kfac"), "init": .string("regmean")]) { _, stats in
+            stats.metadata["bert.l.kfac_out.num_rows"] = "zero"
+        }
+    }
+}
