@@ -40,7 +40,7 @@ final class AttentionTests: XCTestCase {
             attentionForward(out: &out, probs: &probs, q: q, k: k, v: v, keyMask: mask, shape: shape)
         }
         var dq = [Float](repeating: 0, count: n), dk = dq, dv = dq
-        var scratch = [Float](repeating: 0, count: shape.length * shape.length)
+        var scratch = [Float](repeating: 0, count: attentionScratchCount(shape))
         if let drop {
             attentionBackward(dq: &dq, dk: &dk, dv: &dv, dout: proj, probs: probs, q: q, k: k, v: v, keyMask: mask, shape: shape,
                               scratch: &scratch, dropMask: drop, probsDropped: pd)

@@ -33,7 +33,7 @@ final class BertActivations {
     // Head, all (B, C) except logits/probs (B, K).
     let cls = FloatBuffer(), pooledPre = FloatBuffer(), pooled = FloatBuffer(), headDrop = FloatBuffer()
     let headIn = FloatBuffer(), logits = FloatBuffer(), probs = FloatBuffer()
-    // Backward scratch: (N, C) ×6, (N, I) ×2, (B, C) ×3, (T, T).
+    // Backward scratch: (N, C) ×6, (N, I) ×2, (B, C) ×3, (T, T) per attention worker.
     let dX = FloatBuffer(), dResid = FloatBuffer(), dH1 = FloatBuffer(), dTmp = FloatBuffer()
     let dQ = FloatBuffer(), dK = FloatBuffer(), dV = FloatBuffer(), dCtx = FloatBuffer()
     let dFfnAct = FloatBuffer(), dFfnPre = FloatBuffer()
@@ -55,7 +55,7 @@ final class BertActivations {
             for x in [dX, dResid, dH1, dTmp, dQ, dK, dV, dCtx] { x.reserve(n * c) }
             for x in [dFfnAct, dFfnPre] { x.reserve(n * i) }
             for x in [dHeadIn, dHead, dCls] { x.reserve(b * c) }
-            attnScratch.reserve(t * t)
+            attnScratch.reserve(attentionScratchCount(AttentionShape(batch: b, length: t, channels: c, heads: heads)))
         }
         compact.reserve(n * max(c, i))
     }

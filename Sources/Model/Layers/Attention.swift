@@ -31,13 +31,13 @@ public func attentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeMuta
                              dropMask: UnsafePointer<Float>? = nil, probsDropped: UnsafeMutablePointer<Float>? = nil) {
     let (B, T, C, H, hs) = (s.batch, s.length, s.channels, s.heads, s.headSize)
     let scale = Float(1 / Double(hs).squareRoot())
-    for b in 0..<B {
+    forEachHead(batch: B, heads: H) { b, h, _ in
         let mask = keyMask + b * T
         // Right-padded rows (mask 1…1 0…0) only need the first L key columns: the scores,
         // softmax and P·V shrink to T×L; any other mask takes the general path over all T.
         let prefix = keyPrefixLength(mask, T)
         let L = prefix ?? T
-        for h in 0..<H {
+        do {
             let p = probs + (b * H + h) * T * T
             let qb = q + b * T * C + h * hs, kb = k + b * T * C + h * hs, vb = v + b * T * C + h * hs
             // p (T, L) = scale · Q_bh (T, hs) · K_bh[0..<L]ᵀ
@@ -78,6 +78,36 @@ public func attentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeMuta
     }
 }
 
+/// Floats of scratch `attentionBackward` needs: one T×T block per worker thread.
+public func attentionScratchCount(_ s: AttentionShape) -> Int { attentionWorkers * s.length * s.length }
+
+/// Worker threads for the per-head loops: the BLAS thread count (2 on the target machine).
+var attentionWorkers: Int { max(1, BLAS.threads) }
+
+/// Pointers handed to the worker threads; each (example, head) touches a disjoint block.
+private struct HeadBody: @unchecked Sendable {
+    let run: (Int, Int, Int) -> Void
+}
+
+/// Runs body(b, h, worker) for every (example, head). The per-head matmuls are small
+/// (T×T×hs), where OpenBLAS's own threading mostly waits; instead the heads are split over
+/// `attentionWorkers` threads, each calling single-threaded BLAS, and the thread count is
+/// restored afterwards.
+func forEachHead(batch B: Int, heads H: Int, _ body: @escaping (Int, Int, Int) -> Void) {
+    let workers = min(attentionWorkers, B * H)
+    guard workers > 1 else {
+        for b in 0..<B { for h in 0..<H { body(b, h, 0) } }
+        return
+    }
+    let saved = BLAS.threads
+    BLAS.setThreads(1)
+    let work = HeadBody(run: body)
+    DispatchQueue.concurrentPerform(iterations: workers) { w in
+        for i in stride(from: w, to: B * H, by: workers) { work.run(i / H, i % H, w) }
+    }
+    BLAS.setThreads(saved)
+}
+
 /// L when mask (T) is L ones followed by T − L zeros (right padding), else nil.
 @inline(__always)
 func keyPrefixLength(_ mask: UnsafePointer<Int32>, _ t: Int) -> Int? {
@@ -88,7 +118,7 @@ func keyPrefixLength(_ mask: UnsafePointer<Int32>, _ t: Int) -> Int? {
 }
 
 /// Backward of `attentionForward`: accumulates dq, dk, dv (B, T, C) from dout (B, T, C).
-/// scratch holds T·T floats. In the forward P·V was the output, so dV += Pᵀ·dO and dP = dO·Vᵀ;
+/// scratch holds `attentionScratchCount(shape)` floats (T·T per worker thread). In the forward P·V was the output, so dV += Pᵀ·dO and dP = dO·Vᵀ;
 /// through the softmax dS = P ⊙ (dP − rowsum(P ⊙ dP)); and S = scale·Q·Kᵀ gives
 /// dQ += scale·dS·K, dK += scale·dSᵀ·Q.
 public func attentionBackward(dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>,
@@ -99,10 +129,11 @@ public func attentionBackward(dq: UnsafeMutablePointer<Float>, dk: UnsafeMutable
                               dropMask: UnsafePointer<Float>? = nil, probsDropped: UnsafePointer<Float>? = nil) {
     let (B, T, C, H, hs) = (s.batch, s.length, s.channels, s.heads, s.headSize)
     let scale = Float(1 / Double(hs).squareRoot())
-    for b in 0..<B {
+    forEachHead(batch: B, heads: H) { b, h, worker in
         // Columns ≥ L of P are exactly 0 (padded keys), so every product stops at L.
         let L = keyPrefixLength(keyMask + b * T, T) ?? T
-        for h in 0..<H {
+        let scratch = scratch + worker * T * T
+        do {
             let off = (b * H + h) * T * T
             let p = probs + off
             let used = probsDropped.map { $0 + off } ?? p
