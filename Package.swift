@@ -30,11 +30,12 @@ let package = Package(
         .target(name: "AtomicIO"),
         .target(name: "SafeTensors", dependencies: ["LinAlg", "AtomicIO"]),
         .target(name: "Console"),
-        .target(name: "DaemonSupport", dependencies: [.product(name: "Yams", package: "Yams"), logging]),
+        .target(name: "ConfigTree"),
+        .target(name: "DaemonSupport", dependencies: ["ConfigTree", .product(name: "Yams", package: "Yams"), logging]),
 
         // The libraries the daemons stand on.
         .target(name: "Model", dependencies: ["LinAlg", "SafeTensors", "AtomicIO", "Console"]),
-        .target(name: "Merge", dependencies: ["LinAlg"]),
+        .target(name: "Merge", dependencies: ["LinAlg", "ConfigTree"]),
         .target(name: "MergeIO", dependencies: ["Merge", "SafeTensors", "AtomicIO", "LinAlg"]),
         .target(name: "Protocol", dependencies: ["CZMQ", "COpenSSL", "AtomicIO", logging]),
         // libFuzzer entry for the wire decoder and chunk receiver (scripts/fuzz-protocol.sh);
@@ -58,7 +59,7 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Model", "LinAlg", "SafeTensors"]),
         .testTarget(name: "MergeTests", dependencies: ["Merge", "LinAlg"]),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "AtomicIO", "CZMQ", "COpenSSL"]),
-        .testTarget(name: "fedmergeTests", dependencies: ["fedmerge", "Model", "Merge", "SafeTensors", "LinAlg"]),
+        .testTarget(name: "fedmergeTests", dependencies: ["fedmerge", "Model", "Merge", "DaemonSupport", "SafeTensors", "LinAlg"]),
         .testTarget(name: "EndToEndTests", dependencies: ["fedmerge", "Model", "Protocol", "SafeTensors", "LinAlg"]),
     ]
 )

@@ -76,7 +76,7 @@ public struct AggregatorConfig: Sendable {
         var methods: [MethodEntry] = []
         for entry in try round.sections("methods") {
             try entry.onlyKeys(["merge_method", "parameters", "name"])
-            var raw = entry.map.mapValues(MergeValue.init)
+            var raw = entry.map
             // The round-wide heads mode applies unless a method sets its own.
             if case .map(var parameters) = raw["parameters"] ?? .map([:]) {
                 if parameters["heads"] == nil { parameters["heads"] = .string(heads) }
@@ -110,19 +110,5 @@ public struct AggregatorConfig: Sendable {
         return TLSConfiguration(caFile: try tls.path("ca", help: "the federation CA certificate (PEM)"),
                                 certificateFile: try tls.path("cert", help: "this daemon's certificate (PEM)"),
                                 keyFile: try tls.path("key", help: "this daemon's private key (PEM)"))
-    }
-}
-
-extension MergeValue {
-    /// The Merge target's value tree from a parsed config value.
-    init(_ value: ConfigValue) {
-        switch value {
-        case .number(let x): self = .number(x)
-        case .string(let s): self = .string(s)
-        case .bool(let b): self = .bool(b)
-        case .list(let l): self = .list(l.map(MergeValue.init))
-        case .map(let m): self = .map(m.mapValues(MergeValue.init))
-        case .null: self = .null
-        }
     }
 }

@@ -1,39 +1,9 @@
-// ConfigValue: a parsed configuration document (YAML or JSON) as a plain value tree, and
-// the reader that validates it key by key with errors naming the file and the key path.
+// Reading configuration files: YAML → ConfigValue (ConfigTree), and the reader that
+// validates it key by key with errors naming the file and the key path.
 
+@_exported import ConfigTree
 import Foundation
 import Yams
-
-public enum ConfigValue: Sendable, Equatable, CustomStringConvertible {
-    case number(Double)
-    case string(String)
-    case bool(Bool)
-    case list([ConfigValue])
-    case map([String: ConfigValue])
-    case null
-
-    public var description: String {
-        switch self {
-        case .number(let x): return x == x.rounded() && abs(x) < 1e15 ? String(Int(x)) : String(x)
-        case .string(let s): return "'\(s)'"
-        case .bool(let b): return String(b)
-        case .list(let items): return "[" + items.map(\.description).joined(separator: ", ") + "]"
-        case .map(let m): return "{" + m.keys.sorted().map { "\($0): \(m[$0]!)" }.joined(separator: ", ") + "}"
-        case .null: return "null"
-        }
-    }
-
-    var kind: String {
-        switch self {
-        case .number: return "a number"
-        case .string: return "a string"
-        case .bool: return "true/false"
-        case .list: return "a list"
-        case .map: return "a mapping"
-        case .null: return "empty"
-        }
-    }
-}
 
 public enum ConfigError: Error, CustomStringConvertible, Equatable, Sendable {
     case unreadable(file: String, reason: String)

@@ -41,24 +41,10 @@ struct AgentCommand: ParsableCommand {
     func run() throws {
         DaemonLogging.bootstrap(level: logLevel)
         let logger = Logger(label: "fedmerge.agent")
-        let loaded: AgentConfig
-        do { loaded = try AgentConfig.load(file: config) } catch {
-            DaemonLogging.fail("\(error)")
-            throw ExitCode(DaemonExit.badConfig.rawValue)
-        }
-        let work: ModelWork
-        do { work = try ModelWork(config: loaded) } catch {
-            DaemonLogging.fail("\(error)")
-            throw ExitCode(DaemonExit.badConfig.rawValue)
-        }
+        let loaded = try DaemonCommand.load(config, AgentConfig.load(file:))
+        let work = try DaemonCommand.load(config) { _ in try ModelWork(config: loaded) }
         if check {
-            let missing = [loaded.tls.caFile, loaded.tls.certificateFile ?? "", loaded.tls.keyFile ?? "",
-                           loaded.baseModel + "/config.json", loaded.baseModel + "/model.safetensors"]
-                .filter { !FileManager.default.fileExists(atPath: $0) }
-            guard missing.isEmpty else {
-                DaemonLogging.fail("\(config): these files do not exist: \(missing.joined(separator: ", "))")
-                throw ExitCode(DaemonExit.badConfig.rawValue)
-            }
+            try DaemonCommand.requireFiles(of: config, tls: loaded.tls, baseModel: loaded.baseModel)
             print("\(config): OK — agent \(loaded.name), \(work.summary)")
             return
         }

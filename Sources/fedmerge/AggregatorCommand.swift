@@ -5,6 +5,7 @@ import ArgumentParser
 import DaemonSupport
 import Foundation
 import Logging
+import Protocol
 
 struct AggregatorCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -34,19 +35,9 @@ struct AggregatorCommand: ParsableCommand {
     func run() throws {
         DaemonLogging.bootstrap(level: logLevel)
         let logger = Logger(label: "fedmerge.aggregator")
-        let loaded: AggregatorConfig
-        do { loaded = try AggregatorConfig.load(file: config) } catch {
-            DaemonLogging.fail("\(error)")
-            throw ExitCode(DaemonExit.badConfig.rawValue)
-        }
+        let loaded = try DaemonCommand.load(config, AggregatorConfig.load(file:))
         if check {
-            let missing = [loaded.tls.caFile, loaded.tls.certificateFile ?? "", loaded.tls.keyFile ?? "",
-                           loaded.baseModel + "/config.json", loaded.baseModel + "/model.safetensors"]
-                .filter { !FileManager.default.fileExists(atPath: $0) }
-            guard missing.isEmpty else {
-                DaemonLogging.fail("\(config): these files do not exist: \(missing.joined(separator: ", "))")
-                throw ExitCode(DaemonExit.badConfig.rawValue)
-            }
+            try DaemonCommand.requireFiles(of: config, tls: loaded.tls, baseModel: loaded.baseModel)
             print("\(config): OK — round \(loaded.round), subset \(loaded.subset.joined(separator: ", ")), methods \(loaded.methods.map(\.label).joined(separator: ", ")), statistics wanted: \(loaded.wantedStatistics.isEmpty ? "none" : loaded.wantedStatistics.joined(separator: ", "))")
             return
         }
@@ -61,3 +52,25 @@ struct AggregatorCommand: ParsableCommand {
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+/// What `fedmerge agent` and `fedmerge aggregator` do alike before their daemon runs.
+enum DaemonCommand {
+    /// Loads a config, turning any error into its message on stderr and exit code 2.
+    static func load<Config>(_ file: String, _ loader: (String) throws -> Config) throws -> Config {
+        do { return try loader(file) } catch {
+            DaemonLogging.fail("\(error)")
+            throw ExitCode(DaemonExit.badConfig.rawValue)
+        }
+    }
+
+    /// `--check`: the TLS files and the base model a config names must exist.
+    static func requireFiles(of file: String, tls: TLSConfiguration, baseModel: String) throws {
+        let missing = [tls.caFile, tls.certificateFile ?? "", tls.keyFile ?? "",
+                       baseModel + "/config.json", baseModel + "/model.safetensors"]
+            .filter { !FileManager.default.fileExists(atPath: $0) }
+        guard missing.isEmpty else {
+            DaemonLogging.fail("\(file): these files do not exist: \(missing.joined(separator: ", "))")
+            throw ExitCode(DaemonExit.badConfig.rawValue)
+        }
+    }
+}

@@ -5,6 +5,7 @@
 import ArgumentParser
 import Foundation
 import LinAlg
+import DaemonSupport
 import Merge
 import MergeIO
 import SafeTensors
@@ -112,7 +113,7 @@ struct MergeRun {
             throw MergeRunError.unreadableConfig(path: configPath, reason: (error as NSError).localizedDescription)
         }
         let document: MergeValue
-        do { document = try YAMLValue.parse(text) } catch { throw MergeRunError.badYAML(path: configPath, reason: "\(error)") }
+        do { document = try parseYAML(text) } catch { throw MergeRunError.badYAML(path: configPath, reason: "\(error)") }
         let spec = try MergeSpec(from: document, file: configPath)
         if FileManager.default.fileExists(atPath: outputDirectory) && !overwrite { throw MergeRunError.outputExists(path: outputDirectory) }
 

@@ -1,13 +1,13 @@
-// Tests of Sources/fedmerge/YAMLValue.swift: YAML scalars keep their YAML types, nesting is
-// preserved, and a full merge config decodes into a MergeSpec.
+// Tests of DaemonSupport's parseYAML (Sources/DaemonSupport/ConfigValue.swift): YAML scalars
+// keep their YAML types, nesting is preserved, and a full merge config decodes into a MergeSpec.
 
-@testable import fedmerge
+import DaemonSupport
 import Merge
 import XCTest
 
-final class YAMLValueTests: XCTestCase {
+final class ConfigYAMLTests: XCTestCase {
     func testScalarsKeepTheirYAMLTypes() throws {
-        let value = try YAMLValue.parse("""
+        let value = try parseYAML("""
         a: 1
         b: 0.25
         c: keep
@@ -22,11 +22,25 @@ final class YAMLValueTests: XCTestCase {
     }
 
     func testEmptyDocumentIsNull() throws {
-        XCTAssertEqual(try YAMLValue.parse(""), .null)
+        XCTAssertEqual(try parseYAML(""), .null)
+    }
+
+    func testReaderNamesFileAndKeyPathInErrors() throws {
+        let reader = ConfigReader(file: "agg.yaml", map: ["round": .map(["methods": .list([.map(["name": .number(3)]), .string("x")])])])
+        let methods = try reader.section("round")
+        XCTAssertThrowsError(try methods.sections("methods")) {
+            XCTAssertEqual("\($0)", "agg.yaml: 'round.methods[1]' must be a mapping, found a string")
+        }
+        XCTAssertThrowsError(try methods.onlyKeys(["subset"])) {
+            XCTAssertEqual("\($0)", "agg.yaml: unknown key 'round.methods' (allowed here: subset)")
+        }
+        XCTAssertThrowsError(try methods.int("min_agents", range: 1...3)) {
+            XCTAssertEqual("\($0)", "agg.yaml: missing key 'round.min_agents' (a whole number)")
+        }
     }
 
     func testMergekitStyleConfigDecodes() throws {
-        let spec = try MergeSpec(from: try YAMLValue.parse("""
+        let spec = try MergeSpec(from: try parseYAML("""
         merge_method: regmean
         models:
           - model: agents/a/model
