@@ -44,8 +44,11 @@ let package = Package(
         .target(name: "Agent", dependencies: ["Model", "Protocol", "SafeTensors", "DaemonSupport", "LinAlg", logging]),
         .target(name: "Aggregator", dependencies: ["Merge", "MergeIO", "Protocol", "SafeTensors", "DaemonSupport", "LinAlg", logging]),
 
+        // The paper-style evaluation runner (`fedmerge experiment`): drives the daemons as processes.
+        .target(name: "Experiment", dependencies: ["Model", "Merge", "MergeIO", "DaemonSupport", "LinAlg"]),
+
         .executableTarget(name: "fedmerge", dependencies: [
-            "LinAlg", "SafeTensors", "Model", "Merge", "MergeIO", "Protocol", "Agent", "Aggregator", "DaemonSupport",
+            "Experiment", "LinAlg", "SafeTensors", "Model", "Merge", "MergeIO", "Protocol", "Agent", "Aggregator", "DaemonSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             logging,
             .product(name: "Yams", package: "Yams"),
@@ -58,6 +61,7 @@ let package = Package(
         .testTarget(name: "MergeTests", dependencies: ["Merge", "LinAlg"]),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol"]),
         .testTarget(name: "fedmergeTests", dependencies: ["fedmerge", "SafeTensors", "LinAlg"]),
+        .testTarget(name: "ExperimentTests", dependencies: ["Experiment", "Model"]),
         .testTarget(name: "EndToEndTests", dependencies: ["fedmerge", "Model", "Protocol", "SafeTensors", "LinAlg"]),
     ]
 )
