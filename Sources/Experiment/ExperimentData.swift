@@ -81,7 +81,7 @@ public enum ExperimentData {
         try train.write(to: data.trainPath)
         try validation.write(to: data.validationPath)
         try test.write(to: data.testPath)
-        print("data \(name): train \(AgentData.describe(train)); validation \(AgentData.describe(validation)); test \(AgentData.describe(test))")
+        say("data \(name): train \(AgentData.describe(train)); validation \(AgentData.describe(validation)); test \(AgentData.describe(test))")
         return data
     }
 
@@ -107,7 +107,7 @@ public enum ExperimentData {
                                                  partitions: config.partitions, keyFraction: config.keyFraction, seed: seed)
         let validation = cap(p.validation, config.validationSize, seed: seed)
         let test = cap(p.test, config.testSize, seed: seed)
-        print("data \(m.name): key class \(pool.labelNames[partition.keyClass]) (\(Int(config.keyFraction * 100))% of it in partition 0)")
+        say("data \(m.name): key class \(pool.labelNames[partition.keyClass]) (\(Int(config.keyFraction * 100))% of it in partition 0)")
         let agents = try partition.members.enumerated().map { k, indices in
             var part = pool
             part.examples = indices.map { pool.examples[$0] }

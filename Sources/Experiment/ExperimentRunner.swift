@@ -8,6 +8,11 @@ import Merge
 import MergeIO
 import Model
 
+/// A progress line on stdout, unbuffered (stdout is often a log file the user tails).
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
 public struct ExperimentRunner {
     public let config: ExperimentConfig
     public let executable: String
@@ -57,7 +62,7 @@ public struct ExperimentRunner {
         let started = Date()
         let workdir = config.workdir
         for d in [workdir, config.results] { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
-        print("experiment \(config.name) (\(config.setting.rawValue)) — revision \(revision)")
+        say("experiment \(config.name) (\(config.setting.rawValue)) — revision \(revision)")
         var report = Report()
         var agents: [AgentData]
         switch config.setting {
@@ -101,7 +106,7 @@ public struct ExperimentRunner {
         }
         report.json["wall_seconds"] = Date().timeIntervalSince(started)
         try write(report, agents: agents, seconds: Date().timeIntervalSince(started))
-        print("experiment \(config.name): report in \(config.results)/report.md (\(Int(Date().timeIntervalSince(started))) s)")
+        say("experiment \(config.name): report in \(config.results)/report.md (\(Int(Date().timeIntervalSince(started))) s)")
     }
 
     /// Agents keep every downloaded merged model per round; the scores are in evals.json, so drop them.

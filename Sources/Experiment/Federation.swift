@@ -171,7 +171,7 @@ public struct Federation {
             let log = logs + "/\(a.name).log"
             children.append((a.name, try start(["agent", dir + "/\(a.name).yaml"], log: log, environment: ["OPENBLAS_NUM_THREADS": "1"]), log))
         }
-        print("round \(id): aggregator on 127.0.0.1:\(port), agents \(subset.joined(separator: ", ")); logs \(logs)")
+        say("round \(id): aggregator on 127.0.0.1:\(port), agents \(subset.joined(separator: ", ")); logs \(logs)")
         while aggregator.isRunning {
             if Date().timeIntervalSince(started) > config.roundTimeout { throw FederationError.timedOut(round: id, seconds: config.roundTimeout, logs: logs) }
             for (name, p, log) in children where !p.isRunning && p.terminationStatus != 0 {

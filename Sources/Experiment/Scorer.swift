@@ -73,14 +73,14 @@ public final class Scorer {
         let keyPath = directory + "/mtl-inputs.txt"
         if (try? String(contentsOfFile: keyPath, encoding: .utf8)) == description,
            FileManager.default.fileExists(atPath: directory + "/model.safetensors") {
-            print("mtl: reusing \(directory)")
+            say("mtl: reusing \(directory)")
             return
         }
         let pretrained = try ModelDirectory.load(base, seed: options.seed)
         let model = BertEncoder(base: pretrained, labels: data.labelNames, problemType: .singleLabel, pooling: .cls, seed: options.seed)
         let tokenizer = try WordPieceTokenizer(vocabularyFile: base + "/vocab.txt")
         let summary = try Trainer(model: model, tokenizer: tokenizer, options: options).train(data.shuffled(seed: options.seed), progressLabel: "MTL fine-tune")
-        print(String(format: "mtl: trained on %d examples in %.0f s", data.count, summary.seconds))
+        say(String(format: "mtl: trained on %d examples in %.0f s", data.count, summary.seconds))
         try ModelDirectory.save(model, to: directory, tokenizerSource: base)
         try description.write(toFile: keyPath, atomically: true, encoding: .utf8)
     }

@@ -21,7 +21,6 @@ struct ExperimentCommand: ParsableCommand {
     var config: String
 
     func run() throws {
-        setvbuf(stdout, nil, _IOLBF, 0)   // progress lines reach a log file as they happen
         // Absolute, so the paths written into the daemons' configs resolve from anywhere.
         let parsed = try ExperimentConfig.load(file: URL(fileURLWithPath: config).standardizedFileURL.path)
         let executable = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
