@@ -31,6 +31,8 @@ public struct RoundMethod: Sendable {
 /// What a finished round left behind.
 public struct RoundOutput: Sendable {
     public var id: Int
+    public var subset: [String]
+    public var agentEvalCap: Int?
     public var directory: String
     /// agent → method label → metric → value (the agents' EVALs).
     public var evaluations: [String: [String: [String: Double]]]
@@ -172,23 +174,52 @@ public struct Federation {
             children.append((a.name, try start(["agent", dir + "/\(a.name).yaml"], log: log, environment: ["OPENBLAS_NUM_THREADS": "1"]), log))
         }
         say("round \(id): aggregator on 127.0.0.1:\(port), agents \(subset.joined(separator: ", ")); logs \(logs)")
+        // Every agent exits once it has sent its last EVAL. If the aggregator is still waiting
+        // for EVALs 30 s after the last agent left, that EVAL was lost in transit (the agent's
+        // socket closes with ZMQ_LINGER 0): stop the aggregator and let the runner score the
+        // missing evaluations itself from the agent's assembled copy of the merged model.
+        var allAgentsGone: Date?
+        var stoppedByRunner = false
         while aggregator.isRunning {
             if Date().timeIntervalSince(started) > config.roundTimeout { throw FederationError.timedOut(round: id, seconds: config.roundTimeout, logs: logs) }
             for (name, p, log) in children where !p.isRunning && p.terminationStatus != 0 {
                 throw failure("agent \(name) (round \(id))", p, log)
             }
+            if allAgentsGone == nil && children.allSatisfy({ !$0.1.isRunning }) { allAgentsGone = Date() }
+            if let gone = allAgentsGone, Date().timeIntervalSince(gone) > 30 {
+                say("round \(id): every agent has finished but the aggregator still waits for EVALs; stopping it")
+                stoppedByRunner = true
+                aggregator.terminate()
+                aggregator.waitUntilExit()
+                break
+            }
             Thread.sleep(forTimeInterval: 2)
         }
-        if aggregator.terminationStatus != 0 { throw failure("aggregator (round \(id))", aggregator, aggregatorLog) }
+        if !stoppedByRunner && aggregator.terminationStatus != 0 { throw failure("aggregator (round \(id))", aggregator, aggregatorLog) }
         for (name, p, log) in children {
             let waitStart = Date()
             while p.isRunning && Date().timeIntervalSince(waitStart) < 120 { Thread.sleep(forTimeInterval: 1) }
             if p.isRunning { p.terminate(); p.waitUntilExit() } else if p.terminationStatus != 0 { throw failure("agent \(name) (round \(id))", p, log) }
         }
         let roundDir = output + "/round-\(id)"
-        return RoundOutput(id: id, directory: roundDir, evaluations: try Self.readEvaluations(roundDir + "/evals.json"),
-                           mergeSeconds: try Self.readMergeSeconds(roundDir + "/report.json"),
+        return RoundOutput(id: id, subset: subset, agentEvalCap: agentEvalCap, directory: roundDir, evaluations: try Self.readEvaluations(roundDir + "/evals.json"),
+                           mergeSeconds: FileManager.default.fileExists(atPath: roundDir + "/report.json")
+                               ? try Self.readMergeSeconds(roundDir + "/report.json") : Self.mergeSecondsFromLog(aggregatorLog),
                            wallSeconds: Date().timeIntervalSince(started))
+    }
+
+    /// Merge wall-clock per method from the aggregator's "merged" log lines (when it was
+    /// stopped before writing report.json): `… method=<label> … seconds=<s> [Aggregator] merged`.
+    static func mergeSecondsFromLog(_ path: String) -> [String: Double] {
+        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        var out: [String: Double] = [:]
+        for line in text.split(separator: "\n") where line.hasSuffix("[Aggregator] merged") {
+            let fields = line.split(separator: " ")
+            guard let m = fields.first(where: { $0.hasPrefix("method=") }), let s = fields.first(where: { $0.hasPrefix("seconds=") }),
+                  let seconds = Double(s.dropFirst("seconds=".count)) else { continue }
+            out[String(m.dropFirst("method=".count))] = seconds
+        }
+        return out
     }
 
     static func readJSON(_ path: String) throws -> Any {
