@@ -163,6 +163,9 @@ public struct Federation {
             try yaml.write(toFile: dir + "/\(a.name).yaml", atomically: true, encoding: .utf8)
         }
 
+        // A round directory left by an interrupted earlier run would make an agent believe it
+        // had already sent its EVALs (agents resume rounds); every run starts the round afresh.
+        for a in agents where subset.contains(a.name) { try? FileManager.default.removeItem(atPath: workdir + "/agents/\(a.name)/round-\(id)") }
         let started = Date()
         let aggregatorLog = logs + "/aggregator.log"
         let aggregator = try start(["aggregator", dir + "/aggregator.yaml"], log: aggregatorLog)
@@ -187,6 +190,10 @@ public struct Federation {
             }
             if allAgentsGone == nil && children.allSatisfy({ !$0.1.isRunning }) { allAgentsGone = Date() }
             if let gone = allAgentsGone, Date().timeIntervalSince(gone) > 30 {
+                guard FileManager.default.fileExists(atPath: output + "/round-\(id)/evals.json") else {
+                    throw FederationError.processFailed(what: "round \(id): every agent", status: 0, log: logs,
+                                                        tail: "the agents exited before anything was merged; see their logs")
+                }
                 say("round \(id): every agent has finished but the aggregator still waits for EVALs; stopping it")
                 stoppedByRunner = true
                 aggregator.terminate()
