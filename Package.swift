@@ -46,8 +46,13 @@ let package = Package(
         .target(name: "Agent", dependencies: ["Model", "Protocol", "SafeTensors", "AtomicIO", "DaemonSupport", "LinAlg", logging]),
         .target(name: "Aggregator", dependencies: ["Merge", "MergeIO", "Protocol", "SafeTensors", "AtomicIO", "DaemonSupport", "LinAlg", logging]),
 
+        // The paper-style evaluation runner (`fedmerge experiment`): drives the daemons as processes.
+        // The paper's evaluation (`fedmerge experiment`): drives real daemons, scores the models.
+        .target(name: "Experiment", dependencies: ["Model", "Merge", "MergeIO", "DaemonSupport", "LinAlg"]),
+
         .executableTarget(name: "fedmerge", dependencies: [
             "LinAlg", "AtomicIO", "SafeTensors", "Model", "Merge", "MergeIO", "Protocol", "Agent", "Aggregator", "DaemonSupport",
+            "Experiment",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             logging,
             .product(name: "Yams", package: "Yams"),
@@ -60,6 +65,7 @@ let package = Package(
         .testTarget(name: "MergeTests", dependencies: ["Merge", "LinAlg"]),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "AtomicIO", "CZMQ", "COpenSSL"]),
         .testTarget(name: "fedmergeTests", dependencies: ["fedmerge", "Model", "Merge", "DaemonSupport", "SafeTensors", "LinAlg"]),
+        .testTarget(name: "ExperimentTests", dependencies: ["Experiment", "Model", "DaemonSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["fedmerge", "Model", "Protocol", "SafeTensors", "LinAlg"]),
     ]
 )

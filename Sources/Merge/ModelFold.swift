@@ -55,7 +55,8 @@ final class ModelFold {
         if !order.isEmpty {
             for n in order where !model.contains(n) { throw MergeError.missingTensor(model: name, tensor: n) }
             for n in model.names where shapes[n] == nil { throw MergeError.unexpectedTensor(model: name, tensor: n) }
-            for n in order where model[n]!.shape != shapes[n]! {
+            // heads: keep — each model keeps its own head, so heads of different label counts are fine.
+            for n in order where model[n]!.shape != shapes[n]! && !(headsMode == .keep && isSeparateHead(n)) {
                 throw MergeError.shapeMismatch(model: name, tensor: n, expected: shapes[n]!, actual: model[n]!.shape)
             }
         }

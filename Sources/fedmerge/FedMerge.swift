@@ -32,6 +32,7 @@ struct FedMerge: ParsableCommand {
             Embed.self,
             Predict.self,
             Certs.self,
+            ExperimentCommand.self,
         ]
     )
 }

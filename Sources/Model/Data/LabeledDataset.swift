@@ -91,7 +91,7 @@ public struct LabeledDataset: Sendable, Equatable {
     }
 
     /// A seeded permutation of 0..<count (Fisher–Yates).
-    static func permutation(count: Int, seed: UInt64) -> [Int] {
+    public static func permutation(count: Int, seed: UInt64) -> [Int] {
         var order = Array(0..<count)
         var rng = SplitMix64(seed: seed)
         var i = count - 1

@@ -1,0 +1,57 @@
+// ExperimentConfig: a bad value is reported with the file and the key at fault.
+
+import DaemonSupport
+import Experiment
+import Foundation
+import XCTest
+
+final class ExperimentConfigTests: XCTestCase {
+    func load(_ yaml: String) throws -> ExperimentConfig {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("exp-config-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("bad.yaml").path
+        try yaml.write(toFile: file, atomically: true, encoding: .utf8)
+        return try ExperimentConfig.load(file: file)
+    }
+
+    let valid = """
+    name: t
+    setting: noniid
+    base_model: base
+    workdir: w
+    results: r
+    train: {epochs: 1}
+    sizes: {train: 10, validation: 5, test: 5}
+    members:
+      - {name: trec, corpus: trec, input: q.txt}
+    """
+
+    func testValidConfigResolvesPathsAndDefaults() throws {
+        let c = try load(valid)
+        XCTAssertEqual(c.setting, .noniid)
+        XCTAssertEqual(c.agentSeeds, [1, 1])      // two partitions, data seed 1 by default
+        XCTAssertEqual(c.alphas, [0.1, 0.5, 0.9, 1.0])
+        XCTAssertTrue(c.members[0].input.hasSuffix("/q.txt") && c.members[0].input.hasPrefix("/"))
+    }
+
+    func testUnknownSettingNamesTheKey() {
+        XCTAssertThrowsError(try load(valid.replacingOccurrences(of: "setting: noniid", with: "setting: iid"))) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("bad.yaml") && text.contains("setting") && text.contains("noniid"), text)
+        }
+    }
+
+    func testWrongNumberOfAgentSeedsNamesTheKey() {
+        XCTAssertThrowsError(try load(valid + "\nagent_seeds: [1, 2, 3]\n")) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("agent_seeds") && text.contains("2 integers"), text)
+        }
+    }
+
+    func testTwoDatasetsForNonIIDIsAnError() {
+        XCTAssertThrowsError(try load(valid + "\n  - {name: sms, corpus: sms-spam, input: s.csv}\n")) { error in
+            XCTAssertTrue("\(error)".contains("members"), "\(error)")
+        }
+    }
+}
