@@ -54,6 +54,23 @@ final class ModelFoldTests: XCTestCase {
         }
     }
 
+    /// Different tasks: heads of 3 and 2 labels are kept side by side; the body is averaged;
+    /// with heads: average the same pair is still a shape error.
+    func testKeepHeadsAcceptsHeadsOfDifferentLabelCounts() throws {
+        let a = try NamedTensors([("body.weight", Tensor<Float>(shape: [2, 2], repeating: 1)),
+                                  ("classifier.weight", Tensor<Float>(shape: [3, 2], repeating: 5))])
+        let b = try NamedTensors([("body.weight", Tensor<Float>(shape: [2, 2], repeating: 3)),
+                                  ("classifier.weight", Tensor<Float>(shape: [2, 2], repeating: 7))])
+        let models = [(name: "a", tensors: a, statistics: NamedStatistics(), weight: 1.0), (name: "b", tensors: b, statistics: NamedStatistics(), weight: 1.0)]
+        let result = try Average().merge(models: models, parameters: ["heads": .string("keep")])
+        XCTAssertEqual(result.tensors["body.weight"]?.storage, [2, 2, 2, 2])
+        XCTAssertEqual(result.tensors["classifier_a.weight"]?.shape, [3, 2])
+        XCTAssertEqual(result.tensors["classifier_b.weight"]?.storage, [7, 7, 7, 7])
+        XCTAssertThrowsError(try Average().merge(models: models, parameters: [:])) {
+            XCTAssertEqual($0 as? MergeError, .shapeMismatch(model: "b", tensor: "classifier.weight", expected: [3, 2], actual: [2, 2]))
+        }
+    }
+
     func testPerLabelWithoutLabelCountsIsANamedError() throws {
         var models = try TestSupport.loadFixture().models
         models[1].statistics.metadata["train.label_counts"] = nil
