@@ -36,9 +36,17 @@ enum BenchSupport {
     /// prints on its last line of standard output.
     static func runPythonReference(script: String, arguments: [String], environment: [String: String] = [:]) throws -> [String: Double] {
         let path = try locateScript(script)
+        return try runReporting(URL(fileURLWithPath: "/usr/bin/env"), ["python3", path] + arguments,
+                                environment: environment, name: "reference script \(path)")
+    }
+
+    /// Runs `executable` with `arguments` (and extra `environment`), waits, and decodes the
+    /// JSON object of numbers it prints on its last line of standard output.
+    static func runReporting(_ executable: URL, _ arguments: [String], environment: [String: String] = [:],
+                             name: String) throws -> [String: Double] {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", path] + arguments
+        process.executableURL = executable
+        process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         for (k, v) in environment { env[k] = v }
         process.environment = env
@@ -48,12 +56,11 @@ enum BenchSupport {
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
-            throw ValidationError("reference script \(path) exited with status \(process.terminationStatus)")
+            throw ValidationError("\(name) exited with status \(process.terminationStatus)")
         }
-        let text = String(decoding: data, as: UTF8.self)
-        guard let last = text.split(separator: "\n").last,
+        guard let last = String(decoding: data, as: UTF8.self).split(separator: "\n").last,
               let object = try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any] else {
-            throw ValidationError("reference script \(path) printed no JSON object on its last line")
+            throw ValidationError("\(name) printed no JSON object on its last line")
         }
         return object.compactMapValues { ($0 as? NSNumber)?.doubleValue }
     }

@@ -94,24 +94,10 @@ struct BenchMerge: ParsableCommand {
 
     /// Runs `fedmerge bench merge --worker K` in a fresh process; decodes its last JSON line.
     private func spawnWorker(k: Int, serial: Bool) throws -> [String: Double] {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        process.arguments = ["bench", "merge", "--worker", "\(k)", "--layers", "\(layers)", "--hidden", "\(hidden)",
-                             "--intermediate", "\(intermediate)", "--vocab", "\(vocab)"] + (serial ? ["--serial"] : [])
-        var environment = ProcessInfo.processInfo.environment
-        for (k, v) in blasEnvironment { environment[k] = v }
-        process.environment = environment
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0,
-              let last = String(decoding: data, as: UTF8.self).split(separator: "\n").last,
-              let object = try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any] else {
-            throw ValidationError("bench worker for K = \(k) failed (status \(process.terminationStatus))")
-        }
-        return object.compactMapValues { ($0 as? NSNumber)?.doubleValue }
+        try BenchSupport.runReporting(URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath(),
+                                      ["bench", "merge", "--worker", "\(k)", "--layers", "\(layers)", "--hidden", "\(hidden)",
+                                       "--intermediate", "\(intermediate)", "--vocab", "\(vocab)"] + (serial ? ["--serial"] : []),
+                                      environment: blasEnvironment, name: "bench worker for K = \(k)")
     }
 
     /// One K: generates the models one at a time, folds each into a RegMean accumulator, finishes.
