@@ -66,3 +66,18 @@ public struct NamedStatistics: Sendable {
         return counts
     }
 }
+
+extension NamedStatistics {
+    /// The Gram `linear` must have: present, d×d and finite. Errors name `model`, the stored
+    /// Gram and `weight` (the tensor it belongs to). RegMean and MaTS both require it so.
+    func requiredGram(forLinear linear: String, dimension d: Int, weight: String, model: String) throws -> Gram {
+        guard let g = try naming(model: model, { try gram(forLinear: linear) }) else {
+            throw MergeError.missingStatistic(model: model, key: linear + ".gram")
+        }
+        guard g.sum.shape == [d, d] else {
+            throw MergeError.shapeMismatch(model: model, tensor: g.storedUnder + ".gram (Gram of \(weight))", expected: [d, d], actual: g.sum.shape)
+        }
+        guard TensorKernels.allFinite(g.sum) else { throw MergeError.nonFinite(model: model, tensor: g.storedUnder + ".gram") }
+        return g
+    }
+}

@@ -179,14 +179,8 @@ final class MaTSAccumulator: MergeAccumulator {
     }
 
     private func gramMatrix(_ s: System, statistics: NamedStatistics, modelName: String, alpha: Double) throws -> Tensor<Double> {
-        guard let g = try naming(model: modelName, { try statistics.gram(forLinear: s.linear) }) else {
-            throw MergeError.missingStatistic(model: modelName, key: s.linear + ".gram")
-        }
         let d = s.cols
-        guard g.sum.shape == [d, d] else {
-            throw MergeError.shapeMismatch(model: modelName, tensor: g.storedUnder + ".gram (Gram of \(s.name))", expected: [d, d], actual: g.sum.shape)
-        }
-        guard TensorKernels.allFinite(g.sum) else { throw MergeError.nonFinite(model: modelName, tensor: g.storedUnder + ".gram") }
+        let g = try statistics.requiredGram(forLinear: s.linear, dimension: d, weight: s.name, model: modelName)
         var a = TensorKernels.widened(g.sum)
         let scale = normalizeByRows ? 1 / Double(g.numRows) : 1
         a.withUnsafeMutableBufferPointer { p in

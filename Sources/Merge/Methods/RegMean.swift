@@ -61,7 +61,7 @@ final class RegMeanAccumulator: MergeAccumulator {
             let checked = try fold.check(model: model, statistics: statistics, weight: weight, name: name)
             let candidates = fold.isEmpty ? try claim(model: model, statistics: statistics, modelName: checked.name) : linears
             // Every Gram is checked before any sum changes, so a rejected model leaves no trace.
-            let grams = try candidates.map { try checkedGram(for: $0, statistics: statistics, modelName: checked.name) }
+            let grams = try candidates.map { try statistics.requiredGram(forLinear: $0.linear, dimension: $0.inDim, weight: $0.weightName, model: checked.name) }
             fold.commit(checked, model: model, weight: weight)
             if linears.isEmpty { linears = candidates }
             let claimed = Set(linears.map(\.weightName))
@@ -91,19 +91,6 @@ final class RegMeanAccumulator: MergeAccumulator {
         }
         guard !found.isEmpty else { throw MergeError.missingStatistic(model: modelName, key: "<linear>.gram (no linear has a Gram)") }
         return found
-    }
-
-    /// The Gram of one linear, present, d_in×d_in and finite.
-    private func checkedGram(for sums: LinearSums, statistics: NamedStatistics, modelName: String) throws -> NamedStatistics.Gram {
-        guard let g = try naming(model: modelName, { try statistics.gram(forLinear: sums.linear) }) else {
-            throw MergeError.missingStatistic(model: modelName, key: sums.linear + ".gram")
-        }
-        let d = sums.inDim
-        guard g.sum.shape == [d, d] else {
-            throw MergeError.shapeMismatch(model: modelName, tensor: g.storedUnder + ".gram (Gram of \(sums.weightName))", expected: [d, d], actual: g.sum.shape)
-        }
-        guard TensorKernels.allFinite(g.sum) else { throw MergeError.nonFinite(model: modelName, tensor: g.storedUnder + ".gram") }
-        return g
     }
 
     /// Σ G̃ += w s G̃ᵢ and Σ G̃Wᵀ += w s G̃ᵢ Wᵢᵀ, s = 1/num_rows under gram_normalize: mean.
