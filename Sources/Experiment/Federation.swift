@@ -9,11 +9,13 @@ public enum FederationError: Error, CustomStringConvertible {
     case processFailed(what: String, status: Int32, log: String, tail: String)
     case timedOut(round: Int, seconds: Double, logs: String)
     case noFreePort
+    case cannotCreateLog(String)
     public var description: String {
         switch self {
         case let .processFailed(what, status, log, tail): return "\(what) exited with status \(status) (log \(log)):\n\(tail)"
         case let .timedOut(round, seconds, logs): return "round \(round) did not finish within \(Int(seconds)) s (round_timeout); logs in \(logs)"
         case .noFreePort: return "could not find a free TCP port on 127.0.0.1"
+        case let .cannotCreateLog(path): return "cannot create the log file \(path) (is its directory writable?)"
         }
     }
 }
@@ -66,7 +68,7 @@ public struct Federation {
     }
 
     func start(_ arguments: [String], log: String, environment: [String: String] = [:]) throws -> Process {
-        FileManager.default.createFile(atPath: log, contents: nil)
+        guard FileManager.default.createFile(atPath: log, contents: nil) else { throw FederationError.cannotCreateLog(log) }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         let p = Process()
         p.executableURL = URL(fileURLWithPath: executable)

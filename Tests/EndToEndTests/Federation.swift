@@ -183,7 +183,7 @@ final class Federation {
     func start(_ name: String, _ arguments: [String]) throws -> Process {
         try FileManager.default.createDirectory(atPath: root + "/logs", withIntermediateDirectories: true)
         let log = root + "/logs/\(name).log"
-        FileManager.default.createFile(atPath: log, contents: nil)
+        XCTAssertTrue(FileManager.default.createFile(atPath: log, contents: nil), "cannot create \(log)")
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         handle.seekToEndOfFile()
         let process = Process()
