@@ -48,7 +48,7 @@ let package = Package(
 
         // The paper-style evaluation runner (`fedmerge experiment`): drives the daemons as processes.
         // The paper's evaluation (`fedmerge experiment`): drives real daemons, scores the models.
-        .target(name: "Experiment", dependencies: ["Model", "Merge", "MergeIO", "DaemonSupport", "LinAlg"]),
+        .target(name: "Experiment", dependencies: ["Model", "Merge", "MergeIO", "DaemonSupport", "LinAlg", "AtomicIO"]),
 
         .executableTarget(name: "fedmerge", dependencies: [
             "LinAlg", "AtomicIO", "SafeTensors", "Model", "Merge", "MergeIO", "Protocol", "Agent", "Aggregator", "DaemonSupport",

@@ -3,6 +3,7 @@
 // (individual models, ensemble, held-out domains, MTL), and results/<name>/report.{md,json}
 // plus one SVG per table.
 
+import AtomicIO
 import Foundation
 import Merge
 import MergeIO
@@ -36,28 +37,22 @@ public struct ExperimentRunner {
 
     /// The merge methods every round runs: Simple, Fisher, RegMean at each α, and MaTS with the
     /// K-FAC objective started from RegMean α=0.9 and from the simple average.
-    func methods(heads: String) -> [RoundMethod] {
-        var m = [RoundMethod(label: "simple", yaml: "{name: simple, merge_method: average}"),
-                 RoundMethod(label: "fisher", yaml: "{name: fisher, merge_method: fisher}")]
+    var methods: [RoundMethod] {
+        var m = [RoundMethod(label: "simple", yaml: "{name: simple, merge_method: average}", title: "Simple (average)"),
+                 RoundMethod(label: "fisher", yaml: "{name: fisher, merge_method: fisher}", title: "Fisher")]
         for a in config.alphas {
             let label = "regmean-a" + Self.format(a)
-            m.append(RoundMethod(label: label, yaml: "{name: \(label), merge_method: regmean, parameters: {alpha: \(a)}}"))
+            m.append(RoundMethod(label: label, yaml: "{name: \(label), merge_method: regmean, parameters: {alpha: \(a)}}",
+                                 title: "RegMean α=" + Self.format(a)))
         }
-        m.append(RoundMethod(label: "mats-kfac", yaml: "{name: mats-kfac, merge_method: mats, parameters: {objective: kfac, init: regmean, alpha: 0.9}}"))
-        m.append(RoundMethod(label: "mats-kfac-avg", yaml: "{name: mats-kfac-avg, merge_method: mats, parameters: {objective: kfac, init: average}}"))
+        m.append(RoundMethod(label: "mats-kfac", yaml: "{name: mats-kfac, merge_method: mats, parameters: {objective: kfac, init: regmean, alpha: 0.9}}",
+                             title: "MaTS (K-FAC, init RegMean α=0.9)"))
+        m.append(RoundMethod(label: "mats-kfac-avg", yaml: "{name: mats-kfac-avg, merge_method: mats, parameters: {objective: kfac, init: average}}",
+                             title: "MaTS (K-FAC, init average)"))
         return m
     }
 
     static func format(_ a: Double) -> String { a == a.rounded() ? String(format: "%.1f", a) : String(a) }
-
-    static func title(_ label: String) -> String {
-        if label == "simple" { return "Simple (average)" }
-        if label == "fisher" { return "Fisher" }
-        if label.hasPrefix("regmean-a") { return "RegMean α=" + label.dropFirst("regmean-a".count) }
-        if label == "mats-kfac" { return "MaTS (K-FAC, init RegMean α=0.9)" }
-        if label == "mats-kfac-avg" { return "MaTS (K-FAC, init average)" }
-        return label
-    }
 
     public func run() throws {
         let started = Date()
@@ -80,7 +75,7 @@ public struct ExperimentRunner {
         let federation = Federation(executable: executable, workdir: workdir, config: config, agents: agents)
         try federation.makeCertificates()
         let heads = config.setting == .tasks ? "keep" : "average"
-        let methods = self.methods(heads: heads)
+        let methods = self.methods
         let all = agents.map(\.name)
         let scorer = try Scorer(vocabulary: config.baseModel + "/vocab.txt")
         var inDomain = try federation.round(id: 1, subset: all, methods: methods, heads: heads, agentEvalCap: nil)
@@ -179,7 +174,7 @@ public struct ExperimentRunner {
             try scorer.ensemble(models: individual, data: agents[d].test, key: "test:" + agents[d].name, maxLength: agents[d].maxLength)
         })
         for m in methods {
-            t.add(Self.title(m.label), group: "merge", cells: agents.map { Self.agentScore(inDomain, agent: $0.name, label: m.label) })
+            t.add(m.title, group: "merge", cells: agents.map { Self.agentScore(inDomain, agent: $0.name, label: m.label) })
         }
 
         // Greedy subset selection (Fig. 6 analog) — prefixes merged offline from the agents' uploads.
@@ -249,7 +244,7 @@ public struct ExperimentRunner {
         o.add("Avg. f₁..N (the other domains' models)", group: "individual", cells: avg)
         o.add("Best f₁..N", group: "individual", cells: bestCells, note: "chosen on the training domains' validation: " + bestNames.joined(separator: ", "))
         o.add("Ensemble (logit average)", group: "reference", cells: ens)
-        for m in methods { o.add(Self.title(m.label), group: "merge", cells: merged[m.label]!) }
+        for m in methods { o.add(m.title, group: "merge", cells: merged[m.label]!) }
         o.add("Domain-specific f_h (trained on the held-out domain)", group: "reference", cells: own)
         report.tables.insert(("out-of-domain", o, "Table 3 analog. Column = the held-out domain h: the other \(n - 1) agents run a round through the daemons; the runner tests every model on h's test split. MTL is not shown here: a fair out-of-domain MTL needs one more training per held-out domain, which did not fit the time budget."), at: 1)
     }
@@ -282,7 +277,7 @@ public struct ExperimentRunner {
     func tasks(_ agents: [AgentData], _ scorer: Scorer, _ round: RoundOutput, _ methods: [RoundMethod], _ report: inout Report) throws {
         var t = ResultTable(title: "Different tasks, heads kept: encoder merged, each task tested with its own head", columns: agents.map(\.title))
         t.add("Individual fᵢ on its own task", group: "individual", cells: agents.map { Self.agentScore(round, agent: $0.name, label: "local") })
-        for m in methods { t.add(Self.title(m.label), group: "merge", cells: agents.map { Self.agentScore(round, agent: $0.name, label: m.label) }) }
+        for m in methods { t.add(m.title, group: "merge", cells: agents.map { Self.agentScore(round, agent: $0.name, label: m.label) }) }
         if config.mtl {
             // One encoder and one joint head over "task:label"; each task predicts within its own block of the head.
             var names: [String] = [], offsets: [Int] = []
@@ -318,7 +313,7 @@ public struct ExperimentRunner {
         t.add("Ensemble (logit average)", group: "reference", cells: [try scorer.ensemble(models: individual, data: test, key: "test", maxLength: maxLength)])
         for m in methods {
             // Every agent tests on the same joint test set; report the mean of their EVALs (equal up to float noise).
-            t.add(Self.title(m.label), group: "merge", cells: [Score.mean(agents.compactMap { Self.agentScore(round, agent: $0.name, label: m.label) })])
+            t.add(m.title, group: "merge", cells: [Score.mean(agents.compactMap { Self.agentScore(round, agent: $0.name, label: m.label) })])
         }
         if config.mtl {
             let mtl = try trainMTL(agents)
@@ -355,14 +350,15 @@ public struct ExperimentRunner {
             md.append(table.markdown())
             md.append("![\(slug)](\(slug).svg)")
             md.append("")
-            try table.svg().write(toFile: config.results + "/\(slug).svg", atomically: true, encoding: .utf8)
+            try AtomicFile.write(Data(table.svg().utf8), to: config.results + "/\(slug).svg")
             let data = try JSONEncoder().encode(table)
             tablesJSON.append(["slug": slug, "caption": caption, "table": try JSONSerialization.jsonObject(with: data)])
         }
         md.append("## Merge wall-clock per round (aggregator, seconds)")
         md.append("")
-        let labels = methods(heads: "").map(\.label)
-        md.append("| round | " + labels.map(Self.title).joined(separator: " | ") + " | round wall-clock |")
+        let methods = self.methods
+        let labels = methods.map(\.label)
+        md.append("| round | " + methods.map(\.title).joined(separator: " | ") + " | round wall-clock |")
         md.append("|---|" + String(repeating: "---:|", count: labels.count + 1))
         for r in report.mergeSeconds {
             md.append("| \(r.round) | " + labels.map { r.seconds[$0].map { String(format: "%.1f", $0) } ?? "—" }.joined(separator: " | ") + String(format: " | %.0f |", r.wall))
@@ -374,7 +370,7 @@ public struct ExperimentRunner {
             for n in report.notes { md.append("- " + n) }
             md.append("")
         }
-        try md.joined(separator: "\n").write(toFile: config.results + "/report.md", atomically: true, encoding: .utf8)
+        try AtomicFile.write(Data(md.joined(separator: "\n").utf8), to: config.results + "/report.md")
 
         var json = report.json
         json["name"] = config.name
@@ -389,7 +385,7 @@ public struct ExperimentRunner {
         json["tables"] = tablesJSON
         json["merge_seconds"] = report.mergeSeconds.map { ["round": $0.round, "seconds": $0.seconds, "wall_seconds": $0.wall] as [String: Any] }
         json["notes"] = report.notes
-        try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys])
-            .write(to: URL(fileURLWithPath: config.results + "/report.json"))
+        try AtomicFile.write(try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys]),
+                             to: config.results + "/report.json")
     }
 }

@@ -2,6 +2,7 @@
 // one agent process per member of the round (the `fedmerge` executable itself), each round's
 // YAML configs written under the work directory, logs per process, exit statuses checked.
 
+import AtomicIO
 import Foundation
 import Glibc
 
@@ -24,9 +25,11 @@ public enum FederationError: Error, CustomStringConvertible {
 public struct RoundMethod: Sendable {
     public var label: String
     public var yaml: String   // the flow mapping, e.g. {merge_method: regmean, parameters: {alpha: 0.9}}
-    public init(label: String, yaml: String) {
+    public var title: String  // its row in the reports
+    public init(label: String, yaml: String, title: String) {
         self.label = label
         self.yaml = yaml
+        self.title = title
     }
 }
 
@@ -143,7 +146,7 @@ public struct Federation {
         \(methods.map { "    - " + $0.yaml }.joined(separator: "\n"))
 
         """
-        try aggregatorYAML.write(toFile: dir + "/aggregator.yaml", atomically: true, encoding: .utf8)
+        try AtomicFile.write(Data(aggregatorYAML.utf8), to: dir + "/aggregator.yaml")
         for (i, a) in agents.enumerated() where subset.contains(a.name) {
             let yaml = """
             # Written by `fedmerge experiment` (\(config.file)): agent \(a.name), round \(id).
@@ -162,7 +165,7 @@ public struct Federation {
             workdir: \(workdir)/agents/\(a.name)
 
             """
-            try yaml.write(toFile: dir + "/\(a.name).yaml", atomically: true, encoding: .utf8)
+            try AtomicFile.write(Data(yaml.utf8), to: dir + "/\(a.name).yaml")
         }
 
         // A round directory left by an interrupted earlier run would make an agent believe it

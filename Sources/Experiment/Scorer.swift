@@ -2,6 +2,7 @@
 // model scored on several tables runs once), accuracy/macro-F1 from logits (optionally over a
 // block of a joint label space), the logit-average ensemble, and the in-process MTL model.
 
+import AtomicIO
 import Foundation
 import LinAlg
 import Merge
@@ -82,6 +83,6 @@ public final class Scorer {
         let summary = try Trainer(model: model, tokenizer: tokenizer, options: options).train(data.shuffled(seed: options.seed), progressLabel: "MTL fine-tune")
         say(String(format: "mtl: trained on %d examples in %.0f s", data.count, summary.seconds))
         try ModelDirectory.save(model, to: directory, tokenizerSource: base)
-        try description.write(toFile: keyPath, atomically: true, encoding: .utf8)
+        try AtomicFile.write(Data(description.utf8), to: keyPath)
     }
 }

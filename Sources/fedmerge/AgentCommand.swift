@@ -13,9 +13,9 @@ struct AgentCommand: ParsableCommand {
         discussion: """
         Connects to `aggregator` over TLS 1.3 with its certificate, learns which statistics the
         round's methods need, fine-tunes `base_model` on `data.train` (or loads `finetuned`),
-        computes the statistics (Grams for regmean, Fisher for fisher) and uploads model and
-        statistics. Then it evaluates each merged model it receives, and its own model, on
-        `data.test` and reports the metrics. Nothing else leaves the machine.
+        computes the statistics (Grams for regmean, Fisher for fisher, K-FAC output factors for
+        mats with objective kfac) and uploads model and statistics. Then it evaluates each merged model
+        it receives, and its own model, on `data.test` and reports the metrics. Nothing else leaves the machine.
         Work is kept in `workdir` and reused on restart when the config is unchanged; an
         interrupted upload resumes from the last acknowledged byte.
 
