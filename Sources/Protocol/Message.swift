@@ -199,13 +199,17 @@ public struct Evaluated: Codable, Sendable, Equatable {
     }
 }
 
-/// Either side: something went wrong with what you sent; `code` is machine-readable.
+/// Either side: something went wrong; `code` is machine-readable. `method` names the merged
+/// model concerned when there is one (e.g. an agent's failed evaluation of it: code
+/// `eval_failed`), so the aggregator can record that evaluation as failed instead of waiting.
 public struct ErrorReport: Codable, Sendable, Equatable {
     public var code: String
     public var message: String
-    public init(code: String, message: String) {
+    public var method: String?
+    public init(code: String, message: String, method: String? = nil) {
         self.code = code
         self.message = message
+        self.method = method
     }
 }
 
