@@ -14,6 +14,9 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
 fi
 
+# The Python reference checks in the tests read safetensors files (CI installs the same).
+python3 -m pip install --quiet safetensors numpy
+
 if [ -f scripts/fetch-assets.sh ]; then
     bash scripts/fetch-assets.sh
 fi

@@ -30,15 +30,24 @@ public struct AggregatorConfig: Sendable {
     public var evalTimeout: Double
     public var heads: String
     public var methods: [MethodEntry]
+    /// What a contribution must satisfy to reach a merge (`round.checks` overrides the defaults).
+    public var checks: PlausibilityLimits
 
     public static let topKeys = ["listen", "tls", "allow", "spool", "output", "round"]
-    public static let roundKeys = ["id", "base_model", "subset", "min_agents", "deadline", "eval_timeout", "heads", "methods"]
+    public static let roundKeys = ["id", "base_model", "subset", "min_agents", "deadline", "eval_timeout", "heads", "methods", "checks"]
+    public static let checkKeys = ["max_tensor_distance", "max_model_distance", "distance_floor", "max_head_value",
+                                   "symmetry_tolerance", "psd_tolerance", "heads_prefix"]
+    /// Names under output/round-<id>/ that are not merged models: a method may not be labelled so.
+    /// "local" is also what an agent's EVAL of its own model is called.
+    public static let reservedLabels = ["local", "report.md", "report.json", "report.svg", "evals.json",
+                                        "eval-failures.json", "delivered.json", "merged-agents.json"]
     public static let headsModes = ["average", "keep", "per_label"]
 
-    /// The statistics the configured methods need from every agent (wire names: gram, fisher, kfac_out, label_counts).
-    public var wantedStatistics: [String] {
-        Set(methods.flatMap { $0.choice.requiredStatistics.map(\.rawValue) }).sorted()
-    }
+    /// The statistics the configured methods need from every agent.
+    public var statisticKinds: Set<StatisticKind> { Set(methods.flatMap { $0.choice.requiredStatistics }) }
+
+    /// The same as wire names: gram, fisher, kfac_out, label_counts.
+    public var wantedStatistics: [String] { statisticKinds.map(\.rawValue).sorted() }
 
     public static func load(file: String) throws -> AggregatorConfig {
         let top = try ConfigReader.load(file: file)
@@ -49,8 +58,23 @@ public struct AggregatorConfig: Sendable {
         }
         let tls = try readTLS(top)
         let allow = try top.strings("allow", help: "the certificate names admitted to the federation")
+        for (i, name) in allow.enumerated() {
+            // Names become spool directories: the certificate-name rule keeps them inside it.
+            guard PortableName.isAgentName(name) else {
+                throw ConfigError.invalid(file: file, key: "allow[\(i)]", value: "'\(loggable(name))'", allowed: PortableName.rule)
+            }
+            guard allow.firstIndex(of: name) == i else {
+                throw ConfigError.invalid(file: file, key: "allow[\(i)]", value: "'\(name)'", allowed: "each name once (it is already allow[\(allow.firstIndex(of: name)!)])")
+            }
+        }
         let spool = try top.path("spool", help: "directory for durable uploads")
         let output = try top.path("output", help: "directory for merged models and reports")
+        // Uploads and published models must never alias: a method labelled like an agent would
+        // otherwise publish that agent's own upload as "the merge".
+        let spoolURL = URL(fileURLWithPath: spool).standardizedFileURL.path, outputURL = URL(fileURLWithPath: output).standardizedFileURL.path
+        if spoolURL == outputURL || spoolURL.hasPrefix(outputURL + "/") || outputURL.hasPrefix(spoolURL + "/") {
+            throw ConfigError.invalid(file: file, key: "output", value: "'\(output)'", allowed: "a directory apart from spool '\(spool)' (neither inside the other)")
+        }
 
         let round = try top.section("round")
         try round.onlyKeys(roundKeys)
@@ -61,6 +85,9 @@ public struct AggregatorConfig: Sendable {
             throw ConfigError.invalid(file: file, key: "round.subset", value: "[]", allowed: "at least one agent name")
         }
         for (i, name) in subset.enumerated() {
+            guard PortableName.isAgentName(name) else {
+                throw ConfigError.invalid(file: file, key: "round.subset[\(i)]", value: "'\(loggable(name))'", allowed: PortableName.rule)
+            }
             guard allow.contains(name) else {
                 throw ConfigError.invalid(file: file, key: "round.subset[\(i)]", value: "'\(name)'", allowed: "a name listed under 'allow' (\(allow.joined(separator: ", ")))")
             }
@@ -87,8 +114,12 @@ public struct AggregatorConfig: Sendable {
                 throw ConfigError.invalid(file: file, key: entry.path, value: "", allowed: "\(error)")
             }
             let label = try entry.string("name", default: choice.name)
-            guard label.range(of: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", options: .regularExpression) != nil else {
-                throw ConfigError.invalid(file: file, key: entry.key("name"), value: "'\(label)'", allowed: "letters, digits, '.', '_' and '-' (it names a directory)")
+            guard PortableName.isMethodLabel(label) else {
+                throw ConfigError.invalid(file: file, key: entry.key("name"), value: "'\(loggable(label))'", allowed: "letters, digits, '.', '_' and '-', at most 64, not starting with '.' or '-' (it names a directory)")
+            }
+            guard !reservedLabels.contains(label), !subset.contains(label) else {
+                throw ConfigError.invalid(file: file, key: entry.key("name"), value: "'\(label)'",
+                                          allowed: "a label that is not an agent's name nor one of \(reservedLabels.joined(separator: ", "))")
             }
             guard !methods.contains(where: { $0.label == label }) else {
                 throw ConfigError.invalid(file: file, key: entry.path, value: "'\(label)'",
@@ -101,7 +132,23 @@ public struct AggregatorConfig: Sendable {
         }
         return AggregatorConfig(file: file, listen: listen, tls: tls, allow: allow, spool: spool, output: output,
                                 round: id, baseModel: base, subset: subset, minAgents: minAgents, deadline: deadline,
-                                evalTimeout: evalTimeout, heads: heads, methods: methods)
+                                evalTimeout: evalTimeout, heads: heads, methods: methods, checks: try readChecks(round))
+    }
+
+    /// `round.checks`: overrides of the plausibility limits (Merge/Plausibility.swift explains each).
+    static func readChecks(_ round: ConfigReader) throws -> PlausibilityLimits {
+        var limits = PlausibilityLimits.standard
+        guard let checks = try round.optionalSection("checks") else { return limits }
+        try checks.onlyKeys(checkKeys)
+        let positive = 1e-12...1e12
+        limits.maxTensorDistance = try checks.double("max_tensor_distance", default: limits.maxTensorDistance, range: positive)
+        limits.maxModelDistance = try checks.double("max_model_distance", default: limits.maxModelDistance, range: positive)
+        limits.distanceFloor = try checks.double("distance_floor", default: limits.distanceFloor, range: positive)
+        limits.maxHeadValue = try checks.double("max_head_value", default: limits.maxHeadValue, range: positive)
+        limits.symmetryTolerance = try checks.double("symmetry_tolerance", default: limits.symmetryTolerance, range: 0...1)
+        limits.psdTolerance = try checks.double("psd_tolerance", default: limits.psdTolerance, range: 0...1)
+        limits.headsPrefix = try checks.string("heads_prefix", default: limits.headsPrefix)
+        return limits
     }
 
     static func readTLS(_ top: ConfigReader) throws -> TLSConfiguration {

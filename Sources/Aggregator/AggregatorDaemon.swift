@@ -6,6 +6,12 @@
 //   collecting → merging → distributing → finished
 //        └──── failed (deadline passed without min_agents; the spool is kept)
 // Per-agent downloads of merged models: one ChunkSender at a time, methods in config order.
+//
+// What the aggregator trusts of an agent: nothing but its certificate name. Every upload is
+// capped by what the round can need, never replaces a committed file, and must pass the
+// plausibility checks (ContributionCheck) before it may reach a merge; one that fails is
+// quarantined with its reason, its agent told and refused for the round, and the rest merge
+// if the quorum allows. An EVAL counts only for a merged model this agent was sent.
 
 import AtomicIO
 import DaemonSupport
@@ -40,7 +46,13 @@ public final class AggregatorDaemon: @unchecked Sendable {
     public let config: AggregatorConfig
     let spool: RoundSpool
     let required: [String]
+    let kinds: Set<StatisticKind>
     private var logger: Logger
+    private var checker: ContributionCheck?
+    private let checks = ContributionChecks()
+    /// Agents whose contribution is being checked.
+    private var checking: Set<String> = []
+    private var sizeLimits: [String: UInt64] = [:]
     private var phase = Phase.collecting
     private var server: SecureServer?
     private var links: [PeerID: AgentLink] = [:]
@@ -51,6 +63,8 @@ public final class AggregatorDaemon: @unchecked Sendable {
     private var merged: [String] = []
     private var mergeOutcomes: [RoundMerger.Outcome] = []
     private var evaluations: RoundSpool.Evaluations
+    private var failures: RoundSpool.Failures
+    private var delivered: RoundSpool.Delivered
     private let mergeResult = MergeThreadResult()
 
     public init(config: AggregatorConfig, logger: Logger) throws {
@@ -58,8 +72,11 @@ public final class AggregatorDaemon: @unchecked Sendable {
         self.logger = logger
         self.logger[metadataKey: "round"] = "\(config.round)"
         spool = try RoundSpool(spoolRoot: config.spool, outputRoot: config.output, round: config.round)
-        required = RoundSpool.requiredFiles(needStatistics: !config.wantedStatistics.isEmpty)
+        kinds = config.statisticKinds
+        required = RoundSpool.requiredFiles(needStatistics: !kinds.isEmpty)
         evaluations = spool.loadEvaluations()
+        failures = spool.loadFailures()
+        delivered = spool.loadDelivered()
     }
 
     /// The endpoint actually bound (meaningful after `run` has started; tests bind port 0).
@@ -68,12 +85,19 @@ public final class AggregatorDaemon: @unchecked Sendable {
     /// Serves until the round is finished, failed, or a stop signal arrives.
     public func run() throws -> DaemonExit {
         baseFingerprint = try ModelFingerprint.of(directory: config.baseModel)
+        let checker = try ContributionCheck(baseModel: config.baseModel, limits: config.checks, kinds: kinds)
+        self.checker = checker
+        sizeLimits = Self.uploadLimits(base: checker.base)
         let allow = Set(config.allow)
-        let server = try SecureServer(endpoint: config.listen, tls: config.tls, allow: { allow.contains($0) }, logger: logger)
+        // Certificate names become spool directories: only portable names on the allow-list.
+        let server = try SecureServer(endpoint: config.listen, tls: config.tls,
+                                      allow: { PortableName.isAgentName($0) && allow.contains($0) }, logger: logger)
         self.server = server
         boundEndpoint = server.endpoint
         defer { server.close() }
-        let done = config.subset.filter { spool.isComplete($0, required: required) }
+        if !spool.removeStalePartials().isEmpty { logger.notice("removed half-written merged models a stopped aggregator left in \(spool.output)") }
+        reviewStoredContributions()
+        let done = config.subset.filter { isReady($0) }
         logger.info("aggregator listening", metadata: [
             "endpoint": "\(server.endpoint)", "subset": "\(config.subset.joined(separator: ","))",
             "methods": "\(config.methods.map(\.label).joined(separator: ","))",
@@ -105,9 +129,86 @@ public final class AggregatorDaemon: @unchecked Sendable {
         }
     }
 
+    /// The largest upload of each file this round can need: config.json is small; a model is
+    /// about the base model's size (×2 for a base stored in 16-bit, plus room for heads); the
+    /// statistics are at most a Gram and a K-FAC factor per linear and a Fisher per parameter.
+    static func uploadLimits(base: NamedTensors) -> [String: UInt64] {
+        var weights: UInt64 = 0, statistics: UInt64 = 0
+        for name in base.names {
+            let t = base[name]!
+            weights += UInt64(t.count) * 4
+            statistics += UInt64(t.count) * 4
+            if t.rank == 2 { statistics += UInt64(t.shape[0] * t.shape[0] + t.shape[1] * t.shape[1]) * 4 }
+        }
+        let mib: UInt64 = 1 << 20
+        return ["config.json": mib, "model.safetensors": weights * 2 + 64 * mib, "stats.safetensors": statistics + statistics / 4 + 64 * mib]
+    }
+
+    /// At start: quarantined agents stay out; statistics that no longer cover the round's
+    /// methods are retired so their agents send new ones; complete uploads not yet judged
+    /// (or judged on other files) are checked.
+    private func reviewStoredContributions() {
+        for agent in config.subset {
+            if let q = spool.quarantined(agent) {
+                logger.warning("agent's contribution is quarantined; it will not be merged", metadata: ["agent": "\(agent)", "reason": "\(q.reasons.joined(separator: "; "))"])
+                continue
+            }
+            let missing = spool.missingStatistics(agent, kinds: kinds)
+            if spool.committedFiles(agent, required: required).contains("stats.safetensors"), !missing.isEmpty {
+                do {
+                    let moved = try spool.retireStatistics(agent)
+                    logger.warning("committed statistics lack what the round's methods need; asking the agent again",
+                                   metadata: ["agent": "\(agent)", "lacks": "\(missing.map(\.rawValue).joined(separator: ","))", "kept_as": "\(moved)"])
+                } catch {
+                    logger.error("cannot retire stale statistics", metadata: ["agent": "\(agent)", "error": "\(error)"])
+                }
+            }
+            if spool.isComplete(agent, required: required, kinds: kinds) && !spool.isChecked(agent, files: required) { submitCheck(agent) }
+        }
+    }
+
+    /// Complete, checked and not quarantined: may be merged.
+    private func isReady(_ agent: String) -> Bool {
+        spool.quarantined(agent) == nil && spool.isComplete(agent, required: required, kinds: kinds) && spool.isChecked(agent, files: required)
+    }
+
+    private func submitCheck(_ agent: String) {
+        guard let checker, !checking.contains(agent) else { return }
+        checking.insert(agent)
+        checks.submit(agent: agent, directory: spool.agentDirectory(agent), checker: checker)
+    }
+
+    /// A verdict from the check thread: record it, or quarantine the contribution and tell its agent.
+    private func apply(_ verdict: ContributionChecks.Verdict) {
+        checking.remove(verdict.agent)
+        if verdict.reasons.isEmpty {
+            do {
+                try spool.markChecked(verdict.agent, files: required)
+                logger.info("contribution passed the plausibility checks", metadata: ["agent": "\(verdict.agent)", "seconds": "\(String(format: "%.2f", verdict.seconds))"])
+            } catch {
+                logger.error("cannot record a check verdict", metadata: ["agent": "\(verdict.agent)", "error": "\(error)"])
+            }
+            return
+        }
+        quarantine(verdict.agent, reasons: verdict.reasons)
+    }
+
+    private func quarantine(_ agent: String, reasons: [String]) {
+        let safe = reasons.map { loggable($0, limit: 400) }
+        logger.error("contribution quarantined; it will not be merged", metadata: ["agent": "\(agent)", "reasons": "\(safe.joined(separator: "; "))"])
+        do { try spool.quarantine(agent, reasons: safe) } catch {
+            logger.error("cannot quarantine", metadata: ["agent": "\(agent)", "error": "\(error)"])
+        }
+        for link in links.values where link.name == agent {
+            try? server?.send(.error(ErrorReport(code: "quarantined", message: "your contribution failed the aggregator's checks and will not be merged: \(safe.joined(separator: "; "))")), to: link.peer)
+            server?.disconnect(link.peer)
+            links[link.peer] = nil
+        }
+    }
+
     /// After a restart: merged outputs already on disk mean the merge is done.
     private func resumeFromDisk() -> String? {
-        let complete = config.subset.filter { spool.isComplete($0, required: required) }
+        let complete = config.subset.filter { isReady($0) }
         if !complete.isEmpty, config.methods.allSatisfy({ spool.hasMerged($0.label) }),
            let data = FileManager.default.contents(atPath: spool.output + "/merged-agents.json"),
            let agents = try? JSONDecoder().decode([String].self, from: data) {
@@ -124,10 +225,17 @@ public final class AggregatorDaemon: @unchecked Sendable {
     private func advance() {
         switch phase {
         case .collecting:
-            let complete = config.subset.filter { spool.isComplete($0, required: required) }
-            if complete.count == config.subset.count {
+            while let verdict = checks.take() { apply(verdict) }
+            let active = config.subset.filter { spool.quarantined($0) == nil }
+            guard active.count >= config.minAgents else {
+                let out = config.subset.filter { !active.contains($0) }.map { "\($0) (\(spool.quarantined($0)?.reasons.first ?? "quarantined"))" }
+                phase = .failed("only \(active.count) of \(config.subset.count) agents can still be merged (min_agents \(config.minAgents)); quarantined: \(out.joined(separator: "; ")). Their uploads are kept in \(spool.quarantineRoot).")
+                return
+            }
+            let complete = active.filter { isReady($0) }
+            if complete.count == active.count {
                 startMerge(complete)
-            } else if Date().timeIntervalSince(startedAt) >= config.deadline {
+            } else if Date().timeIntervalSince(startedAt) >= config.deadline, checking.isEmpty {
                 let absent = config.subset.filter { !complete.contains($0) }
                 if complete.count >= config.minAgents {
                     logger.warning("deadline reached; merging the quorum", metadata: ["committed": "\(complete.joined(separator: ","))", "absent": "\(absent.joined(separator: ","))"])
@@ -180,15 +288,21 @@ public final class AggregatorDaemon: @unchecked Sendable {
         }
     }
 
+    /// Every model this agent should score (its own and each merge) is scored or reported failed.
     private func allEvaluated(_ agent: String) -> Bool {
-        let got = evaluations[agent] ?? [:]
-        return got["local"] != nil && config.methods.allSatisfy { got[$0.label] != nil }
+        (["local"] + config.methods.map(\.label)).allSatisfy { isEvaluated(agent, $0) }
+    }
+
+    private func isEvaluated(_ agent: String, _ label: String) -> Bool {
+        evaluations[agent]?[label] != nil || failures[agent]?[label] != nil
     }
 
     private func finish(missing: [String]) {
         do {
-            let report = RoundReport(config: config, merged: merged, absent: config.subset.filter { !merged.contains($0) },
-                                     evaluations: evaluations, outcomes: mergeOutcomes, missingEvaluations: missing)
+            let report = RoundReport(config: config, merged: merged, absent: config.subset.filter { !merged.contains($0) && spool.quarantined($0) == nil },
+                                     evaluations: evaluations, outcomes: mergeOutcomes, missingEvaluations: missing,
+                                     quarantined: Dictionary(uniqueKeysWithValues: config.subset.compactMap { a in spool.quarantined(a).map { (a, $0.reasons) } }),
+                                     failedEvaluations: failures)
             try report.write(to: spool.output)
             logger.info("round complete", metadata: ["report": "\(spool.output)/report.md"])
             phase = .finished
@@ -208,13 +322,20 @@ public final class AggregatorDaemon: @unchecked Sendable {
             logger.warning("connection refused", metadata: ["reason": "\(reason)"])
         case .disconnected(let peer, let reason):
             if let link = links.removeValue(forKey: peer) {
-                logger.info("agent disconnected", metadata: ["agent": "\(link.name)", "reason": "\(reason)"])
+                if case .superseded = reason {
+                    // Two live processes with one certificate fight over one identity; say so loudly.
+                    logger.warning("agent reconnected from a new link, replacing the old one; if this repeats, two processes share certificate '\(link.name)'",
+                                   metadata: ["agent": "\(link.name)", "reason": "\(reason)"])
+                } else {
+                    logger.info("agent disconnected", metadata: ["agent": "\(link.name)", "reason": "\(reason)"])
+                }
             }
         case .message(let peer, let message):
             guard let link = links[peer] else { return }
             do { try handle(message, from: link) } catch {
-                logger.error("dropping agent after a protocol error", metadata: ["agent": "\(link.name)", "error": "\(error)"])
-                if let report = (error as? TransferError)?.report { try? server?.send(report, to: peer) }
+                logger.error("dropping agent after a protocol error", metadata: ["agent": "\(link.name)", "error": "\(loggable("\(error)", limit: 400))"])
+                let report = (error as? TransferError)?.report ?? .error(ErrorReport(code: "protocol", message: "\(error)"))
+                try? server?.send(report, to: peer)
                 server?.disconnect(peer)
                 links[peer] = nil
             }
@@ -235,19 +356,25 @@ public final class AggregatorDaemon: @unchecked Sendable {
                 logger.info("merged model delivered", metadata: ["agent": "\(link.name)", "method": "\(download.label)",
                                                                 "bytes": "\(download.sender.offer.size)"])
                 link.delivered.insert(download.label)
+                if !(delivered[link.name] ?? []).contains(download.label) {
+                    delivered[link.name, default: []].append(download.label)
+                    try spool.saveDelivered(delivered)
+                }
                 link.download = nil
                 sendNextDownload(link)
             }
         case .eval(let eval):
-            guard eval.round == config.round else { throw AggregatorError.wrongRound(link.name, eval.round, config.round) }
-            evaluations[link.name, default: [:]][eval.method] = eval.metrics
-            try spool.saveEvaluations(evaluations)
-            // Durable now: tell the agent, which re-sends an EVAL until it sees this.
-            try server!.send(.evaluated(Evaluated(round: config.round, method: eval.method)), to: link.peer)
-            logger.info("evaluation received", metadata: ["agent": "\(link.name)", "method": "\(eval.method)",
-                                                         "metrics": "\(eval.metrics.keys.sorted().map { "\($0)=\(String(format: "%.4f", eval.metrics[$0]!))" }.joined(separator: " "))"])
+            try record(eval, from: link)
         case .error(let report):
-            logger.warning("agent reported an error", metadata: ["agent": "\(link.name)", "code": "\(report.code)", "message": "\(report.message)"])
+            logger.warning("agent reported an error", metadata: ["agent": "\(link.name)", "code": "\(loggable(report.code))",
+                                                                "method": "\(loggable(report.method ?? "-"))", "message": "\(loggable(report.message, limit: 400))"])
+            if report.code == "eval_failed", let method = report.method {
+                try mayEvaluate(method, link)
+                if !isEvaluated(link.name, method) {
+                    failures[link.name, default: [:]][method] = String(loggable(report.message, limit: 400))
+                    try spool.saveFailures(failures)
+                }
+            }
         case .heartbeat:
             break
         default:
@@ -255,11 +382,49 @@ public final class AggregatorDaemon: @unchecked Sendable {
         }
     }
 
-    /// HELLO: same certificate name, same base model, member of 𝒦, right round.
+    /// An EVAL counts only for the round, for the agent's own model once its contribution is
+    /// committed or for a merged model this agent was sent, with at most 32 finite metrics.
+    /// The first value recorded stays; a repeat is acknowledged (the agent re-sends until it is).
+    private func record(_ eval: Eval, from link: AgentLink) throws {
+        guard eval.round == config.round else { throw AggregatorError.wrongRound(link.name, eval.round, config.round) }
+        try mayEvaluate(eval.method, link)
+        guard (1...32).contains(eval.metrics.count),
+              eval.metrics.allSatisfy({ PortableName.isPortable($0.key, maxLength: 64) && $0.value.isFinite }) else {
+            throw AggregatorError.badMetrics(link.name, eval.method)
+        }
+        if let earlier = evaluations[link.name]?[eval.method] {
+            if earlier != eval.metrics {
+                logger.warning("a second, different EVAL for one model is ignored; the first stays", metadata: ["agent": "\(link.name)", "method": "\(eval.method)"])
+            }
+        } else {
+            evaluations[link.name, default: [:]][eval.method] = eval.metrics
+            try spool.saveEvaluations(evaluations)
+            logger.info("evaluation received", metadata: ["agent": "\(link.name)", "method": "\(eval.method)",
+                                                         "metrics": "\(eval.metrics.keys.sorted().map { "\($0)=\(String(format: "%.4f", eval.metrics[$0]!))" }.joined(separator: " "))"])
+        }
+        // Durable now: tell the agent, which re-sends an EVAL until it sees this.
+        try server!.send(.evaluated(Evaluated(round: config.round, method: eval.method)), to: link.peer)
+    }
+
+    /// Which model an agent may report on: its own once its contribution is in, or a merged
+    /// model it was sent (recorded durably, so this survives restarts).
+    private func mayEvaluate(_ method: String, _ link: AgentLink) throws {
+        if method == "local" {
+            guard spool.isComplete(link.name, required: required, kinds: kinds) || merged.contains(link.name) else {
+                throw AggregatorError.evalBeforeUpload(link.name)
+            }
+        } else {
+            guard config.methods.contains(where: { $0.label == method }), (delivered[link.name] ?? []).contains(method) else {
+                throw AggregatorError.evalNotDelivered(link.name, loggable(method, limit: 80))
+            }
+        }
+    }
+
+    /// HELLO: same certificate name, same base model, member of 𝒦, right round, not quarantined.
     private func admit(_ hello: Hello, _ link: AgentLink) throws {
         let refusal: String?
         if hello.name != link.name {
-            refusal = "HELLO names '\(hello.name)' but the certificate is '\(link.name)'"
+            refusal = "HELLO names '\(loggable(hello.name, limit: 80))' but the certificate is '\(link.name)'"
         } else if hello.protocolVersion != AggregatorDaemon.protocolVersion {
             refusal = "protocol version \(hello.protocolVersion) is not supported (aggregator speaks \(AggregatorDaemon.protocolVersion))"
         } else if hello.baseFingerprint != baseFingerprint {
@@ -268,6 +433,8 @@ public final class AggregatorDaemon: @unchecked Sendable {
             refusal = "'\(hello.name)' is not in this round's subset 𝒦 (\(config.subset.joined(separator: ", ")))"
         } else if let round = hello.round, round != config.round {
             refusal = "round \(round) requested, this aggregator runs round \(config.round)"
+        } else if let q = spool.quarantined(hello.name) {
+            refusal = "this agent's contribution is quarantined for round \(config.round) (\(q.reasons.joined(separator: "; "))); the operator must remove \(spool.quarantineRoot)/\(hello.name) to let it upload again"
         } else {
             refusal = nil
         }
@@ -281,7 +448,8 @@ public final class AggregatorDaemon: @unchecked Sendable {
         link.welcomed = true
         var agentLogger = logger
         agentLogger[metadataKey: "agent"] = "\(link.name)"
-        link.receiver = try ChunkReceiver(spool: spool.agentDirectory(link.name), logger: agentLogger)
+        link.receiver = try ChunkReceiver(spool: spool.agentDirectory(link.name), sizeLimits: sizeLimits,
+                                          replacesCommitted: false, diskReserve: 256 << 20, logger: agentLogger)
         let committed = spool.committedFiles(link.name, required: required)
         try server!.send(.welcome(Welcome(round: config.round, wantedStatistics: config.wantedStatistics,
                                           methods: config.methods.map(\.label),
@@ -315,18 +483,22 @@ public final class AggregatorDaemon: @unchecked Sendable {
             let have = spool.committedFiles(link.name, required: required)
             logger.info("upload committed", metadata: ["agent": "\(link.name)", "file": "\(file.name)", "bytes": "\(file.size)",
                                                        "files": "\(have.count)/\(required.count)"])
-            if have.count == required.count {
-                let all = config.subset.filter { spool.isComplete($0, required: required) }
-                logger.info("agent upload complete", metadata: ["agent": "\(link.name)", "agents_complete": "\(all.count)/\(config.subset.count)"])
+            if have.count == required.count, !spool.isChecked(link.name, files: required) {
+                let lacking = spool.missingStatistics(link.name, kinds: kinds)
+                if !lacking.isEmpty {
+                    quarantine(link.name, reasons: ["stats.safetensors lacks the \(lacking.map(\.rawValue).joined(separator: ", ")) statistics this round's methods need (WELCOME asked for them)"])
+                    return
+                }
+                logger.info("agent upload complete; checking it", metadata: ["agent": "\(link.name)"])
+                submitCheck(link.name)
             }
         }
     }
 
     /// Starts sending the next merged model this agent has not evaluated yet.
     private func sendNextDownload(_ link: AgentLink) {
-        guard link.download == nil, phase == .distributing else { return }
-        let got = evaluations[link.name] ?? [:]
-        guard let entry = config.methods.first(where: { got[$0.label] == nil && !link.delivered.contains($0.label) }) else { return }
+        guard link.download == nil, phase == .distributing, merged.contains(link.name) else { return }
+        guard let entry = config.methods.first(where: { !isEvaluated(link.name, $0.label) && !link.delivered.contains($0.label) }) else { return }
         do {
             let path = spool.mergedDirectory(entry.label) + "/model.safetensors"
             let sender = try ChunkSender(path: path, name: entry.label + ".safetensors")
@@ -349,14 +521,43 @@ public enum AggregatorError: Error, CustomStringConvertible {
     case unexpected(String, String)
     case unexpectedFile(String, String, [String])
     case wrongRound(String, Int, Int)
+    case evalBeforeUpload(String)
+    case evalNotDelivered(String, String)
+    case badMetrics(String, String)
 
     public var description: String {
         switch self {
         case let .notWelcomed(agent, type): return "agent \(agent) sent \(type) before HELLO was accepted"
         case let .unexpected(agent, type): return "agent \(agent) sent an unexpected \(type)"
-        case let .unexpectedFile(agent, name, required): return "agent \(agent) offered '\(name)'; this round takes \(required.joined(separator: ", "))"
+        case let .unexpectedFile(agent, name, required): return "agent \(agent) offered '\(loggable(name, limit: 80))'; this round takes \(required.joined(separator: ", "))"
         case let .wrongRound(agent, got, want): return "agent \(agent) sent an EVAL for round \(got), this is round \(want)"
+        case let .evalBeforeUpload(agent): return "agent \(agent) sent an EVAL of its own model before its contribution was committed"
+        case let .evalNotDelivered(agent, method): return "agent \(agent) sent an EVAL of '\(method)', a merged model it was not sent"
+        case let .badMetrics(agent, method): return "agent \(agent) sent an EVAL of '\(loggable(method, limit: 80))' whose metrics are not 1–32 finite values with portable names"
         }
+    }
+}
+
+/// The plausibility checks run on their own thread (loading and factoring a model's
+/// statistics takes seconds) while the event loop keeps serving; verdicts are polled.
+final class ContributionChecks: @unchecked Sendable {
+    struct Verdict { var agent: String; var reasons: [String]; var seconds: Double }
+    private let lock = NSLock()
+    private var done: [Verdict] = []
+    private let queue = DispatchQueue(label: "fedmerge.contribution-checks")
+
+    func submit(agent: String, directory: String, checker: ContributionCheck) {
+        queue.async { [self] in
+            let start = DispatchTime.now().uptimeNanoseconds
+            let reasons = checker.reasons(directory: directory)
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            lock.lock(); done.append(Verdict(agent: agent, reasons: reasons, seconds: seconds)); lock.unlock()
+        }
+    }
+
+    func take() -> Verdict? {
+        lock.lock(); defer { lock.unlock() }
+        return done.isEmpty ? nil : done.removeFirst()
     }
 }
 

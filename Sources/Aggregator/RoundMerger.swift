@@ -42,8 +42,14 @@ public struct RoundMerger: Sendable {
                 try accumulator.add(model: tensors, statistics: statistics, weight: 1, name: agent)
             }
             let result = try accumulator.finish()
-            try MergedModelDirectory.write(result, to: spool.mergedDirectory(entry.label),
-                                           sideFilesFrom: spool.agentDirectory(members[0]), fallbackSideFiles: config.baseModel)
+            // Published config: the base model's, with the labels the agents agree on — never
+            // one agent's config.json verbatim.
+            var published = try ContributionCheck.mergedConfig(baseModel: config.baseModel,
+                                                               agentDirectories: members.map { ($0, spool.agentDirectory($0)) },
+                                                               headsKept: !result.report.headsMapping.isEmpty)
+            if !result.report.headsMapping.isEmpty { published["fedmerge_heads"] = result.report.headsMapping }
+            try MergedModelDirectory.write(result, to: spool.mergedDirectory(entry.label), sideFilesFrom: config.baseModel,
+                                           config: try JSONSerialization.data(withJSONObject: published, options: [.prettyPrinted, .sortedKeys]))
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             logger.info("merged", metadata: ["method": "\(entry.label)", "agents": "\(members.joined(separator: ","))",
                                              "seconds": "\(String(format: "%.2f", seconds))"])

@@ -14,6 +14,10 @@ public struct RoundReport: Sendable {
     public let evaluations: RoundSpool.Evaluations
     public let outcomes: [RoundMerger.Outcome]
     public let missingEvaluations: [String]
+    /// Agents whose contribution failed the plausibility checks, with the reasons.
+    public var quarantined: [String: [String]] = [:]
+    /// Evaluations an agent reported as failed: agent → method → reason.
+    public var failedEvaluations: RoundSpool.Failures = [:]
 
     /// Rows of the table: the agents' own models, then each method in config order.
     var rows: [(label: String, title: String)] {
@@ -52,6 +56,7 @@ public struct RoundReport: Sendable {
         let object: [String: Any] = [
             "round": config.round, "base_model": config.baseModel, "subset": config.subset,
             "merged_agents": merged, "absent_agents": absent, "missing_evaluations": missingEvaluations,
+            "quarantined_agents": quarantined, "failed_evaluations": failedEvaluations,
             "methods": methods, "evaluations": evaluations, "mean_over_agents": means,
         ]
         return try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
@@ -73,6 +78,16 @@ public struct RoundReport: Sendable {
             let cells = merged.map { cell(evaluations[$0]?[label]) }
             let meanCell = cell(mean(label, "accuracy").map { acc in ["accuracy": acc].merging(mean(label, "macro_f1").map { ["macro_f1": $0] } ?? [:]) { a, _ in a } })
             lines.append("| \(title) | " + cells.joined(separator: " | ") + " | \(meanCell) |")
+        }
+        for agent in quarantined.keys.sorted() {
+            lines.append("")
+            lines.append("Quarantined (not merged): \(agent): \(quarantined[agent]!.joined(separator: "; ")).")
+        }
+        for agent in failedEvaluations.keys.sorted() {
+            for (method, reason) in failedEvaluations[agent]!.sorted(by: { $0.key < $1.key }) {
+                lines.append("")
+                lines.append("Evaluation failed at \(agent) for \(method): \(reason)")
+            }
         }
         if !missingEvaluations.isEmpty {
             lines.append("")

@@ -10,9 +10,10 @@ import SafeTensors
 public enum MergedModelDirectory {
     /// Writes `result` as a Hugging Face model directory at `directory`, replacing any old one
     /// only once the new one is complete. Side files (config.json, vocab.txt, …) come from
-    /// `sideFilesFrom`, then from `fallbackSideFiles` for those it lacks.
+    /// `sideFilesFrom`, then from `fallbackSideFiles` for those it lacks; `config`, when given,
+    /// is written as config.json instead of a copied one.
     public static func write(_ result: MergeResult, to directory: String, sideFilesFrom source: String,
-                             fallbackSideFiles: String? = nil) throws {
+                             fallbackSideFiles: String? = nil, config: Data? = nil) throws {
         let target = URL(fileURLWithPath: directory).standardizedFileURL
         let parent = target.deletingLastPathComponent().path
         try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
@@ -30,6 +31,7 @@ public enum MergedModelDirectory {
                 try FileManager.default.copyItem(atPath: fallback + "/" + name, toPath: temporary + "/" + name)
             }
         }
+        if let config { try AtomicFile.write(config, to: temporary + "/config.json") }
         try AtomicFile.write(try result.report.jsonData(), to: temporary + "/merge-report.json")
         let tempFD = open(temporary, O_RDONLY | O_DIRECTORY)
         if tempFD >= 0 { fsync(tempFD); close(tempFD) }

@@ -56,16 +56,29 @@ public final class ChunkReceiver: @unchecked Sendable {
 
     public let spool: String
     public let maxFileSize: UInt64
+    /// Per-name caps on top of `maxFileSize` (e.g. what a round can need of each file).
+    public let sizeLimits: [String: UInt64]
+    /// Whether an offer may replace a file already committed under its name with other bytes.
+    public let replacesCommitted: Bool
+    /// Free bytes to leave on the spool's file system after any accepted offer.
+    public let diskReserve: UInt64
     /// fsync each chunk before ACKing it. Only benchmarks turn this off.
     public let syncEachChunk: Bool
+    /// SHA-256 mismatches tolerated per file name before the transfer is refused.
+    public static let maxDigestRestarts = 3
     private var state = State.idle
+    private var digestRestarts: [String: Int] = [:]
     private let logger: Logger
 
-    public init(spool: String, maxFileSize: UInt64 = 1 << 40, syncEachChunk: Bool = true,
+    public init(spool: String, maxFileSize: UInt64 = 1 << 40, sizeLimits: [String: UInt64] = [:],
+                replacesCommitted: Bool = true, diskReserve: UInt64 = 0, syncEachChunk: Bool = true,
                 logger: Logger = Logger(label: "fedmerge.wire.receiver")) throws {
         try FileManager.default.createDirectory(atPath: spool, withIntermediateDirectories: true)
         self.spool = spool
         self.maxFileSize = maxFileSize
+        self.sizeLimits = sizeLimits
+        self.replacesCommitted = replacesCommitted
+        self.diskReserve = diskReserve
         self.syncEachChunk = syncEachChunk
         self.logger = logger
     }
@@ -104,17 +117,21 @@ public final class ChunkReceiver: @unchecked Sendable {
     private func accept(_ offer: Offer) throws -> Outcome {
         guard TransferName.isValid(offer.name) else { throw TransferError.invalidName(offer.name) }
         guard TransferName.isValidDigest(offer.sha256) else { throw TransferError.invalidDigest(offer.sha256) }
-        guard offer.size <= maxFileSize else { throw TransferError.fileTooLarge(name: offer.name, size: offer.size, limit: maxFileSize) }
+        let limit = min(maxFileSize, sizeLimits[offer.name] ?? .max)
+        guard offer.size <= limit else { throw TransferError.fileTooLarge(name: offer.name, size: offer.size, limit: limit) }
         state = .idle  // a new offer supersedes the current one (its spool files stay)
 
         let finalPath = spool + "/" + offer.name
         // Already committed (e.g. we restarted after COMMITTED was lost): do not ask again.
-        if let size = Self.fileSize(finalPath), UInt64(size) == offer.size,
-           try SHA256Hasher.hashFile(finalPath) == offer.sha256 {
-            logger.info("offer already committed", metadata: ["name": "\(offer.name)"])
-            return Outcome(replies: [.committed(Committed(transferID: offer.transferID, name: offer.name))],
-                           completed: CompletedFile(transferID: offer.transferID, name: offer.name, path: finalPath, size: offer.size, sha256: offer.sha256))
+        if let size = Self.fileSize(finalPath) {
+            if UInt64(size) == offer.size, try SHA256Hasher.hashFile(finalPath) == offer.sha256 {
+                logger.info("offer already committed", metadata: ["name": "\(offer.name)"])
+                return Outcome(replies: [.committed(Committed(transferID: offer.transferID, name: offer.name))],
+                               completed: CompletedFile(transferID: offer.transferID, name: offer.name, path: finalPath, size: offer.size, sha256: offer.sha256))
+            }
+            guard replacesCommitted else { throw TransferError.alreadyCommitted(name: offer.name) }
         }
+        try requireSpace(for: offer, partialPath: finalPath + ".partial")
 
         let partialPath = finalPath + ".partial"
         let sidecarPath = partialPath + ".offer"
@@ -184,13 +201,17 @@ public final class ChunkReceiver: @unchecked Sendable {
         }
         let digest = transfer.hasher.finalizeHex()
         guard digest == offer.sha256, commit.sha256 == offer.sha256 else {
-            // Never rename bad bytes: start this file over from zero.
+            // Never rename bad bytes: start this file over from zero (a few times at most).
             transfer.restarts += 1
+            digestRestarts[offer.name, default: 0] += 1
             logger.error("SHA-256 mismatch; restarting transfer", metadata: [
-                "name": "\(offer.name)", "offered": "\(offer.sha256)", "committed": "\(commit.sha256)", "received": "\(digest)",
+                "name": "\(offer.name)", "offered": "\(offer.sha256)", "committed": "\(loggable(commit.sha256))", "received": "\(digest)",
             ])
             guard ftruncate(transfer.fd, 0) == 0 else { throw TransferError.io(path: transfer.partialPath, operation: "truncate", errno: errno) }
             transfer.offset = 0
+            if digestRestarts[offer.name]! > Self.maxDigestRestarts {
+                throw TransferError.tooManyRestarts(transferID: offer.transferID, restarts: digestRestarts[offer.name]!)
+            }
             return Outcome(replies: [.resume(Resume(transferID: offer.transferID, offset: 0))])
         }
         guard fsync(transfer.fd) == 0 else { throw TransferError.io(path: transfer.partialPath, operation: "fsync", errno: errno) }
@@ -210,6 +231,18 @@ public final class ChunkReceiver: @unchecked Sendable {
     }
 
     // MARK: helpers
+
+    /// The offer's remaining bytes must fit on the spool's file system with `diskReserve` to spare.
+    private func requireSpace(for offer: Offer, partialPath: String) throws {
+        var info = statvfs()
+        guard statvfs(spool, &info) == 0 else { return }
+        let available = UInt64(info.f_bavail) * UInt64(info.f_frsize)
+        let have = UInt64(max(0, Self.fileSize(partialPath) ?? 0))
+        let needed = offer.size > have ? offer.size - have : 0
+        guard needed == 0 || needed.addingReportingOverflow(diskReserve).partialValue <= available else {
+            throw TransferError.insufficientSpace(name: offer.name, size: offer.size, available: available, directory: spool)
+        }
+    }
 
     /// What the sidecar records about the offer a .partial file belongs to.
     private struct OfferRecord: Codable, Equatable {

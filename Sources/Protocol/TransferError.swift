@@ -15,6 +15,8 @@ public enum TransferError: Error, Equatable, Sendable, CustomStringConvertible {
     case ackBeyondSent(transferID: String, acked: UInt64, sent: UInt64)
     case resumeBeyondEnd(transferID: String, offset: UInt64, size: UInt64)
     case tooManyRestarts(transferID: String, restarts: Int)
+    case alreadyCommitted(name: String)
+    case insufficientSpace(name: String, size: UInt64, available: UInt64, directory: String)
     case io(path: String, operation: String, errno: Int32)
 
     public var description: String {
@@ -43,6 +45,10 @@ public enum TransferError: Error, Equatable, Sendable, CustomStringConvertible {
             "transfer \(id): RESUME at \(offset), past the file size \(size)"
         case .tooManyRestarts(let id, let restarts):
             "transfer \(id): the receiver rejected the SHA-256 \(restarts) times; is the file changing while it is sent?"
+        case .alreadyCommitted(let name):
+            "\(name) is already committed with other contents; a committed file is never replaced"
+        case .insufficientSpace(let name, let size, let available, let directory):
+            "offer of \(name) with \(size) bytes does not fit: \(available) bytes free for \(directory) (a reserve is kept)"
         case .io(let path, let operation, let code):
             "\(operation) \(path) failed: \(String(cString: strerror(code)))"
         }
