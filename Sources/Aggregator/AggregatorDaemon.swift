@@ -184,7 +184,8 @@ public final class AggregatorDaemon: @unchecked Sendable {
         if verdict.reasons.isEmpty {
             do {
                 try spool.markChecked(verdict.agent, files: required)
-                logger.info("contribution passed the plausibility checks", metadata: ["agent": "\(verdict.agent)", "seconds": "\(String(format: "%.2f", verdict.seconds))"])
+                logger.info("contribution passed the plausibility checks", metadata: [
+                    "agent": "\(verdict.agent)", "distance_from_base": "\(verdict.distances)", "seconds": "\(String(format: "%.2f", verdict.seconds))"])
             } catch {
                 logger.error("cannot record a check verdict", metadata: ["agent": "\(verdict.agent)", "error": "\(error)"])
             }
@@ -541,7 +542,7 @@ public enum AggregatorError: Error, CustomStringConvertible {
 /// The plausibility checks run on their own thread (loading and factoring a model's
 /// statistics takes seconds) while the event loop keeps serving; verdicts are polled.
 final class ContributionChecks: @unchecked Sendable {
-    struct Verdict { var agent: String; var reasons: [String]; var seconds: Double }
+    struct Verdict { var agent: String; var reasons: [String]; var distances: String; var seconds: Double }
     private let lock = NSLock()
     private var done: [Verdict] = []
     private let queue = DispatchQueue(label: "fedmerge.contribution-checks")
@@ -549,9 +550,9 @@ final class ContributionChecks: @unchecked Sendable {
     func submit(agent: String, directory: String, checker: ContributionCheck) {
         queue.async { [self] in
             let start = DispatchTime.now().uptimeNanoseconds
-            let reasons = checker.reasons(directory: directory)
+            let (reasons, distances) = checker.reasons(directory: directory)
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            lock.lock(); done.append(Verdict(agent: agent, reasons: reasons, seconds: seconds)); lock.unlock()
+            lock.lock(); done.append(Verdict(agent: agent, reasons: reasons, distances: distances, seconds: seconds)); lock.unlock()
         }
     }
 

@@ -30,8 +30,9 @@ public struct ContributionCheck: Sendable {
         self.kinds = kinds
     }
 
-    /// Every reason the contribution in `directory` may not be merged; empty when it may.
-    public func reasons(directory: String) -> [String] {
+    /// Every reason the contribution in `directory` may not be merged (empty when it may), and
+    /// the distances from the base model that were measured.
+    public func reasons(directory: String) -> (reasons: [String], distances: String) {
         var reasons: [String] = []
         do {
             reasons += configReasons(try Self.readConfig(directory + "/config.json"))
@@ -40,16 +41,17 @@ public struct ContributionCheck: Sendable {
         }
         let model: NamedTensors
         do { model = try ModelFiles.loadModel(directory: directory).tensors } catch {
-            return reasons + ["model.safetensors: \(error)"]
+            return (reasons + ["model.safetensors: \(error)"], "")
         }
         var statistics: NamedStatistics?
         if !kinds.isEmpty {
             let all: Set<StatisticKind> = [.gram, .fisher, .kfacOut]
             do { statistics = try ModelFiles.loadStatistics(path: directory + "/stats.safetensors", model: "upload", kinds: all) } catch {
-                return reasons + ["stats.safetensors: \(error)"]
+                return (reasons + ["stats.safetensors: \(error)"], "")
             }
         }
-        let (violations, _) = Plausibility.check(model: model, statistics: statistics, base: base, limits: limits)
+        let result = Plausibility.check(model: model, statistics: statistics, base: base, limits: limits)
+        let violations = result.violations
         // One line per kind of finding is enough to act on; say how many more there were.
         var seen: [PlausibilityViolation.Kind: Int] = [:]
         for violation in violations {
@@ -59,7 +61,9 @@ public struct ContributionCheck: Sendable {
         for (kind, count) in seen.sorted(by: { $0.key.rawValue < $1.key.rawValue }) where count > 1 {
             reasons.append("(\(count - 1) more \(kind.rawValue) finding\(count > 2 ? "s" : ""))")
         }
-        return reasons
+        let distances = String(format: "model %.4g (limit %.3g), largest tensor %.4g (limit %.3g)",
+                               result.modelDistance, limits.maxModelDistance, result.largestTensorDistance, limits.maxTensorDistance)
+        return (reasons, distances)
     }
 
     /// The agent's config must describe the base model's architecture.

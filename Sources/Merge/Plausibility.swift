@@ -57,16 +57,25 @@ public struct PlausibilityViolation: Error, Sendable, Equatable, CustomStringCon
     public var description: String { "\(tensor): \(detail)" }
 }
 
+/// The verdict, with the distances measured (for the log: how close to its limits a contribution came).
+public struct PlausibilityResult: Sendable {
+    public var violations: [PlausibilityViolation]
+    /// ‖θ − θ₀‖ / ‖θ₀‖ over every tensor with a base counterpart.
+    public var modelDistance: Double
+    /// The largest per-tensor relative distance.
+    public var largestTensorDistance: Double
+}
+
 public enum Plausibility {
     /// Every violation of `model` (with `statistics`, if any) against `base`; empty when plausible.
     /// The distances of the tensors that were compared are returned too, for the log.
     public static func check(model: NamedTensors, statistics: NamedStatistics?, base: NamedTensors,
-                             limits: PlausibilityLimits = .standard) -> (violations: [PlausibilityViolation], modelDistance: Double) {
+                             limits: PlausibilityLimits = .standard) -> PlausibilityResult {
         var violations: [PlausibilityViolation] = []
         func fail(_ kind: PlausibilityViolation.Kind, _ tensor: String, _ detail: String) {
             violations.append(PlausibilityViolation(kind: kind, tensor: tensor, detail: detail))
         }
-        var deltaSquared = 0.0, baseSquared = 0.0
+        var deltaSquared = 0.0, baseSquared = 0.0, largestTensorDistance = 0.0
         var matched = Set<String>()
         for name in model.names {
             let tensor = model[name]!
@@ -92,6 +101,7 @@ public enum Plausibility {
             baseSquared += norm * norm
             let scale = max(norm, limits.distanceFloor * Double(tensor.count).squareRoot())
             let relative = delta / scale
+            largestTensorDistance = max(largestTensorDistance, relative)
             if !(relative <= limits.maxTensorDistance) {
                 fail(.distance, name, "moved \(format(relative))× its base norm from the base model (limit \(format(limits.maxTensorDistance)))")
             }
@@ -108,7 +118,7 @@ public enum Plausibility {
             fail(.distance, "(whole model)", "moved \(format(modelDistance))× the base model's norm (limit \(format(limits.maxModelDistance)))")
         }
         if let statistics { violations += checkStatistics(statistics, model: model, limits: limits) }
-        return (violations, modelDistance)
+        return PlausibilityResult(violations: violations, modelDistance: modelDistance, largestTensorDistance: largestTensorDistance)
     }
 
     /// Grams, K-FAC factors and Fishers against the weights they belong to.

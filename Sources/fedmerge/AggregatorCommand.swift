@@ -45,9 +45,21 @@ struct AggregatorCommand: ParsableCommand {
         let exit: DaemonExit
         do { exit = try AggregatorDaemon(config: loaded, logger: logger).run() } catch {
             DaemonLogging.fail("\(error)")
-            throw ExitCode(DaemonExit.failure.rawValue)
+            throw ExitCode(Self.exitCode(forStartupError: error).rawValue)
         }
         if exit != .success { throw ExitCode(exit.rawValue) }
+    }
+}
+
+extension AggregatorCommand {
+    /// What a failure before or while serving means for the operator: the spool, output or base
+    /// model the config names is unusable (2), the TLS set-up failed (4), anything else (1).
+    static func exitCode(forStartupError error: Error) -> DaemonExit {
+        switch error {
+        case is RoundSpoolError, is ModelFingerprint.Failure, is ConfigError: .badConfig
+        case is TLSError: .refused
+        default: .failure
+        }
     }
 }
 

@@ -127,7 +127,7 @@ final class Federation {
 
     @discardableResult
     func writeAggregatorConfig(subset: [String], allow: [String], methods: String, minAgents: Int? = nil,
-                               deadline: Int = 600, name: String = "aggregator.yaml") throws -> String {
+                               deadline: Int = 600, evalTimeout: Int = 120, name: String = "aggregator.yaml") throws -> String {
         let path = root + "/" + name
         try """
         listen: \(endpoint)
@@ -141,7 +141,7 @@ final class Federation {
           subset: [\(subset.joined(separator: ", "))]
           min_agents: \(minAgents ?? subset.count)
           deadline: \(deadline)
-          eval_timeout: 120
+          eval_timeout: \(evalTimeout)
           methods:
         \(methods)
         """.write(toFile: path, atomically: true, encoding: .utf8)
