@@ -429,7 +429,7 @@ public final class AggregatorDaemon: @unchecked Sendable {
         } else if hello.protocolVersion != AggregatorDaemon.protocolVersion {
             refusal = "protocol version \(hello.protocolVersion) is not supported (aggregator speaks \(AggregatorDaemon.protocolVersion))"
         } else if hello.baseFingerprint != baseFingerprint {
-            refusal = "different base model: fingerprint \(hello.baseFingerprint.prefix(12))… ≠ the round's \(baseFingerprint.prefix(12))… (\(config.baseModel))"
+            refusal = "different base model: fingerprint \(loggable(String(hello.baseFingerprint.prefix(12))))… ≠ the round's \(baseFingerprint.prefix(12))… (\(config.baseModel))"
         } else if !config.subset.contains(hello.name) {
             refusal = "'\(hello.name)' is not in this round's subset 𝒦 (\(config.subset.joined(separator: ", ")))"
         } else if let round = hello.round, round != config.round {
