@@ -28,16 +28,18 @@ let package = Package(
         // Foundations.
         .target(name: "LinAlg", dependencies: ["CBLAS"]),
         .target(name: "AtomicIO"),
+        // Every name both daemons (and the writers and readers of statistics) spell: a leaf.
+        .target(name: "RoundContract"),
         .target(name: "SafeTensors", dependencies: ["LinAlg", "AtomicIO"]),
         .target(name: "Console"),
         .target(name: "ConfigTree"),
         .target(name: "DaemonSupport", dependencies: ["ConfigTree", .product(name: "Yams", package: "Yams"), logging]),
 
         // The libraries the daemons stand on.
-        .target(name: "Model", dependencies: ["LinAlg", "SafeTensors", "AtomicIO", "Console"]),
-        .target(name: "Merge", dependencies: ["LinAlg", "ConfigTree"]),
-        .target(name: "MergeIO", dependencies: ["Merge", "SafeTensors", "AtomicIO", "LinAlg"]),
-        .target(name: "Protocol", dependencies: ["CZMQ", "COpenSSL", "AtomicIO", logging]),
+        .target(name: "Model", dependencies: ["RoundContract", "LinAlg", "SafeTensors", "AtomicIO", "Console"]),
+        .target(name: "Merge", dependencies: ["RoundContract", "LinAlg", "ConfigTree"]),
+        .target(name: "MergeIO", dependencies: ["RoundContract", "Merge", "SafeTensors", "AtomicIO", "LinAlg"]),
+        .target(name: "Protocol", dependencies: ["RoundContract", "CZMQ", "COpenSSL", "AtomicIO", logging]),
         // libFuzzer entry for the wire decoder and chunk receiver (scripts/fuzz-protocol.sh);
         // a plain build is a replayer of saved inputs.
         .executableTarget(name: "ProtocolFuzz", dependencies: ["Protocol", logging]),
@@ -59,6 +61,7 @@ let package = Package(
         ]),
 
         .testTarget(name: "LinAlgTests", dependencies: ["LinAlg"]),
+        .testTarget(name: "RoundContractTests", dependencies: ["RoundContract"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "LinAlg"]),
         .testTarget(name: "ConsoleTests", dependencies: ["Console"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "LinAlg", "SafeTensors"]),

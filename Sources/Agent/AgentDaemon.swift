@@ -23,6 +23,12 @@ public protocol LocalWork: Sendable {
     func prepare(statistics: [String], into directory: String, logger: Logger) throws
     /// Scores the model directory on the local test split ("accuracy", "macro_f1", …).
     func evaluate(modelDirectory: String, logger: Logger) throws -> [String: Double]
+    /// SHA-256 of everything the contribution depends on (HELLO's `contribution`), or nil.
+    func contributionFingerprint() throws -> String?
+}
+
+extension LocalWork {
+    public func contributionFingerprint() throws -> String? { nil }
 }
 
 public final class AgentDaemon: @unchecked Sendable {
@@ -119,7 +125,7 @@ public final class AgentDaemon: @unchecked Sendable {
             let client = try SecureClient(endpoint: config.aggregator, tls: config.tls, serverName: config.serverName, logger: logger)
             self.client = client
             try client.connect(timeout: 10)
-            try client.send(.hello(Hello(name: config.name, baseFingerprint: fingerprint, protocolVersion: 1)))
+            try client.send(.hello(Hello(name: config.name, baseFingerprint: fingerprint, contribution: try work.contributionFingerprint())))
             phase = .awaitingWelcome
         case .awaitingWelcome:
             guard let message = try client!.receive(timeout: 30) else { throw LinkFailure.heartbeatTimeout(seconds: 30) }
@@ -132,16 +138,14 @@ public final class AgentDaemon: @unchecked Sendable {
                 for (label, metrics) in sent.sorted(by: { $0.key < $1.key }) where !acknowledged.contains(label) {
                     try client!.send(.eval(Eval(round: w.round, method: label, metrics: metrics)))
                 }
-                logger.info("admitted", metadata: ["round": "\(w.round)", "statistics": "\(w.wantedStatistics.joined(separator: ","))",
-                                                   "methods": "\(w.methods.joined(separator: ","))", "phase": "\(w.attributes["phase"] ?? "?")"])
+                logger.info("admitted", metadata: ["round": "\(w.round)", "statistics": "\(w.wantedStatistics.map(\.rawValue).joined(separator: ","))",
+                                                   "methods": "\(w.methods.joined(separator: ","))", "phase": "\(w.phase.rawValue)"])
                 if allEvaluated(w) { return finishRound() }
-                let required = (w.attributes["required"] ?? "").split(separator: ",").map(String.init)
-                let committed = Set((w.attributes["committed"] ?? "").split(separator: ",").map(String.init))
-                uploads = required.filter { !committed.contains($0) }
+                uploads = w.required.filter { !w.committed.contains($0) }
                 // Always prepare: it reuses the model and statistics on disk when their inputs match,
                 // and the local evaluation needs them even when the aggregator has everything.
                 phase = .preparing
-                let work = self.work, statistics = w.wantedStatistics, directory = preparedDirectory, logger = self.logger
+                let work = self.work, statistics = w.wantedStatistics.map(\.rawValue), directory = preparedDirectory, logger = self.logger
                 worker.start { try work.prepare(statistics: statistics, into: directory, logger: logger) }
             case .refused(let r):
                 logger.error("refused by the aggregator: \(r.reason)")

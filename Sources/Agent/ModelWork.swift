@@ -65,6 +65,14 @@ public struct ModelWork: LocalWork {
         return Self.hash(parts.joined(separator: "\n"))
     }
 
+    /// The contribution's identity for the aggregator's store (HELLO `contribution`): the
+    /// fine-tuned model's inputs and the statistics settings. Which kinds are computed is not
+    /// part of it: the aggregator asks again when a stored contribution lacks a kind.
+    public func contributionFingerprint() throws -> String? {
+        Self.hash([try modelKey(), "\(config.stats.gramBatches),\(config.stats.fisherExamples),\(config.stats.kfacExamples),\(config.stats.batchSize)"]
+            .joined(separator: "\n"))
+    }
+
     static func hash(_ text: String) -> String {
         let h = SHA256Hasher()
         h.update(Data(text.utf8))

@@ -39,8 +39,7 @@ public struct AggregatorConfig: Sendable {
                                    "symmetry_tolerance", "psd_tolerance", "heads_prefix"]
     /// Names under output/round-<id>/ that are not merged models: a method may not be labelled so.
     /// "local" is also what an agent's EVAL of its own model is called.
-    public static let reservedLabels = ["local", "report.md", "report.json", "report.svg", "evals.json",
-                                        "eval-failures.json", "delivered.json", "merged-agents.json"]
+    public static let reservedLabels = ReservedLabel.all
     public static let headsModes = ["average", "keep", "per_label"]
 
     /// The statistics the configured methods need from every agent.

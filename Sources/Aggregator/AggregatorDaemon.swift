@@ -291,7 +291,7 @@ public final class AggregatorDaemon: @unchecked Sendable {
 
     /// Every model this agent should score (its own and each merge) is scored or reported failed.
     private func allEvaluated(_ agent: String) -> Bool {
-        (["local"] + config.methods.map(\.label)).allSatisfy { isEvaluated(agent, $0) }
+        ([ReservedLabel.local] + config.methods.map(\.label)).allSatisfy { isEvaluated(agent, $0) }
     }
 
     private func isEvaluated(_ agent: String, _ label: String) -> Bool {
@@ -410,7 +410,7 @@ public final class AggregatorDaemon: @unchecked Sendable {
     /// Which model an agent may report on: its own once its contribution is in, or a merged
     /// model it was sent (recorded durably, so this survives restarts).
     private func mayEvaluate(_ method: String, _ link: AgentLink) throws {
-        if method == "local" {
+        if method == ReservedLabel.local {
             guard spool.isComplete(link.name, required: required, kinds: kinds) || merged.contains(link.name) else {
                 throw AggregatorError.evalBeforeUpload(link.name)
             }
@@ -426,8 +426,8 @@ public final class AggregatorDaemon: @unchecked Sendable {
         let refusal: String?
         if hello.name != link.name {
             refusal = "HELLO names '\(loggable(hello.name, limit: 80))' but the certificate is '\(link.name)'"
-        } else if hello.protocolVersion != AggregatorDaemon.protocolVersion {
-            refusal = "protocol version \(hello.protocolVersion) is not supported (aggregator speaks \(AggregatorDaemon.protocolVersion))"
+        } else if hello.protocolVersion != Int(ProtocolVersion.current) {
+            refusal = "protocol version \(hello.protocolVersion) is not supported (aggregator speaks \(ProtocolVersion.current))"
         } else if hello.baseFingerprint != baseFingerprint {
             refusal = "different base model: fingerprint \(loggable(String(hello.baseFingerprint.prefix(12))))… ≠ the round's \(baseFingerprint.prefix(12))… (\(config.baseModel))"
         } else if !config.subset.contains(hello.name) {
@@ -452,11 +452,9 @@ public final class AggregatorDaemon: @unchecked Sendable {
         link.receiver = try ChunkReceiver(spool: spool.agentDirectory(link.name), sizeLimits: sizeLimits,
                                           replacesCommitted: false, diskReserve: 256 << 20, logger: agentLogger)
         let committed = spool.committedFiles(link.name, required: required)
-        try server!.send(.welcome(Welcome(round: config.round, wantedStatistics: config.wantedStatistics,
-                                          methods: config.methods.map(\.label),
-                                          attributes: ["required": required.joined(separator: ","),
-                                                       "committed": committed.joined(separator: ","),
-                                                       "phase": phaseName])), to: link.peer)
+        try server!.send(.welcome(Welcome(round: config.round, merge: "round-\(config.round)", wantedStatistics: kinds.sorted(),
+                                          methods: config.methods.map(\.label), required: required, committed: committed,
+                                          phase: MergePhase(rawValue: phaseName) ?? .collecting)), to: link.peer)
         logger.info("agent admitted", metadata: ["agent": "\(link.name)", "committed_files": "\(committed.count)/\(required.count)"])
         if phase == .distributing { sendNextDownload(link) }
     }
@@ -506,7 +504,7 @@ public final class AggregatorDaemon: @unchecked Sendable {
             link.download = (entry.label, sender)
             try server!.send(.merged(Merged(round: config.round, method: entry.label,
                                             files: [MergedFile(name: sender.offer.name, size: sender.offer.size, sha256: sender.offer.sha256)],
-                                            attributes: ["merge_method": entry.choice.name])), to: link.peer)
+                                            mergeMethod: entry.choice.name)), to: link.peer)
             try sender.start { try server!.send($0, to: link.peer) }
         } catch {
             logger.error("cannot send merged model", metadata: ["agent": "\(link.name)", "method": "\(entry.label)", "error": "\(error)"])
@@ -514,7 +512,6 @@ public final class AggregatorDaemon: @unchecked Sendable {
         }
     }
 
-    public static let protocolVersion = 1
 }
 
 public enum AggregatorError: Error, CustomStringConvertible {

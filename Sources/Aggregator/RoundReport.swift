@@ -21,7 +21,7 @@ public struct RoundReport: Sendable {
 
     /// Rows of the table: the agents' own models, then each method in config order.
     var rows: [(label: String, title: String)] {
-        [("local", "own model (baseline)")] + config.methods.map { ($0.label, $0.label + " (\($0.choice.name))") }
+        [(ReservedLabel.local, "own model (baseline)")] + config.methods.map { ($0.label, $0.label + " (\($0.choice.name))") }
     }
 
     static let metrics = ["accuracy", "macro_f1"]

@@ -96,14 +96,7 @@ public struct RoundSpool: @unchecked Sendable {
         let path = agentDirectory(agent) + "/stats.safetensors"
         guard FileManager.default.fileExists(atPath: path) else { return kinds.sorted { $0.rawValue < $1.rawValue } }
         guard let file = try? SafeTensorsFile(path: path) else { return kinds.sorted { $0.rawValue < $1.rawValue } }
-        return kinds.sorted { $0.rawValue < $1.rawValue }.filter { kind in
-            switch kind {
-            case .gram: !file.names.contains { $0.hasSuffix(".gram") }
-            case .fisher: !file.names.contains { $0.hasSuffix(".fisher") }
-            case .kfacOut: !file.names.contains { $0.hasSuffix(".kfac_out") }
-            case .labelCounts: file.metadata["train.label_counts"] == nil
-            }
-        }
+        return kinds.sorted().filter { !$0.isPresent(tensorNames: file.names, metadataKeys: file.metadata.keys) }
     }
 
     /// Moves a committed stats.safetensors that lacks statistics the round now needs out of the

@@ -2,11 +2,8 @@
 // accumulator; the accumulator folds in one model at a time and finishes into tensors.
 
 import LinAlg
-
-/// A statistic a method needs from each model's stats.safetensors (the aggregator asks for it).
-public enum StatisticKind: String, Sendable, CaseIterable, Codable {
-    case gram, fisher, kfacOut = "kfac_out", labelCounts = "label_counts"
-}
+// StatisticKind (what a method asks each model for) is the round contract's; Merge's users see it here.
+@_exported import RoundContract
 
 public protocol MergeMethod: Sendable {
     /// The `merge_method` name in configs.

@@ -59,7 +59,7 @@ public enum CommonParameters {
     public static let specs: [ParameterSpec] = [
         ParameterSpec("heads", .choice(["average", "keep", "per_label"]), default: .string("average"),
                       doc: "Classifier heads: merged like every other tensor (average), one head per model (keep), or each label's row averaged over the models that saw that label (per_label)."),
-        ParameterSpec("heads_prefix", .string, default: .string("classifier."),
+        ParameterSpec("heads_prefix", .string, default: .string(HeadsNaming.defaultPrefix),
                       doc: "Tensors whose name starts with this are heads."),
     ]
 

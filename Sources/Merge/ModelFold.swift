@@ -32,7 +32,7 @@ final class ModelFold {
         self.method = method
         self.parameters = parameters
         self.headsMode = HeadsMode(rawValue: parameters.string("heads") ?? "average") ?? .average
-        self.headsPrefix = parameters.string("heads_prefix") ?? "classifier."
+        self.headsPrefix = parameters.string("heads_prefix") ?? HeadsNaming.defaultPrefix
     }
 
     var isEmpty: Bool { modelNames.isEmpty }
@@ -63,10 +63,10 @@ final class ModelFold {
         for n in model.names where !TensorKernels.allFinite(model[n]!) { throw MergeError.nonFinite(model: name, tensor: n) }
         guard headsMode == .perLabel else { return Checked(name: name, labelCounts: nil) }
         guard let counts = try naming(model: name, { try statistics.labelCounts() }) else {
-            throw MergeError.missingStatistic(model: name, key: "train.label_counts (metadata; needed by heads: per_label)")
+            throw MergeError.missingStatistic(model: name, key: StatisticKey.labelCounts + " (metadata; needed by heads: per_label)")
         }
         if let expected = labelCount, expected != counts.count {
-            throw MergeError.badMetadata(model: name, key: "train.label_counts", value: "\(counts.count) labels, the first model has \(expected)")
+            throw MergeError.badMetadata(model: name, key: StatisticKey.labelCounts, value: "\(counts.count) labels, the first model has \(expected)")
         }
         for n in model.names where n.hasPrefix(headsPrefix) && model[n]!.rows != counts.count {
             throw MergeError.badMetadata(model: name, key: "train.label_counts",
@@ -86,8 +86,7 @@ final class ModelFold {
             foldPerLabel(model: model, counts: counts, weight: weight)
         }
         if headsMode == .keep {
-            let stem = headsPrefix.hasSuffix(".") ? String(headsPrefix.dropLast()) : headsPrefix
-            let newPrefix = stem + "_" + checked.name + "."
+            let newPrefix = HeadsNaming.keptPrefix(agent: checked.name, headsPrefix: headsPrefix)
             let heads = order.filter { $0.hasPrefix(headsPrefix) }.map { (newPrefix + $0.dropFirst(headsPrefix.count), model[$0]!) }
             keptHeads.append((checked.name, heads))
         }
@@ -171,8 +170,7 @@ final class ModelFold {
         for e in entries { totals[e.rule, default: 0] += 1 }
         var mapping: [String: String] = [:]
         if headsMode == .keep {
-            let stem = headsPrefix.hasSuffix(".") ? String(headsPrefix.dropLast()) : headsPrefix
-            for m in modelNames { mapping[m] = stem + "_" + m + "." }
+            for m in modelNames { mapping[m] = HeadsNaming.keptPrefix(agent: m, headsPrefix: headsPrefix) }
         }
         let report = MergeReport(method: method,
                                  parameters: parameters.values.mapValues(CommonParameters.reportString),

@@ -32,7 +32,7 @@ public struct PlausibilityLimits: Sendable, Equatable, Codable {
 
     public init(maxTensorDistance: Double = 3, maxModelDistance: Double = 1, distanceFloor: Double = 0.05,
                 maxHeadValue: Double = 1000, symmetryTolerance: Double = 1e-4, psdTolerance: Double = 1e-4,
-                headsPrefix: String = "classifier.") {
+                headsPrefix: String = HeadsNaming.defaultPrefix) {
         self.maxTensorDistance = maxTensorDistance
         self.maxModelDistance = maxModelDistance
         self.distanceFloor = distanceFloor
@@ -130,8 +130,9 @@ public enum Plausibility {
         for name in statistics.tensors.names {
             let tensor = statistics.tensors[name]!
             guard allFinite(tensor) else { fail(.nonFinite, name, "contains NaN or infinity"); continue }
-            if let linear = name.strippingSuffix(".gram") ?? name.strippingSuffix(".kfac_out") {
-                let isGram = name.hasSuffix(".gram")
+            let parsed = StatisticKey.parse(name)
+            if let (linear, kind) = parsed, kind != .fisher {
+                let isGram = kind == .gram
                 guard let weight = model[linear + ".weight"], weight.rank == 2 else {
                     fail(.unexpectedStatistic, name, "no linear '\(linear).weight' in the model"); continue
                 }
@@ -139,14 +140,14 @@ public enum Plausibility {
                 guard tensor.shape == [d, d] else {
                     fail(.shape, name, "shape \(tensor.shape), expected [\(d), \(d)] for '\(linear).weight' \(weight.shape)"); continue
                 }
-                let key = name + ".num_rows"
+                let key = StatisticKey.rows(ofTensor: name)
                 if let text = statistics.metadata[key] {
                     if Int(text).map({ $0 <= 0 }) ?? true { fail(.numRows, key, "'\(text.prefix(40))' is not a positive whole number") }
                 } else {
                     fail(.numRows, key, "missing")
                 }
                 if let violation = symmetricPSD(tensor, name: name, limits: limits) { violations.append(violation) }
-            } else if let parameter = name.strippingSuffix(".fisher") {
+            } else if let (parameter, _) = parsed {
                 guard let weight = model[parameter] else { fail(.unexpectedStatistic, name, "no parameter '\(parameter)' in the model"); continue }
                 guard weight.shape == tensor.shape else {
                     fail(.shape, name, "shape \(tensor.shape), the parameter's is \(weight.shape)"); continue
@@ -236,10 +237,4 @@ public enum Plausibility {
     static func allFinite(_ t: Tensor<Float>) -> Bool { TensorKernels.allFinite(t) }
 
     static func format(_ x: Double) -> String { String(format: "%.3g", x) }
-}
-
-extension String {
-    func strippingSuffix(_ suffix: String) -> String? {
-        hasSuffix(suffix) ? String(dropLast(suffix.count)) : nil
-    }
 }

@@ -64,10 +64,7 @@ public enum ModelFiles {
         guard !kinds.isEmpty else { return NamedStatistics() }
         guard FileManager.default.fileExists(atPath: path) else { throw ModelFilesError.noStatistics(model: model, path: path) }
         let file = try SafeTensorsFile(path: path)
-        var suffixes: [String] = []
-        if kinds.contains(.gram) { suffixes.append(".gram") }
-        if kinds.contains(.fisher) { suffixes.append(".fisher") }
-        if kinds.contains(.kfacOut) { suffixes.append(".kfac_out") }
+        let suffixes = kinds.compactMap(\.tensorSuffix)
         var tensors = NamedTensors()
         for name in file.names where suffixes.contains(where: { name.hasSuffix($0) }) {
             tensors.set(name, try file.floatTensor(name))

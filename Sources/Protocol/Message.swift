@@ -2,6 +2,9 @@
 // struct per type. The binary framing lives in MessageCodec.swift.
 
 import Foundation
+// The round's message headers (HELLO, WELCOME, MERGED, EVAL, …) are RoundContract's; every
+// user of the wire sees them through Protocol.
+@_exported import RoundContract
 
 /// Wire number of each message type. Numbers are part of the protocol: never reuse one.
 public enum MessageType: UInt16, Sendable, CaseIterable, CustomStringConvertible {
@@ -41,45 +44,6 @@ public enum MessageType: UInt16, Sendable, CaseIterable, CustomStringConvertible
 
     /// Only CHUNK carries bulk bytes after its header; every other payload must be empty.
     public var carriesPayload: Bool { self == .chunk }
-}
-
-/// Agent → aggregator, first message on a link: who I am and which base model I tuned.
-public struct Hello: Codable, Sendable, Equatable {
-    public var name: String
-    public var baseFingerprint: String
-    public var protocolVersion: Int
-    public var round: Int?
-    /// Room for daemon-specific facts (architecture, statistics on offer, …).
-    public var attributes: [String: String]
-
-    public init(name: String, baseFingerprint: String, protocolVersion: Int, round: Int? = nil, attributes: [String: String] = [:]) {
-        self.name = name
-        self.baseFingerprint = baseFingerprint
-        self.protocolVersion = protocolVersion
-        self.round = round
-        self.attributes = attributes
-    }
-}
-
-/// Aggregator → agent: admitted to `round`; send these statistics for these methods.
-public struct Welcome: Codable, Sendable, Equatable {
-    public var round: Int
-    public var wantedStatistics: [String]
-    public var methods: [String]
-    public var attributes: [String: String]
-
-    public init(round: Int, wantedStatistics: [String], methods: [String], attributes: [String: String] = [:]) {
-        self.round = round
-        self.wantedStatistics = wantedStatistics
-        self.methods = methods
-        self.attributes = attributes
-    }
-}
-
-/// Either side: the request (HELLO, OFFER, or the link itself) is refused, and why.
-public struct Refused: Codable, Sendable, Equatable {
-    public var reason: String
-    public init(reason: String) { self.reason = reason }
 }
 
 /// Sender → receiver: I want to send file `name` of `size` bytes with this SHA-256 (hex).
@@ -147,69 +111,6 @@ public struct Committed: Codable, Sendable, Equatable {
     public init(transferID: String, name: String) {
         self.transferID = transferID
         self.name = name
-    }
-}
-
-/// One file of a merged model, as listed in MERGED.
-public struct MergedFile: Codable, Sendable, Equatable {
-    public var name: String
-    public var size: UInt64
-    public var sha256: String
-    public init(name: String, size: UInt64, sha256: String) {
-        self.name = name
-        self.size = size
-        self.sha256 = sha256
-    }
-}
-
-/// Aggregator → agent: method `method` produced these files; OFFERs for them follow.
-public struct Merged: Codable, Sendable, Equatable {
-    public var round: Int
-    public var method: String
-    public var files: [MergedFile]
-    public var attributes: [String: String]
-    public init(round: Int, method: String, files: [MergedFile], attributes: [String: String] = [:]) {
-        self.round = round
-        self.method = method
-        self.files = files
-        self.attributes = attributes
-    }
-}
-
-/// Agent → aggregator: local test metrics of the merged model from `method`.
-public struct Eval: Codable, Sendable, Equatable {
-    public var round: Int
-    public var method: String
-    public var metrics: [String: Double]
-    public init(round: Int, method: String, metrics: [String: Double]) {
-        self.round = round
-        self.method = method
-        self.metrics = metrics
-    }
-}
-
-/// Aggregator → agent: the EVAL for `method` is durably recorded; the agent may stop
-/// re-sending it (and exit once every method it was told of is acknowledged).
-public struct Evaluated: Codable, Sendable, Equatable {
-    public var round: Int
-    public var method: String
-    public init(round: Int, method: String) {
-        self.round = round
-        self.method = method
-    }
-}
-
-/// Either side: something went wrong; `code` is machine-readable. `method` names the merged
-/// model concerned when there is one (e.g. an agent's failed evaluation of it: code
-/// `eval_failed`), so the aggregator can record that evaluation as failed instead of waiting.
-public struct ErrorReport: Codable, Sendable, Equatable {
-    public var code: String
-    public var message: String
-    public var method: String?
-    public init(code: String, message: String, method: String? = nil) {
-        self.code = code
-        self.message = message
-        self.method = method
     }
 }
 

@@ -60,7 +60,7 @@ public enum MessageDecodingError: Error, Equatable, Sendable, CustomStringConver
 
 /// Encodes and decodes messages under a set of limits. A value type; one per link is fine.
 public struct MessageCodec: Sendable {
-    public static let version: UInt16 = 1
+    public static let version: UInt16 = ProtocolVersion.current
     public static let prefixBytes = 8
 
     public let limits: MessageLimits

@@ -28,7 +28,7 @@ final class RogueAgent {
         self.client = client
         try client.connect(timeout: 20)
         let fingerprint = try ModelFingerprint.of(directory: federation.root + "/base")
-        try client.send(.hello(Hello(name: name, baseFingerprint: fingerprint, protocolVersion: 1)))
+        try client.send(.hello(Hello(name: name, baseFingerprint: fingerprint)))
         return try next(timeout: 30)
     }
 

@@ -8,7 +8,7 @@ import XCTest
 final class MessageCodecTests: ProtocolTestCase {
     static let samples: [Message] = [
         .hello(Hello(name: "agent-1", baseFingerprint: "sha256:abc", protocolVersion: 1, round: 3, attributes: ["arch": "bert"])),
-        .welcome(Welcome(round: 3, wantedStatistics: ["gram", "fisher"], methods: ["regmean", "average"])),
+        .welcome(Welcome(round: 3, wantedStatistics: [.gram, .fisher], methods: ["regmean", "average"])),
         .refused(Refused(reason: "different base model")),
         .offer(Offer(transferID: "t1", name: "model.safetensors", size: 123_456_789, sha256: String(repeating: "ab", count: 32))),
         .resume(Resume(transferID: "t1", offset: 4 << 20)),

@@ -44,7 +44,7 @@ final class SecureClientTests: ProtocolTestCase {
         try client.send(.hello(hello))
         var reply: Message?
         while reply == nil { reply = try client.receive(timeout: 30) }
-        XCTAssertEqual(reply, .welcome(Welcome(round: 4, wantedStatistics: ["gram"], methods: ["regmean"])))
+        XCTAssertEqual(reply, .welcome(Welcome(round: 4, wantedStatistics: [.gram], methods: ["regmean"])))
         XCTAssertTrue(harness.waitForEvents { $0.contains { if case .message(_, .hello(hello)) = $0 { true } else { false } } })
     }
 

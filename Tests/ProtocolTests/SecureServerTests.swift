@@ -161,7 +161,7 @@ final class SecureServerTests: ProtocolTestCase {
         try good.send(.hello(Hello(name: "agent-good", baseFingerprint: "f", protocolVersion: 1, round: 2)))
         var reply: Message?
         while reply == nil { reply = try good.receive(timeout: 30) }
-        XCTAssertEqual(reply, .welcome(Welcome(round: 2, wantedStatistics: ["gram"], methods: ["regmean"])))
+        XCTAssertEqual(reply, .welcome(Welcome(round: 2, wantedStatistics: [.gram], methods: ["regmean"])))
         XCTAssertEqual(harness.connectedNames.read { Array($0.values) }, ["agent-good"])
     }
 

@@ -156,7 +156,7 @@ final class ServerHarness: @unchecked Sendable {
                 if message.type != .chunk { events.write { $0.append(event) } }
                 guard let name = names[peer], let receiver = receivers[name] else { continue }
                 if case .hello(let hello) = message {
-                    try? server.send(.welcome(Welcome(round: hello.round ?? 0, wantedStatistics: ["gram"], methods: ["regmean"])), to: peer)
+                    try? server.send(.welcome(Welcome(round: hello.round ?? 0, wantedStatistics: [.gram], methods: ["regmean"])), to: peer)
                     continue
                 }
                 do {

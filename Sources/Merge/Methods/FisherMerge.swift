@@ -50,11 +50,11 @@ final class FisherAccumulator: MergeAccumulator {
             }
             var fishers: [String: Tensor<Float>] = [:]
             for n in claimed {
-                guard let f = statistics.fisher(forParameter: n) else { throw MergeError.missingStatistic(model: checked.name, key: n + ".fisher") }
+                guard let f = statistics.fisher(forParameter: n) else { throw MergeError.missingStatistic(model: checked.name, key: StatisticKey.fisher(n)) }
                 guard f.shape == model[n]!.shape else {
-                    throw MergeError.shapeMismatch(model: checked.name, tensor: n + ".fisher", expected: model[n]!.shape, actual: f.shape)
+                    throw MergeError.shapeMismatch(model: checked.name, tensor: StatisticKey.fisher(n), expected: model[n]!.shape, actual: f.shape)
                 }
-                guard TensorKernels.allFinite(f) else { throw MergeError.nonFinite(model: checked.name, tensor: n + ".fisher") }
+                guard TensorKernels.allFinite(f) else { throw MergeError.nonFinite(model: checked.name, tensor: StatisticKey.fisher(n)) }
                 fishers[n] = f
             }
             fold.commit(checked, model: model, weight: weight)

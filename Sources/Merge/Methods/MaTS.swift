@@ -154,7 +154,7 @@ final class MaTSAccumulator: MergeAccumulator {
             case "regmean":
                 if isMatrix && statistics.hasGram(forLinear: linear) { systems.append(make("regmean")) }
             default:
-                if isMatrix && statistics.hasGram(forLinear: linear) && statistics.tensors.contains(linear + ".kfac_out") {
+                if isMatrix && statistics.hasGram(forLinear: linear) && statistics.tensors.contains(StatisticKey.kfacOut(linear)) {
                     systems.append(make("kfac"))
                 } else if fallbackFisher && statistics.fisher(forParameter: n) != nil {
                     systems.append(make("fisher_diag"))
@@ -208,9 +208,9 @@ final class MaTSAccumulator: MergeAccumulator {
         let m = s.rows
         switch s.op {
         case .diagonal:
-            guard let f = statistics.fisher(forParameter: s.name) else { throw MergeError.missingStatistic(model: modelName, key: s.name + ".fisher") }
-            guard f.shape == theta.shape else { throw MergeError.shapeMismatch(model: modelName, tensor: s.name + ".fisher", expected: theta.shape, actual: f.shape) }
-            guard TensorKernels.allFinite(f) else { throw MergeError.nonFinite(model: modelName, tensor: s.name + ".fisher") }
+            guard let f = statistics.fisher(forParameter: s.name) else { throw MergeError.missingStatistic(model: modelName, key: StatisticKey.fisher(s.name)) }
+            guard f.shape == theta.shape else { throw MergeError.shapeMismatch(model: modelName, tensor: StatisticKey.fisher(s.name), expected: theta.shape, actual: f.shape) }
+            guard TensorKernels.allFinite(f) else { throw MergeError.nonFinite(model: modelName, tensor: StatisticKey.fisher(s.name)) }
             let values = f.withUnsafeBufferPointer { p -> [Double] in
                 var mean = 0.0
                 for x in p { mean += Double(x) }
@@ -225,12 +225,12 @@ final class MaTSAccumulator: MergeAccumulator {
         case .kronecker:
             let a = try gramMatrix(s, statistics: statistics, modelName: modelName, alpha: 1)
             guard let k = try naming(model: modelName, { try statistics.kfacOut(forLinear: s.linear) }) else {
-                throw MergeError.missingStatistic(model: modelName, key: s.linear + ".kfac_out")
+                throw MergeError.missingStatistic(model: modelName, key: StatisticKey.kfacOut(s.linear))
             }
             guard k.sum.shape == [m, m] else {
-                throw MergeError.shapeMismatch(model: modelName, tensor: s.linear + ".kfac_out", expected: [m, m], actual: k.sum.shape)
+                throw MergeError.shapeMismatch(model: modelName, tensor: StatisticKey.kfacOut(s.linear), expected: [m, m], actual: k.sum.shape)
             }
-            guard TensorKernels.allFinite(k.sum) else { throw MergeError.nonFinite(model: modelName, tensor: s.linear + ".kfac_out") }
+            guard TensorKernels.allFinite(k.sum) else { throw MergeError.nonFinite(model: modelName, tensor: StatisticKey.kfacOut(s.linear)) }
             var b = TensorKernels.widened(k.sum)
             b.storage = b.storage.map { $0 / Double(k.numRows) }
             damp(&b)

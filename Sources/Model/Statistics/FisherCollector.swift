@@ -3,6 +3,7 @@
 // expectation weight; sums are fp64, the stored value is the mean over examples (fp32).
 
 import LinAlg
+import RoundContract
 
 public final class FisherCollector: StatisticsCollector {
     public let needsInputs = false
@@ -46,6 +47,6 @@ public final class FisherCollector: StatisticsCollector {
     }
 
     public func export(naming name: (String) -> String) -> (tensors: [(name: String, tensor: Tensor<Float>)], metadata: [String: String]) {
-        (names.map { (name($0.name) + ".fisher", tensor($0)) }, ["fisher.num_examples": "\(examples)"])
+        (names.map { (StatisticKey.fisher(name($0.name)), tensor($0)) }, [StatisticKey.fisherExamples: "\(examples)"])
     }
 }

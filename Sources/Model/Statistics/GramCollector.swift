@@ -4,6 +4,7 @@
 // two say `same_as` (DESIGN.md §3).
 
 import LinAlg
+import RoundContract
 
 public final class GramCollector: StatisticsCollector {
     public let needsInputs = true
@@ -39,12 +40,12 @@ public final class GramCollector: StatisticsCollector {
         var metadata: [String: String] = [:]
         for linear in order {
             let acc = grams[linear]!
-            tensors.append((name(linear) + ".gram", acc.tensor()))
-            metadata[name(linear) + ".gram.num_rows"] = "\(acc.rows)"
+            tensors.append((StatisticKey.gram(name(linear)), acc.tensor()))
+            metadata[StatisticKey.gramRows(name(linear))] = "\(acc.rows)"
         }
         for (other, stored) in sameAs {
-            metadata[name(other) + ".gram.same_as"] = name(stored)
-            metadata[name(other) + ".gram.num_rows"] = "\(grams[stored]!.rows)"
+            metadata[StatisticKey.gramSameAs(name(other))] = name(stored)
+            metadata[StatisticKey.gramRows(name(other))] = "\(grams[stored]!.rows)"
         }
         return (tensors, metadata)
     }

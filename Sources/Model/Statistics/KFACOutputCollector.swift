@@ -4,6 +4,7 @@
 // for pooler and classifier), DESIGN.md §3.
 
 import LinAlg
+import RoundContract
 
 public final class KFACOutputCollector: StatisticsCollector {
     public let needsInputs = false
@@ -38,8 +39,8 @@ public final class KFACOutputCollector: StatisticsCollector {
         var tensors: [(name: String, tensor: Tensor<Float>)] = []
         var metadata: [String: String] = [:]
         for linear in order {
-            tensors.append((name(linear) + ".kfac_out", factors[linear]!.tensor()))
-            metadata[name(linear) + ".kfac_out.num_rows"] = "\(factors[linear]!.rows)"
+            tensors.append((StatisticKey.kfacOut(name(linear)), factors[linear]!.tensor()))
+            metadata[StatisticKey.kfacOutRows(name(linear))] = "\(factors[linear]!.rows)"
         }
         return (tensors, metadata)
     }

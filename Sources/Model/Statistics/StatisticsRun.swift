@@ -7,6 +7,7 @@ import Console
 import Foundation
 import LinAlg
 import SafeTensors
+import RoundContract
 
 public struct StatisticsPlan: Sendable, Equatable {
     public var gramBatches = 16
@@ -77,10 +78,10 @@ public enum StatisticsRun {
                 tensors += out.tensors
                 metadata.merge(out.metadata) { a, _ in a }
             }
-            if kfac != nil { metadata["kfac_out.num_examples"] = "\(min(plan.kfacExamples, n))" }
+            if kfac != nil { metadata[StatisticKey.kfacExamples] = "\(min(plan.kfacExamples, n))" }
         }
         let counts = data.labelCounts()
-        metadata["train.label_counts"] = "[" + counts.map(String.init).joined(separator: ",") + "]"
+        metadata[StatisticKey.labelCounts] = "[" + counts.map(String.init).joined(separator: ",") + "]"
         metadata["labels"] = String(decoding: try JSONSerialization.data(withJSONObject: model.config.labels), as: UTF8.self)
         return (tensors, metadata)
     }
