@@ -33,7 +33,7 @@ let package = Package(
         .target(name: "SafeTensors", dependencies: ["LinAlg", "AtomicIO"]),
         .target(name: "Console"),
         .target(name: "ConfigTree"),
-        .target(name: "DaemonSupport", dependencies: ["ConfigTree", .product(name: "Yams", package: "Yams"), logging]),
+        .target(name: "DaemonSupport", dependencies: ["ConfigTree", "Protocol", .product(name: "Yams", package: "Yams"), logging]),
 
         // The libraries the daemons stand on.
         .target(name: "Model", dependencies: ["RoundContract", "LinAlg", "SafeTensors", "AtomicIO", "Console"]),
@@ -68,6 +68,7 @@ let package = Package(
         .testTarget(name: "MergeTests", dependencies: ["Merge", "LinAlg"]),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "AtomicIO", "CZMQ", "COpenSSL"]),
         .testTarget(name: "fedmergeTests", dependencies: ["fedmerge", "Model", "Merge", "DaemonSupport", "SafeTensors", "LinAlg"]),
+        .testTarget(name: "AggregatorTests", dependencies: ["Aggregator", "Merge", "Protocol", "DaemonSupport"]),
         .testTarget(name: "ExperimentTests", dependencies: ["Experiment", "Model", "DaemonSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["fedmerge", "Model", "Protocol", "SafeTensors", "LinAlg"]),
     ]

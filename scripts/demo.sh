@@ -34,7 +34,7 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
 echo "demo: starting the aggregator and three agents (one BLAS thread each on this machine)"
-"$FEDMERGE" aggregator configs/demo/aggregator.yaml >"$DEMO/logs/aggregator.log" 2>&1 &
+"$FEDMERGE" aggregator configs/demo/aggregator.yaml --once >"$DEMO/logs/aggregator.log" 2>&1 &
 aggregator=$!
 for agent in movies amazon tweets; do
     OPENBLAS_NUM_THREADS=1 "$FEDMERGE" agent "configs/demo/agents/$agent.yaml" >"$DEMO/logs/$agent.log" 2>&1 &

@@ -62,11 +62,7 @@ public struct AgentConfig: Sendable {
         guard aggregator.hasPrefix("tcp://") else {
             throw ConfigError.invalid(file: file, key: "aggregator", value: "'\(aggregator)'", allowed: "a tcp:// endpoint such as tcp://127.0.0.1:7070")
         }
-        let tlsSection = try top.section("tls")
-        try tlsSection.onlyKeys(["ca", "cert", "key"])
-        let tls = TLSConfiguration(caFile: try tlsSection.path("ca", help: "the federation CA certificate (PEM)"),
-                                   certificateFile: try tlsSection.path("cert", help: "this agent's certificate (PEM)"),
-                                   keyFile: try tlsSection.path("key", help: "this agent's private key (PEM)"))
+        let tls = try TLSConfiguration.read(top)
 
         let d = try top.section("data")
         try d.onlyKeys(["train", "test", "format", "text_field", "label_field", "labels"])

@@ -20,14 +20,12 @@ public struct ContributionCheck: Sendable {
     /// The base config's architecture keys, as text.
     public let baseArchitecture: [String: String]
     public let limits: PlausibilityLimits
-    public let kinds: Set<StatisticKind>
 
-    public init(baseModel: String, limits: PlausibilityLimits, kinds: Set<StatisticKind>) throws {
+    public init(baseModel: String, limits: PlausibilityLimits) throws {
         base = try ModelFiles.loadModel(directory: baseModel).tensors
         let baseConfig = try Self.readConfig(baseModel + "/config.json")
         baseArchitecture = Self.architectureKeys.reduce(into: [:]) { into, key in baseConfig[key].map { into[key] = Self.text($0) } }
         self.limits = limits
-        self.kinds = kinds
     }
 
     /// Every reason the contribution in `directory` may not be merged (empty when it may), and
@@ -44,7 +42,8 @@ public struct ContributionCheck: Sendable {
             return (reasons + ["model.safetensors: \(error)"], "")
         }
         var statistics: NamedStatistics?
-        if !kinds.isEmpty {
+        // Statistics are checked whenever they were sent (which kinds a merge needs is the store's business).
+        if FileManager.default.fileExists(atPath: directory + "/stats.safetensors") {
             let all: Set<StatisticKind> = [.gram, .fisher, .kfacOut]
             do { statistics = try ModelFiles.loadStatistics(path: directory + "/stats.safetensors", model: "upload", kinds: all) } catch {
                 return (reasons + ["stats.safetensors: \(error)"], "")

@@ -8,20 +8,21 @@ import Protocol
 import SafeTensors
 
 public struct RoundReport: Sendable {
-    public let config: AggregatorConfig
+    public let definition: MergeDefinition
+    public let baseModel: String
     public let merged: [String]
     public let absent: [String]
-    public let evaluations: RoundSpool.Evaluations
-    public let outcomes: [RoundMerger.Outcome]
+    public let evaluations: [String: [String: [String: Double]]]
+    public let outcomes: [MergeRunner.Outcome]
     public let missingEvaluations: [String]
     /// Agents whose contribution failed the plausibility checks, with the reasons.
     public var quarantined: [String: [String]] = [:]
     /// Evaluations an agent reported as failed: agent → method → reason.
-    public var failedEvaluations: RoundSpool.Failures = [:]
+    public var failedEvaluations: [String: [String: String]] = [:]
 
     /// Rows of the table: the agents' own models, then each method in config order.
     var rows: [(label: String, title: String)] {
-        [(ReservedLabel.local, "own model (baseline)")] + config.methods.map { ($0.label, $0.label + " (\($0.choice.name))") }
+        [(ReservedLabel.local, "own model (baseline)")] + definition.methods.map { ($0.label, $0.label + " (\($0.choice.name))") }
     }
 
     static let metrics = ["accuracy", "macro_f1"]
@@ -39,7 +40,7 @@ public struct RoundReport: Sendable {
 
     public func jsonData() throws -> Data {
         var methods: [[String: Any]] = []
-        for entry in config.methods {
+        for entry in definition.methods {
             var m: [String: Any] = ["label": entry.label, "merge_method": entry.choice.name,
                                     "parameters": entry.choice.rawParameters.mapValues { $0.description }]
             if let outcome = outcomes.first(where: { $0.label == entry.label }) {
@@ -54,7 +55,7 @@ public struct RoundReport: Sendable {
             for metric in Self.metrics { if let v = mean(label, metric) { means[label, default: [:]][metric] = v } }
         }
         let object: [String: Any] = [
-            "round": config.round, "base_model": config.baseModel, "subset": config.subset,
+            "round": definition.id, "merge": definition.name, "base_model": baseModel, "subset": definition.subset,
             "merged_agents": merged, "absent_agents": absent, "missing_evaluations": missingEvaluations,
             "quarantined_agents": quarantined, "failed_evaluations": failedEvaluations,
             "methods": methods, "evaluations": evaluations, "mean_over_agents": means,
@@ -68,7 +69,7 @@ public struct RoundReport: Sendable {
             let f1 = value["macro_f1"].map { String(format: " / %.3f", $0) } ?? ""
             return String(format: "%.3f", acc) + f1
         }
-        var lines = ["# FedMerge round \(config.round)", ""]
+        var lines = ["# FedMerge merge \(definition.name) (round \(definition.id))", ""]
         lines.append("Merged agents: \(merged.joined(separator: ", "))" + (absent.isEmpty ? "" : "; absent at the deadline: \(absent.joined(separator: ", "))") + ".")
         lines.append("Each agent evaluates every model on its own local test split. Cells: accuracy / macro-F1.")
         lines.append("")
@@ -96,9 +97,9 @@ public struct RoundReport: Sendable {
         lines.append("")
         lines.append("| method | merge time (s) | tensors by rule | solve paths |")
         lines.append("|---|---:|---|---|")
-        for entry in config.methods {
+        for entry in definition.methods {
             guard let o = outcomes.first(where: { $0.label == entry.label }) else {
-                lines.append("| \(entry.label) | — | (merged in an earlier run) | |"); continue
+                lines.append("| \(entry.label) | — | (merged before a restart) | |"); continue
             }
             let rules = o.report.totals.keys.sorted().map { "\($0) \(o.report.totals[$0]!)" }.joined(separator: ", ")
             let paths = Dictionary(grouping: o.report.tensors.compactMap(\.solvePath), by: { $0 }).mapValues(\.count)
@@ -113,7 +114,7 @@ public struct RoundReport: Sendable {
         let width = 640.0, rowHeight = 26.0, left = 230.0, top = 30.0
         let height = top + rowHeight * Double(bars.count) + 30
         var out = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" font-family=\"sans-serif\" font-size=\"12\">\n"
-        out += "<text x=\"10\" y=\"18\" font-size=\"14\">Round \(config.round): mean accuracy over agents' local test splits</text>\n"
+        out += "<text x=\"10\" y=\"18\" font-size=\"14\">Merge \(definition.name): mean accuracy over agents' local test splits</text>\n"
         for (i, (title, value)) in bars.enumerated() {
             let y = top + rowHeight * Double(i)
             let w = max(0, min(1, value)) * (width - left - 60)

@@ -78,8 +78,7 @@ public struct ExperimentRunner {
         let methods = self.methods
         let all = agents.map(\.name)
         let scorer = try Scorer(vocabulary: config.baseModel + "/vocab.txt")
-        var inDomain = try federation.round(id: 1, subset: all, methods: methods, heads: heads, agentEvalCap: nil)
-        try completeEvaluations(&inDomain, agents: agents, methods: methods, scorer: scorer, report: &report)
+        let inDomain = try federation.round(id: 1, subset: all, methods: methods, heads: heads, agentEvalCap: nil)
         report.mergeSeconds.append(("all \(all.count) agents", inDomain.mergeSeconds, inDomain.wallSeconds))
         cleanAgentRounds(agents, round: 1)
 
@@ -101,27 +100,6 @@ public struct ExperimentRunner {
         report.json["wall_seconds"] = Date().timeIntervalSince(started)
         try write(report, agents: agents, seconds: Date().timeIntervalSince(started))
         say("experiment \(config.name): report in \(config.results)/report.md (\(Int(Date().timeIntervalSince(started))) s)")
-    }
-
-    /// Fills EVALs the aggregator never received (see Federation.round) by scoring the agent's
-    /// own assembled copy of each merged model on the agent's test split (capped as the agent's was).
-    func completeEvaluations(_ out: inout RoundOutput, agents: [AgentData], methods: [RoundMethod], scorer: Scorer, report: inout Report) throws {
-        var filled: [String] = []
-        for a in agents where out.subset.contains(a.name) {
-            for label in methods.map(\.label) + ["local"] where out.evaluations[a.name]?[label]?["accuracy"] == nil {
-                let model = label == "local" ? config.workdir + "/agents/\(a.name)/prepared"
-                                             : config.workdir + "/agents/\(a.name)/round-\(out.id)/merged/\(label)"
-                var test = a.test
-                if let cap = out.agentEvalCap, test.count > cap { test.examples = Array(test.examples.prefix(cap)) }
-                let s = try scorer.score(model: model, data: test, key: "round\(out.id)-agenttest:" + a.name, maxLength: a.maxLength)
-                out.evaluations[a.name, default: [:]][label] = ["accuracy": s.accuracy, "macro_f1": s.macroF1]
-                filled.append("\(a.name)/\(label)")
-            }
-        }
-        if !filled.isEmpty {
-            say("round \(out.id): scored \(filled.count) lost EVAL(s) in the runner: \(filled.joined(separator: ", "))")
-            report.notes.append("Round \(out.id): \(filled.count) agent EVAL(s) never reached the aggregator (\(filled.joined(separator: ", "))) — the agent exits right after sending its last EVAL and its ZeroMQ socket closes with ZMQ_LINGER 0, dropping it; the runner stopped the waiting aggregator and scored those merged models itself, on the agent's own assembled copy and test split.")
-        }
     }
 
     /// Agents keep every downloaded merged model per round; the scores are in evals.json, so drop them.
@@ -224,9 +202,8 @@ public struct ExperimentRunner {
         var bestNames: [String] = []
         for h in 0..<n {
             let members = (0..<n).filter { $0 != h }
-            var out = try federation.round(id: 2 + h, subset: members.map { agents[$0].name }, methods: methods, heads: "average",
+            let out = try federation.round(id: 2 + h, subset: members.map { agents[$0].name }, methods: methods, heads: "average",
                                            agentEvalCap: config.agentEvalCap)
-            try completeEvaluations(&out, agents: agents, methods: methods, scorer: scorer, report: &report)
             report.mergeSeconds.append(("without \(agents[h].name)", out.mergeSeconds, out.wallSeconds))
             cleanAgentRounds(agents, round: 2 + h)
             avg.append(Score.mean(try members.map { try test($0, h) }))
@@ -252,14 +229,10 @@ public struct ExperimentRunner {
     /// RegMean over the agents' uploaded model + statistics files, in-process (greedy prefixes).
     func offlineRegMean(members: [String], alpha: Double, into directory: String) throws -> String {
         let choice = try MethodChoice(from: ["merge_method": .string("regmean"), "parameters": .map(["alpha": .number(alpha)])], file: config.file)
-        let accumulator = try choice.makeAccumulator(base: nil)
-        for name in members {
-            let dir = config.workdir + "/agents/\(name)/prepared"
-            let stats = try ModelFiles.loadStatistics(path: dir + "/stats.safetensors", model: name, kinds: choice.requiredStatistics)
-            try accumulator.add(model: try ModelFiles.loadModel(directory: dir).tensors, statistics: stats, weight: 1, name: name)
-        }
+        let inputs = members.map { MergeInput(name: $0, modelDirectory: config.workdir + "/agents/\($0)/prepared") }
+        let (result, _) = try MergeLoop.run(choice, inputs: inputs, baseModel: nil)
         try? FileManager.default.removeItem(atPath: directory)
-        try MergedModelDirectory.write(try accumulator.finish(), to: directory, sideFilesFrom: config.workdir + "/agents/\(members[0])/prepared")
+        try MergedModelDirectory.write(result, to: directory, sideFilesFrom: config.workdir + "/agents/\(members[0])/prepared")
         return directory
     }
 

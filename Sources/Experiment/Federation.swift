@@ -124,6 +124,7 @@ public struct Federation {
         let logs = workdir + "/logs/round-\(id)"
         let output = workdir + "/output"
         try? FileManager.default.removeItem(atPath: output + "/round-\(id)")
+        // Each round starts from an empty store: agents upload the statistics this round asks for.
         try? FileManager.default.removeItem(atPath: workdir + "/spool")
         for d in [dir, logs] { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
         let port = try Self.freePort()
@@ -173,7 +174,7 @@ public struct Federation {
         for a in agents where subset.contains(a.name) { try? FileManager.default.removeItem(atPath: workdir + "/agents/\(a.name)/round-\(id)") }
         let started = Date()
         let aggregatorLog = logs + "/aggregator.log"
-        let aggregator = try start(["aggregator", dir + "/aggregator.yaml"], log: aggregatorLog)
+        let aggregator = try start(["aggregator", dir + "/aggregator.yaml", "--once"], log: aggregatorLog)
         var children: [(String, Process, String)] = []
         defer { for (_, p, _) in children where p.isRunning { p.terminate() }; if aggregator.isRunning { aggregator.terminate() } }
         Thread.sleep(forTimeInterval: 1)
@@ -182,32 +183,16 @@ public struct Federation {
             children.append((a.name, try start(["agent", dir + "/\(a.name).yaml"], log: log, environment: ["OPENBLAS_NUM_THREADS": "1"]), log))
         }
         say("round \(id): aggregator on 127.0.0.1:\(port), agents \(subset.joined(separator: ", ")); logs \(logs)")
-        // Every agent exits once it has sent its last EVAL. If the aggregator is still waiting
-        // for EVALs 30 s after the last agent left, that EVAL was lost in transit (the agent's
-        // socket closes with ZMQ_LINGER 0): stop the aggregator and let the runner score the
-        // missing evaluations itself from the agent's assembled copy of the merged model.
-        var allAgentsGone: Date?
-        var stoppedByRunner = false
+        // Every agent exits once the aggregator acknowledged its last EVAL (EVALUATED), and the
+        // aggregator (--once) once every EVAL is in: both exit on their own.
         while aggregator.isRunning {
             if Date().timeIntervalSince(started) > config.roundTimeout { throw FederationError.timedOut(round: id, seconds: config.roundTimeout, logs: logs) }
             for (name, p, log) in children where !p.isRunning && p.terminationStatus != 0 {
                 throw failure("agent \(name) (round \(id))", p, log)
             }
-            if allAgentsGone == nil && children.allSatisfy({ !$0.1.isRunning }) { allAgentsGone = Date() }
-            if let gone = allAgentsGone, Date().timeIntervalSince(gone) > 30 {
-                guard FileManager.default.fileExists(atPath: output + "/round-\(id)/evals.json") else {
-                    throw FederationError.processFailed(what: "round \(id): every agent", status: 0, log: logs,
-                                                        tail: "the agents exited before anything was merged; see their logs")
-                }
-                say("round \(id): every agent has finished but the aggregator still waits for EVALs; stopping it")
-                stoppedByRunner = true
-                aggregator.terminate()
-                aggregator.waitUntilExit()
-                break
-            }
             Thread.sleep(forTimeInterval: 2)
         }
-        if !stoppedByRunner && aggregator.terminationStatus != 0 { throw failure("aggregator (round \(id))", aggregator, aggregatorLog) }
+        if aggregator.terminationStatus != 0 { throw failure("aggregator (round \(id))", aggregator, aggregatorLog) }
         for (name, p, log) in children {
             let waitStart = Date()
             while p.isRunning && Date().timeIntervalSince(waitStart) < 120 { Thread.sleep(forTimeInterval: 1) }
@@ -215,23 +200,8 @@ public struct Federation {
         }
         let roundDir = output + "/round-\(id)"
         return RoundOutput(id: id, subset: subset, agentEvalCap: agentEvalCap, directory: roundDir, evaluations: try Self.readEvaluations(roundDir + "/evals.json"),
-                           mergeSeconds: FileManager.default.fileExists(atPath: roundDir + "/report.json")
-                               ? try Self.readMergeSeconds(roundDir + "/report.json") : Self.mergeSecondsFromLog(aggregatorLog),
+                           mergeSeconds: try Self.readMergeSeconds(roundDir + "/report.json"),
                            wallSeconds: Date().timeIntervalSince(started))
-    }
-
-    /// Merge wall-clock per method from the aggregator's "merged" log lines (when it was
-    /// stopped before writing report.json): `… method=<label> … seconds=<s> [Aggregator] merged`.
-    static func mergeSecondsFromLog(_ path: String) -> [String: Double] {
-        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
-        var out: [String: Double] = [:]
-        for line in text.split(separator: "\n") where line.hasSuffix("[Aggregator] merged") {
-            let fields = line.split(separator: " ")
-            guard let m = fields.first(where: { $0.hasPrefix("method=") }), let s = fields.first(where: { $0.hasPrefix("seconds=") }),
-                  let seconds = Double(s.dropFirst("seconds=".count)) else { continue }
-            out[String(m.dropFirst("method=".count))] = seconds
-        }
-        return out
     }
 
     static func readJSON(_ path: String) throws -> Any {

@@ -1,4 +1,4 @@
-// `fedmerge aggregator CONFIG.yaml`: runs the aggregator daemon for one round.
+// `fedmerge aggregator CONFIG.yaml`: the aggregator service; `fedmerge aggregator forget`: exact removal.
 
 import Aggregator
 import ArgumentParser
@@ -10,24 +10,41 @@ import Protocol
 struct AggregatorCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aggregator",
-        abstract: "Run the aggregator for one federated merging round.",
+        abstract: "Run the aggregator service, or ask it to forget an agent.",
+        subcommands: [AggregatorServe.self, AggregatorForget.self],
+        defaultSubcommand: AggregatorServe.self
+    )
+}
+
+/// `fedmerge aggregator CONFIG.yaml [--once]`: the service.
+struct AggregatorServe: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the aggregator service (the default subcommand: `fedmerge aggregator CONFIG`).",
         discussion: """
-        Binds `listen`, admits agents whose TLS certificate (signed by the federation CA) names an
-        entry of `allow`, the same base model and membership in `round.subset`; spools their uploads
-        durably under `spool`; merges with every method in `round.methods` once the subset is in (or
-        at `round.deadline` with at least `round.min_agents`); sends each merged model back; writes
-        `output/round-<id>/report.{json,md,svg}` once every agent has evaluated them.
-        Restarting it mid-round reloads committed uploads from the spool and asks only for what is missing.
+        Binds `listen` and admits agents whose TLS certificate (signed by the federation CA) names an
+        entry of `allow`, the same base model and membership in some merge. Keeps each agent's latest
+        contribution (weights and statistics, keyed by the fingerprint of its inputs) in `spool/store/`
+        and asks an agent to upload only what it lacks. Every merge file in `merges` (one YAML per
+        merge: subset, methods, heads, min_agents, deadline, eval_timeout, audience) and the inline
+        `round:` merge runs from the stored contributions once its subset is in (or at its deadline
+        with min_agents), writes `output/<merge>/<method>/` and, once its audience has evaluated
+        every model, `output/<merge>/report.{json,md,svg}`. A new or changed merge file starts that
+        merge (the directory is polled once a second); a removed one stops nothing already written.
+        Runs until stopped; with --once, exits when the merges defined at start are complete.
 
         \(DaemonExit.help)
         """
     )
 
-    @Argument(help: "The aggregator config (YAML), e.g. configs/aggregator.yaml.")
+    @Argument(help: "The aggregator config (YAML), e.g. configs/demo/aggregator.yaml.")
     var config: String
 
     @Flag(help: "Validate the config (and the files it names) and exit.")
     var check = false
+
+    @Flag(help: "Exit once the merges defined at start (e.g. the inline `round:` merge) are complete (exit 3 if one failed).")
+    var once = false
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: Logger.Level = .info
@@ -38,16 +55,65 @@ struct AggregatorCommand: ParsableCommand {
         let loaded = try DaemonCommand.load(config, AggregatorConfig.load(file:))
         if check {
             try DaemonCommand.requireFiles(of: config, tls: loaded.tls, baseModel: loaded.baseModel)
-            print("\(config): OK — round \(loaded.round), subset \(loaded.subset.joined(separator: ", ")), methods \(loaded.methods.map(\.label).joined(separator: ", ")), statistics wanted: \(loaded.wantedStatistics.isEmpty ? "none" : loaded.wantedStatistics.joined(separator: ", "))")
+            let files = MergeFiles(directory: loaded.merges, inline: loaded.inlineMerge, allow: loaded.allow).read(knownIDs: [:], previous: [])
+            for error in files.errors { DaemonLogging.fail(error) }
+            if !files.errors.isEmpty { throw ExitCode(DaemonExit.badConfig.rawValue) }
+            let merges = files.definitions.map { d in
+                "\(d.name) (round \(d.id): subset \(d.subset.joined(separator: ", ")); methods \(d.methods.map(\.label).joined(separator: ", ")); statistics: \(d.kinds.isEmpty ? "none" : d.kinds.sorted().map(\.rawValue).joined(separator: ", ")))"
+            }
+            print("\(config): OK — merges: \(merges.isEmpty ? "none yet" : merges.joined(separator: "; "))")
             return
         }
         StopSignal.install()
         let exit: DaemonExit
-        do { exit = try AggregatorDaemon(config: loaded, logger: logger).run() } catch {
+        do { exit = try AggregatorDaemon(config: loaded, once: once, logger: logger).run() } catch {
             DaemonLogging.fail("\(error)")
-            throw ExitCode(Self.exitCode(forStartupError: error).rawValue)
+            throw ExitCode(AggregatorCommand.exitCode(forStartupError: error).rawValue)
         }
         if exit != .success { throw ExitCode(exit.rawValue) }
+    }
+}
+
+/// `fedmerge aggregator forget NAME --config CONFIG`: exact removal of one agent.
+struct AggregatorForget: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "forget",
+        abstract: "Delete an agent's stored contribution and re-run every merge that used it.",
+        discussion: """
+        Leaves a request in the spool's requests/ directory; the running aggregator deletes the agent's
+        contributions durably, records it in forgotten.json (it is refused from then on) and merges
+        every merge it was a member of again without it. Waits (up to --wait seconds) until the
+        aggregator has done so; with no aggregator running, the request waits for the next start.
+        """
+    )
+
+    @Argument(help: "The agent (certificate name) to forget.")
+    var name: String
+
+    @Option(help: "The aggregator config (YAML).")
+    var config: String
+
+    @Option(help: "Seconds to wait for the running aggregator to carry the request out.")
+    var wait: Double = 60
+
+    func run() throws {
+        let loaded = try DaemonCommand.load(config, AggregatorConfig.load(file:))
+        guard PortableName.isAgentName(name), loaded.allow.contains(name) else {
+            DaemonLogging.fail("\(config): '\(loggable(name))' is not an agent on `allow` (\(loaded.allow.joined(separator: ", ")))")
+            throw ExitCode(DaemonExit.badConfig.rawValue)
+        }
+        try ContributionStore.requestForget(root: loaded.spool, agent: name)
+        guard ContributionStore.isServed(root: loaded.spool) else {
+            print("no aggregator is serving \(loaded.spool); the request to forget \(name) waits in requests/ for the next start")
+            return
+        }
+        let end = Date().addingTimeInterval(wait)
+        while ContributionStore.isForgetPending(root: loaded.spool, agent: name) && Date() < end { Thread.sleep(forTimeInterval: 0.2) }
+        if ContributionStore.isForgetPending(root: loaded.spool, agent: name) {
+            DaemonLogging.fail("the aggregator did not take the request within \(Int(wait)) s; it stays in \(loaded.spool)/requests/")
+            throw ExitCode(DaemonExit.failure.rawValue)
+        }
+        print("\(name) forgotten: its contribution is deleted; every merge that used it runs again without it (see `fedmerge status \(config)`)")
     }
 }
 
@@ -56,7 +122,7 @@ extension AggregatorCommand {
     /// model the config names is unusable (2), the TLS set-up failed (4), anything else (1).
     static func exitCode(forStartupError error: Error) -> DaemonExit {
         switch error {
-        case is RoundSpoolError, is ModelFingerprint.Failure, is ConfigError: .badConfig
+        case is StoreError, is ModelFingerprint.Failure, is ConfigError: .badConfig
         case is TLSError: .refused
         default: .failure
         }

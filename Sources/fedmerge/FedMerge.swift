@@ -24,6 +24,7 @@ struct FedMerge: ParsableCommand {
         subcommands: [
             AgentCommand.self,
             AggregatorCommand.self,
+            StatusCommand.self,
             Bench.self,
             DataCommand.self,
             MergeCommand.self,

@@ -83,15 +83,12 @@ enum MergeRunError: Error, CustomStringConvertible {
     case unreadableConfig(path: String, reason: String)
     case badYAML(path: String, reason: String)
     case outputExists(path: String)
-    /// An error while reading or folding in one model (or the base): which one and which files.
-    case inModel(name: String, files: String, underlying: String)
 
     var description: String {
         switch self {
         case let .unreadableConfig(path, reason): return "\(path): cannot read: \(reason)"
         case let .badYAML(path, reason): return "\(path): not valid YAML: \(reason)"
         case let .outputExists(path): return "\(path) already exists; choose another --out or pass --overwrite"
-        case let .inModel(name, files, underlying): return "model \(name) (\(files)): \(underlying)"
         }
     }
 }
@@ -117,33 +114,9 @@ struct MergeRun {
         let spec = try MergeSpec(from: document, file: configPath)
         if FileManager.default.fileExists(atPath: outputDirectory) && !overwrite { throw MergeRunError.outputExists(path: outputDirectory) }
 
-        var base: NamedTensors?
-        if let basePath = spec.baseModel {
-            base = try inModel("base", basePath) { try ModelFiles.loadModel(directory: basePath).tensors }
-        }
-        let accumulator = try spec.choice.makeAccumulator(base: base)
-        let kinds = spec.choice.requiredStatistics
-        var skipped: [String] = []
-        for entry in spec.models {
-            let statsPath = entry.stats ?? entry.model + "/stats.safetensors"
-            try inModel(entry.name, entry.model + (kinds.isEmpty ? "" : ", " + statsPath)) {
-                let (tensors, skip) = try ModelFiles.loadModel(directory: entry.model)
-                if skipped.isEmpty { skipped = skip }
-                let statistics = try ModelFiles.loadStatistics(path: statsPath, model: entry.name, kinds: kinds)
-                try accumulator.add(model: tensors, statistics: statistics, weight: entry.weight, name: entry.name)
-            }
-        }
-        base = nil
-        let result = try accumulator.finish()
+        let inputs = spec.models.map { MergeInput(name: $0.name, modelDirectory: $0.model, statisticsPath: $0.stats, weight: $0.weight) }
+        let (result, skipped) = try MergeLoop.run(spec.choice, inputs: inputs, baseModel: spec.baseModel)
         try MergedModelDirectory.write(result, to: outputDirectory, sideFilesFrom: spec.models[0].model)
         return Outcome(report: result.report, skipped: skipped)
-    }
-
-    private func inModel<R>(_ name: String, _ files: String, _ body: () throws -> R) throws -> R {
-        do { return try body() } catch let e as MergeError {
-            throw MergeRunError.inModel(name: name, files: files, underlying: e.description)
-        } catch let e as SafeTensorsError {
-            throw MergeRunError.inModel(name: name, files: files, underlying: e.description)
-        }
     }
 }

@@ -233,9 +233,23 @@ final class Federation {
         for (name, _) in processes { kill(name) }
     }
 
-    /// True when the aggregator's spool holds every file of `agent`'s upload.
+    /// The directory of `agent`'s stored contribution (`spool/store/<agent>/<fingerprint>/`),
+    /// or nil while there is none (or more than one).
+    func contributionDirectory(_ agent: String) -> String? {
+        let dir = root + "/spool/store/" + agent
+        let entries = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { !$0.hasPrefix(".") }
+        return entries.count == 1 ? dir + "/" + entries[0] : nil
+    }
+
+    /// `contributionDirectory` relative to the federation root (for configs the daemons read).
+    func relativeContribution(_ agent: String) -> String {
+        String((contributionDirectory(agent) ?? "missing").dropFirst(root.count + 1))
+    }
+
+    /// True when the aggregator's store holds every file of `agent`'s upload.
     func uploadComplete(_ agent: String, files: [String] = ["config.json", "model.safetensors", "stats.safetensors"]) -> Bool {
-        files.allSatisfy { FileManager.default.fileExists(atPath: root + "/spool/round-1/\(agent)/\($0)") }
+        guard let dir = contributionDirectory(agent) else { return false }
+        return files.allSatisfy { FileManager.default.fileExists(atPath: dir + "/" + $0) }
     }
 
     func logs() -> String {

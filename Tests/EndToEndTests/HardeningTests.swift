@@ -45,7 +45,7 @@ final class HardeningTests: XCTestCase {
         let f = try setUp("poison", honest: ["a", "b"], rogues: rogueNames)
         let subset = rogueNames + ["a", "b"]
         try f.writeAggregatorConfig(subset: subset, allow: subset, methods: Federation.threeMethods, minAgents: 2, deadline: 150)
-        try f.start("aggregator", ["aggregator", "aggregator.yaml"])
+        try f.start("aggregator", ["aggregator", "aggregator.yaml", "--once"])
         for agent in ["a", "b"] { try f.start(agent, ["agent", "agent-\(agent).yaml", "--connect-timeout", "300"]) }
         XCTAssertTrue(f.waitUntil(limit: 300) { f.uploadComplete("a") && f.uploadComplete("b") }, "honest uploads committed")
 
@@ -104,12 +104,12 @@ final class HardeningTests: XCTestCase {
         XCTAssertEqual(Set((report["quarantined_agents"] as? [String: [String]] ?? [:]).keys), Set(expected.keys))
         XCTAssertNil((report["evaluations"] as? [String: Any])?["m-forger"], "no forged evaluation in the report")
         for name in expected.keys {
-            let reason = try json(f.root + "/spool/round-1/.quarantine/\(name)/reason.json")
+            let reason = try json(f.root + "/spool/store/.quarantine/\(name)/reason.json")
             XCTAssertEqual(reason["agent"] as? String, name)
-            XCTAssertTrue(FileManager.default.fileExists(atPath: f.root + "/spool/round-1/.quarantine/\(name)/model.safetensors"), "kept for the operator")
+            XCTAssertTrue(FileManager.default.fileExists(atPath: f.root + "/spool/store/.quarantine/\(name)/model.safetensors"), "kept for the operator")
         }
         // The blame lands on the model that has the extra tensor, not on an honest one.
-        let extraReason = try json(f.root + "/spool/round-1/.quarantine/aaa-extra/reason.json")
+        let extraReason = try json(f.root + "/spool/store/.quarantine/aaa-extra/reason.json")
         XCTAssertTrue("\(extraReason["reasons"] ?? "")".contains("evil.extra"))
 
         // Published config (item 3): the base model's architecture, the honest agents' labels, nothing else.
@@ -125,8 +125,8 @@ final class HardeningTests: XCTestCase {
         try """
         merge_method: regmean
         models:
-          - {model: spool/round-1/a}
-          - {model: spool/round-1/b}
+          - {model: \(f.relativeContribution("a"))}
+          - {model: \(f.relativeContribution("b"))}
         parameters: {alpha: 0.9, heads: average}
         """.write(toFile: f.root + "/offline.yaml", atomically: true, encoding: .utf8)
         try f.start("offline", ["merge", "offline.yaml", "--out", "offline-regmean"])
@@ -147,21 +147,21 @@ final class HardeningTests: XCTestCase {
     func testAddingAMethodThatNeedsNewStatisticsAsksTheAgentsAgain() throws {
         let f = try setUp("new-stats", honest: ["a", "b"])
         try f.writeAggregatorConfig(subset: ["a", "b", "late"], allow: ["a", "b", "late"], methods: "    - {merge_method: regmean}")
-        try f.start("aggregator", ["aggregator", "aggregator.yaml"])
+        try f.start("aggregator", ["aggregator", "aggregator.yaml", "--once"])
         for agent in ["a", "b"] { try f.start(agent, ["agent", "agent-\(agent).yaml", "--connect-timeout", "300"]) }
         XCTAssertTrue(f.waitUntil(limit: 300) { f.uploadComplete("a") && f.uploadComplete("b") }, "uploads with Grams only")
-        let before = try SafeTensorsFile(path: f.root + "/spool/round-1/a/stats.safetensors")
+        let before = try SafeTensorsFile(path: try XCTUnwrap(f.contributionDirectory("a")) + "/stats.safetensors")
         XCTAssertFalse(before.names.contains { $0.hasSuffix(".fisher") }, "the first round asked for Grams only")
         f.kill("aggregator")
 
         try f.writeAggregatorConfig(subset: ["a", "b"], allow: ["a", "b"], methods: "    - {merge_method: regmean}\n    - {merge_method: fisher}")
-        try f.start("aggregator-2", ["aggregator", "aggregator.yaml"])
+        try f.start("aggregator-2", ["aggregator", "aggregator.yaml", "--once"])
         XCTAssertEqual(f.wait("aggregator-2"), 0, "the round completes once the agents sent Fishers")
         for agent in ["a", "b"] {
             XCTAssertEqual(f.wait(agent, limit: 60), 0, agent)
-            let stats = try SafeTensorsFile(path: f.root + "/spool/round-1/\(agent)/stats.safetensors")
+            let stats = try SafeTensorsFile(path: try XCTUnwrap(f.contributionDirectory(agent)) + "/stats.safetensors")
             XCTAssertTrue(stats.names.contains { $0.hasSuffix(".fisher") }, "\(agent) sent Fishers")
-            XCTAssertTrue(FileManager.default.fileExists(atPath: f.root + "/spool/round-1/\(agent)/.superseded/stats.safetensors"), "old statistics kept")
+            XCTAssertTrue(FileManager.default.fileExists(atPath: try XCTUnwrap(f.contributionDirectory(agent)) + "/.superseded/stats.safetensors"), "old statistics kept")
         }
         XCTAssertTrue(FileManager.default.fileExists(atPath: f.root + "/output/round-1/fisher/model.safetensors"))
     }
@@ -170,7 +170,7 @@ final class HardeningTests: XCTestCase {
     /// duplicate allow entries, spool aliasing output, a method labelled like an agent or a
     /// reserved name: each a named config error (exit 2). A spool that cannot be a directory is
     /// a named start-up error (exit 2). Half-written merged models a killed aggregator left are
-    /// removed at start, and a second aggregator on the same round is refused.
+    /// removed at start, and a second aggregator on the same spool is refused.
     func testCarelessConfigsAreRefusedByName() throws {
         let f = try setUp("careless", honest: ["a"])
         func expectBadConfig(_ name: String, _ yaml: String, mentions needles: [String], exit: Int32 = 2) throws {
@@ -199,7 +199,7 @@ final class HardeningTests: XCTestCase {
         try expectBadConfig("reserved-label", config(methods: "[{merge_method: average, name: local}]"), mentions: ["'local'"])
         try expectBadConfig("method-traversal", config(methods: "[{merge_method: average, name: ../x}]"), mentions: ["../x"])
         try Data().write(to: URL(fileURLWithPath: f.root + "/spool-file"))
-        try expectBadConfig("spool-is-file", config(spool: "spool-file"), mentions: ["spool-file/round-1"])
+        try expectBadConfig("spool-is-file", config(spool: "spool-file"), mentions: ["cannot create or use directory", "spool-file"])
 
         // A half-written merged model from a killed aggregator is cleaned at start; a second
         // aggregator on the same round is refused while the first holds it.
@@ -210,7 +210,7 @@ final class HardeningTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: f.root + "/output/round-1/.average.partial-99999"))
         try f.start("second", ["aggregator", "good.yaml"])
         XCTAssertEqual(f.wait("second", limit: 60), 2, f.log("second"))
-        XCTAssertTrue(f.log("second").contains("another aggregator is serving this round"), f.log("second"))
+        XCTAssertTrue(f.log("second").contains("another aggregator is serving this spool"), f.log("second"))
         f.kill("first")
     }
 }

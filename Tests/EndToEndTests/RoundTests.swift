@@ -36,7 +36,7 @@ final class EndToEndRoundTests: XCTestCase {
         try f.writeAggregatorConfig(subset: ["a", "b", "c"], allow: ["a", "b", "c", "outsider", "mallory"],
                                     methods: Federation.fourMethods)
 
-        try f.start("aggregator", ["aggregator", "aggregator.yaml"])
+        try f.start("aggregator", ["aggregator", "aggregator.yaml", "--once"])
         for agent in ["a", "b", "c", "outsider", "mallory"] { try f.start(agent, ["agent", "agent-\(agent).yaml", "--connect-timeout", "120"]) }
 
         XCTAssertEqual(f.wait("aggregator"), 0, "the aggregator completes the round")
@@ -45,8 +45,8 @@ final class EndToEndRoundTests: XCTestCase {
         XCTAssertEqual(f.wait("outsider", limit: 60), 4)
         XCTAssertTrue(f.log("outsider").contains("not in this round's subset"), f.log("outsider"))
         XCTAssertEqual(f.wait("mallory", limit: 60), 4)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: f.root + "/spool/round-1/outsider"), "a refused agent leaves no spool")
-        XCTAssertFalse(FileManager.default.fileExists(atPath: f.root + "/spool/round-1/mallory"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: f.root + "/spool/store/outsider"), "a refused agent leaves no spool")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: f.root + "/spool/store/mallory"))
 
         // report.json: one EVAL per agent per method, plus each agent's own model.
         let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: f.root + "/output/round-1/report.json"))) as? [String: Any])
@@ -62,7 +62,7 @@ final class EndToEndRoundTests: XCTestCase {
         }
         XCTAssertTrue(FileManager.default.fileExists(atPath: f.root + "/output/round-1/report.md"))
         // MaTS with objective kfac made the round ask for K-FAC output factors, and the agents sent them.
-        let stats = try SafeTensorsFile(path: f.root + "/spool/round-1/a/stats.safetensors")
+        let stats = try SafeTensorsFile(path: try XCTUnwrap(f.contributionDirectory("a")) + "/stats.safetensors")
         XCTAssertTrue(stats.names.contains("bert.encoder.layer.0.intermediate.dense.kfac_out"), stats.names.joined(separator: ", "))
         XCTAssertNotNil(stats.metadata["bert.encoder.layer.0.intermediate.dense.kfac_out.num_rows"])
 
@@ -70,9 +70,9 @@ final class EndToEndRoundTests: XCTestCase {
         try """
         merge_method: regmean
         models:
-          - {model: spool/round-1/a}
-          - {model: spool/round-1/b}
-          - {model: spool/round-1/c}
+          - {model: \(f.relativeContribution("a"))}
+          - {model: \(f.relativeContribution("b"))}
+          - {model: \(f.relativeContribution("c"))}
         parameters: {alpha: 0.9, heads: average}
         """.write(toFile: f.root + "/offline.yaml", atomically: true, encoding: .utf8)
         try f.start("offline", ["merge", "offline.yaml", "--out", "offline-regmean"])
@@ -90,19 +90,19 @@ final class EndToEndRoundTests: XCTestCase {
     func testAggregatorKilledAfterTwoCommitsResumesWithoutReupload() throws {
         let f = try setUpFederation("restart", agents: ["a", "b", "c"])
         try f.writeAggregatorConfig(subset: ["a", "b", "c"], allow: ["a", "b", "c"], methods: Federation.threeMethods)
-        try f.start("aggregator", ["aggregator", "aggregator.yaml"])
+        try f.start("aggregator", ["aggregator", "aggregator.yaml", "--once"])
         try f.start("a", ["agent", "agent-a.yaml", "--connect-timeout", "300"])
         try f.start("b", ["agent", "agent-b.yaml", "--connect-timeout", "300"])
         XCTAssertTrue(f.waitUntil { f.uploadComplete("a") && f.uploadComplete("b") }, "two uploads committed")
         f.kill("aggregator")
-        let before = try ["a", "b"].map { try FileManager.default.attributesOfItem(atPath: f.root + "/spool/round-1/\($0)/model.safetensors") }
+        let before = try ["a", "b"].map { try FileManager.default.attributesOfItem(atPath: try XCTUnwrap(f.contributionDirectory($0)) + "/model.safetensors") }
 
-        try f.start("aggregator-restarted", ["aggregator", "aggregator.yaml"])
+        try f.start("aggregator-restarted", ["aggregator", "aggregator.yaml", "--once"])
         try f.start("c", ["agent", "agent-c.yaml", "--connect-timeout", "300"])
         XCTAssertEqual(f.wait("aggregator-restarted"), 0, "the restarted aggregator completes the round")
         for agent in ["a", "b", "c"] { XCTAssertEqual(f.wait(agent, limit: 60), 0, agent) }
 
-        let after = try ["a", "b"].map { try FileManager.default.attributesOfItem(atPath: f.root + "/spool/round-1/\($0)/model.safetensors") }
+        let after = try ["a", "b"].map { try FileManager.default.attributesOfItem(atPath: try XCTUnwrap(f.contributionDirectory($0)) + "/model.safetensors") }
         for (x, y) in zip(before, after) {
             XCTAssertEqual(x[.systemFileNumber] as? Int, y[.systemFileNumber] as? Int, "spooled upload not rewritten")
             XCTAssertEqual(x[.modificationDate] as? Date, y[.modificationDate] as? Date)
@@ -116,7 +116,7 @@ final class EndToEndRoundTests: XCTestCase {
     func testAgentKilledMidUploadResumesFromAcknowledgedOffset() throws {
         let f = try setUpFederation("resume", agents: ["a", "b"])
         try f.writeAggregatorConfig(subset: ["a", "b"], allow: ["a", "b"], methods: "    - {merge_method: regmean}")
-        try f.start("aggregator", ["aggregator", "aggregator.yaml"])
+        try f.start("aggregator", ["aggregator", "aggregator.yaml", "--once"])
         try f.start("b", ["agent", "agent-b.yaml"])
         try f.start("a-crash", ["agent", "agent-a.yaml", "--chunk-size", "4096", "--crash-after-bytes", "30000"])
         XCTAssertEqual(f.wait("a-crash", limit: 300), 99, "fault injection ends the first agent run mid-upload")
@@ -134,7 +134,7 @@ final class EndToEndRoundTests: XCTestCase {
         XCTAssertGreaterThan(offsets.last ?? 0, 0, "resumed, not restarted")
         XCTAssertEqual((offsets.last ?? 0) % 4096, 0, "resumes at a chunk boundary the receiver acknowledged")
         // And the spooled file is byte-identical to the agent's own.
-        let spooled = try Data(contentsOf: URL(fileURLWithPath: f.root + "/spool/round-1/a/model.safetensors"))
+        let spooled = try Data(contentsOf: URL(fileURLWithPath: try XCTUnwrap(f.contributionDirectory("a")) + "/model.safetensors"))
         let local = try Data(contentsOf: URL(fileURLWithPath: f.root + "/work/a/prepared/model.safetensors"))
         XCTAssertEqual(spooled, local)
     }

@@ -1,0 +1,51 @@
+// Runs one merge's methods over a snapshot of the store (agent → fingerprint) through the
+// shared merge loop, and writes each merged model directory atomically with the published
+// config (the base model's, plus the labels the agents agree on).
+
+import Foundation
+import Logging
+import Merge
+import MergeIO
+
+public struct MergeRunner: Sendable {
+    public struct Outcome: Sendable {
+        public var label: String
+        public var report: MergeReport
+        public var seconds: Double
+    }
+
+    public let definition: MergeDefinition
+    public let members: [String: String]
+    public let store: ContributionStore
+    public let output: MergeOutput
+    public let baseModel: String
+    /// Remove merged models an earlier generation left before merging (on the merge thread,
+    /// so a still-running earlier merge cannot write after the removal).
+    public let fresh: Bool
+
+    /// Merges the snapshot (agents in name order, so the result does not depend on arrival
+    /// order) with every method whose output is not already on disk.
+    public func run(logger: Logger) throws -> [Outcome] {
+        try output.create()
+        if fresh { try output.clearMergedModels() }
+        let agents = members.keys.sorted()
+        let inputs = agents.map { MergeInput(name: $0, modelDirectory: store.directory($0, members[$0]!)) }
+        var outcomes: [Outcome] = []
+        for entry in definition.methods where !output.hasMerged(entry.label) {
+            let start = DispatchTime.now().uptimeNanoseconds
+            let (result, _) = try MergeLoop.run(entry.choice, inputs: inputs, baseModel: baseModel)
+            // Published config: the base model's, with the labels the agents agree on — never
+            // one agent's config.json verbatim.
+            var published = try ContributionCheck.mergedConfig(baseModel: baseModel, agentDirectories: inputs.map { ($0.name, $0.modelDirectory) },
+                                                               headsKept: !result.report.headsMapping.isEmpty)
+            if !result.report.headsMapping.isEmpty { published["fedmerge_heads"] = result.report.headsMapping }
+            try MergedModelDirectory.write(result, to: output.mergedDirectory(entry.label), sideFilesFrom: baseModel,
+                                           config: try JSONSerialization.data(withJSONObject: published, options: [.prettyPrinted, .sortedKeys]))
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            logger.info("merged", metadata: ["merge": "\(definition.name)", "method": "\(entry.label)", "agents": "\(agents.joined(separator: ","))",
+                                             "seconds": "\(String(format: "%.2f", seconds))"])
+            outcomes.append(Outcome(label: entry.label, report: result.report, seconds: seconds))
+        }
+        return outcomes
+    }
+}
