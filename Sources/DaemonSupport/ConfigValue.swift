@@ -5,26 +5,6 @@
 import Foundation
 import Yams
 
-public enum ConfigError: Error, CustomStringConvertible, Equatable, Sendable {
-    case unreadable(file: String, reason: String)
-    case syntax(file: String, reason: String)
-    case missing(file: String, key: String, expected: String)
-    case wrongType(file: String, key: String, expected: String, found: String)
-    case invalid(file: String, key: String, value: String, allowed: String)
-    case unknownKey(file: String, key: String, allowed: [String])
-
-    public var description: String {
-        switch self {
-        case let .unreadable(file, reason): return "\(file): cannot read: \(reason)"
-        case let .syntax(file, reason): return "\(file): not valid YAML: \(reason)"
-        case let .missing(file, key, expected): return "\(file): missing key '\(key)' (\(expected))"
-        case let .wrongType(file, key, expected, found): return "\(file): '\(key)' must be \(expected), found \(found)"
-        case let .invalid(file, key, value, allowed): return "\(file): '\(key)' = \(value) is not allowed: \(allowed)"
-        case let .unknownKey(file, key, allowed): return "\(file): unknown key '\(key)' (allowed here: \(allowed.joined(separator: ", ")))"
-        }
-    }
-}
-
 /// A view of one mapping in a config file, at a key path, that reads typed values and reports
 /// errors with the file and the full key path (`round.methods[1].merge_method`).
 public struct ConfigReader: Sendable {

@@ -1,34 +1,7 @@
 // MergeSpec: the mergekit-style merge configuration (merge_method, base_model, models,
 // parameters, dtype), validated from a generic MergeValue tree so that `fedmerge merge`
-// (YAML) and the aggregator's `round.methods` list share one set of rules and messages.
-
-/// A configuration problem; `file` and `key` (a dotted path such as `models[1].parameters.weight`)
-/// say where.
-public enum MergeSpecError: Error, CustomStringConvertible, Equatable, Sendable {
-    case notAMapping(file: String, key: String)
-    case missingKey(file: String, key: String)
-    case wrongType(file: String, key: String, expected: String, found: String)
-    case unknownKey(file: String, key: String, known: [String])
-    case noModels(file: String)
-    case duplicateModelName(file: String, name: String)
-    case unsupportedDType(file: String, dtype: String, supported: [String])
-    /// A method-level problem (unknown method, bad parameter, missing base) at `key`.
-    case invalid(file: String, key: String, reason: MergeError)
-
-    public var description: String {
-        switch self {
-        case let .notAMapping(file, key): return "\(file): \(key.isEmpty ? "the document" : key) must be a mapping (key: value)"
-        case let .missingKey(file, key): return "\(file): missing required key '\(key)'"
-        case let .wrongType(file, key, expected, found): return "\(file): '\(key)' must be \(expected), found \(found)"
-        case let .unknownKey(file, key, known): return "\(file): unknown key '\(key)'; allowed here: \(known.joined(separator: ", "))"
-        case let .noModels(file): return "\(file): 'models' lists no models"
-        case let .duplicateModelName(file, name): return "\(file): two models are named '\(name)'; set distinct `name:` keys"
-        case let .unsupportedDType(file, dtype, supported):
-            return "\(file): dtype '\(dtype)' is not supported; use one of \(supported.joined(separator: ", "))"
-        case let .invalid(file, key, reason): return "\(file): \(key): \(reason)"
-        }
-    }
-}
+// (YAML) and the aggregator's merge files share one set of rules and one error vocabulary
+// (ConfigTree's ConfigError).
 
 /// A method and its validated parameters: `{merge_method: …, parameters: {…}}`.
 public struct MethodChoice: Sendable {
@@ -41,19 +14,19 @@ public struct MethodChoice: Sendable {
     /// Reads `merge_method` and `parameters` from `map` (other keys are the caller's).
     public init(from map: [String: MergeValue], file: String, keyPrefix: String = "") throws {
         let methodKey = keyPrefix + "merge_method"
-        guard let value = map["merge_method"] else { throw MergeSpecError.missingKey(file: file, key: methodKey) }
-        guard let name = value.string else { throw MergeSpecError.wrongType(file: file, key: methodKey, expected: "a string", found: value.description) }
+        guard let value = map["merge_method"] else { throw ConfigError.missing(file: file, key: methodKey, expected: "the merge method, e.g. regmean (`fedmerge merge --methods` lists them)") }
+        guard let name = value.string else { throw ConfigError.wrongType(file: file, key: methodKey, expected: "a string", found: value.description) }
         do { method = try MethodRegistry.method(named: name) } catch let e as MergeError {
-            throw MergeSpecError.invalid(file: file, key: methodKey, reason: e)
+            throw ConfigError.rejected(file: file, key: methodKey, reason: e.description)
         }
         var raw: [String: MergeValue] = [:]
         if let p = map["parameters"], p != .null {
-            guard let m = p.map else { throw MergeSpecError.notAMapping(file: file, key: keyPrefix + "parameters") }
+            guard let m = p.map else { throw ConfigError.wrongType(file: file, key: keyPrefix + "parameters", expected: "a mapping (key: value)", found: p.kind) }
             raw = m
         }
         rawParameters = raw
         do { parameters = try method.validate(parameters: raw) } catch let e as MergeError {
-            throw MergeSpecError.invalid(file: file, key: keyPrefix + "parameters", reason: e)
+            throw ConfigError.rejected(file: file, key: keyPrefix + "parameters", reason: e.description)
         }
     }
 
@@ -84,65 +57,67 @@ public struct MergeSpec: Sendable {
     public let dtype: String
 
     public init(from document: MergeValue, file: String) throws {
-        guard let top = document.map else { throw MergeSpecError.notAMapping(file: file, key: "") }
+        guard let top = document.map else { throw ConfigError.wrongType(file: file, key: "(top level)", expected: "a mapping (key: value)", found: document.kind) }
         for key in top.keys.sorted() where !Self.topLevelKeys.contains(key) {
-            throw MergeSpecError.unknownKey(file: file, key: key, known: Self.topLevelKeys)
+            throw ConfigError.unknownKey(file: file, key: key, allowed: Self.topLevelKeys)
         }
         choice = try MethodChoice(from: top, file: file)
         if let b = top["base_model"], b != .null {
-            guard let s = b.string else { throw MergeSpecError.wrongType(file: file, key: "base_model", expected: "a path", found: b.description) }
+            guard let s = b.string else { throw ConfigError.wrongType(file: file, key: "base_model", expected: "a path", found: b.description) }
             baseModel = s
         } else {
             baseModel = nil
         }
         if choice.method.needsBase && baseModel == nil {
-            throw MergeSpecError.invalid(file: file, key: "base_model", reason: .baseModelRequired(method: choice.name))
+            throw ConfigError.rejected(file: file, key: "base_model", reason: MergeError.baseModelRequired(method: choice.name).description)
         }
         if let d = top["dtype"], d != .null {
-            guard let s = d.string else { throw MergeSpecError.wrongType(file: file, key: "dtype", expected: "a string", found: d.description) }
-            guard Self.supportedDTypes.contains(s) else { throw MergeSpecError.unsupportedDType(file: file, dtype: s, supported: Self.supportedDTypes) }
+            guard let s = d.string else { throw ConfigError.wrongType(file: file, key: "dtype", expected: "a string", found: d.description) }
+            guard Self.supportedDTypes.contains(s) else { throw ConfigError.invalid(file: file, key: "dtype", value: "'\(s)'", allowed: "one of \(Self.supportedDTypes.joined(separator: ", "))") }
             dtype = s
         } else {
             dtype = "float32"
         }
-        guard let m = top["models"] else { throw MergeSpecError.missingKey(file: file, key: "models") }
-        guard let list = m.list else { throw MergeSpecError.wrongType(file: file, key: "models", expected: "a list", found: m.description) }
-        guard !list.isEmpty else { throw MergeSpecError.noModels(file: file) }
+        guard let m = top["models"] else { throw ConfigError.missing(file: file, key: "models", expected: "a list of {model: DIR, stats: FILE}") }
+        guard let list = m.list else { throw ConfigError.wrongType(file: file, key: "models", expected: "a list", found: m.description) }
+        guard !list.isEmpty else { throw ConfigError.invalid(file: file, key: "models", value: "[]", allowed: "at least one model") }
         var entries: [ModelEntry] = []
         for (i, item) in list.enumerated() {
             let key = "models[\(i)]"
-            guard let e = item.map else { throw MergeSpecError.notAMapping(file: file, key: key) }
+            guard let e = item.map else { throw ConfigError.wrongType(file: file, key: key, expected: "a mapping (key: value)", found: item.kind) }
             for k in e.keys.sorted() where !Self.modelKeys.contains(k) {
-                throw MergeSpecError.unknownKey(file: file, key: key + "." + k, known: Self.modelKeys)
+                throw ConfigError.unknownKey(file: file, key: key + "." + k, allowed: Self.modelKeys)
             }
-            guard let pathValue = e["model"] else { throw MergeSpecError.missingKey(file: file, key: key + ".model") }
-            guard let path = pathValue.string else { throw MergeSpecError.wrongType(file: file, key: key + ".model", expected: "a path", found: pathValue.description) }
+            guard let pathValue = e["model"] else { throw ConfigError.missing(file: file, key: key + ".model", expected: "a model directory") }
+            guard let path = pathValue.string else { throw ConfigError.wrongType(file: file, key: key + ".model", expected: "a path", found: pathValue.description) }
             var stats: String?
             if let s = e["stats"], s != .null {
-                guard let p = s.string else { throw MergeSpecError.wrongType(file: file, key: key + ".stats", expected: "a path", found: s.description) }
+                guard let p = s.string else { throw ConfigError.wrongType(file: file, key: key + ".stats", expected: "a path", found: s.description) }
                 stats = p
             }
             var name = Self.defaultName(forModelPath: path)
             if let n = e["name"] {
                 guard let s = n.string, !s.isEmpty, !s.contains("."), !s.contains("/") else {
-                    throw MergeSpecError.wrongType(file: file, key: key + ".name", expected: "a non-empty name without '.' or '/'", found: n.description)
+                    throw ConfigError.wrongType(file: file, key: key + ".name", expected: "a non-empty name without '.' or '/'", found: n.description)
                 }
                 name = s
             }
             var weight = 1.0
             if let p = e["parameters"], p != .null {
-                guard let pm = p.map else { throw MergeSpecError.notAMapping(file: file, key: key + ".parameters") }
+                guard let pm = p.map else { throw ConfigError.wrongType(file: file, key: key + ".parameters", expected: "a mapping (key: value)", found: p.kind) }
                 for k in pm.keys.sorted() where k != "weight" {
-                    throw MergeSpecError.unknownKey(file: file, key: key + ".parameters." + k, known: ["weight"])
+                    throw ConfigError.unknownKey(file: file, key: key + ".parameters." + k, allowed: ["weight"])
                 }
                 if let w = pm["weight"] {
                     guard let x = w.number, x.isFinite, x > 0 else {
-                        throw MergeSpecError.wrongType(file: file, key: key + ".parameters.weight", expected: "a number > 0", found: w.description)
+                        throw ConfigError.wrongType(file: file, key: key + ".parameters.weight", expected: "a number > 0", found: w.description)
                     }
                     weight = x
                 }
             }
-            guard !entries.contains(where: { $0.name == name }) else { throw MergeSpecError.duplicateModelName(file: file, name: name) }
+            guard !entries.contains(where: { $0.name == name }) else {
+                throw ConfigError.invalid(file: file, key: key + ".name", value: "'\(name)'", allowed: "a name no other model has; set distinct `name:` keys")
+            }
             entries.append(ModelEntry(model: path, stats: stats, name: name, weight: weight))
         }
         models = entries

@@ -13,9 +13,9 @@ final class MergeSpecTests: XCTestCase {
         .map(["model": .string("agents/b/model")]),
     ])
 
-    private func expect(_ top: [String: MergeValue], _ expected: MergeSpecError, file: StaticString = #filePath, line: UInt = #line) {
+    private func expect(_ top: [String: MergeValue], _ expected: ConfigError, file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertThrowsError(try spec(top), file: file, line: line) {
-            XCTAssertEqual($0 as? MergeSpecError, expected, file: file, line: line)
+            XCTAssertEqual($0 as? ConfigError, expected, file: file, line: line)
             XCTAssertTrue("\($0)".hasPrefix("merge.yaml: "), "\($0)", file: file, line: line)
         }
     }
@@ -42,47 +42,46 @@ final class MergeSpecTests: XCTestCase {
 
     func testDocumentThatIsNotAMapping() {
         XCTAssertThrowsError(try MergeSpec(from: .list([]), file: "merge.yaml")) {
-            XCTAssertEqual($0 as? MergeSpecError, .notAMapping(file: "merge.yaml", key: ""))
+            XCTAssertEqual($0 as? ConfigError, .wrongType(file: "merge.yaml", key: "(top level)", expected: "a mapping (key: value)", found: "a list"))
         }
     }
 
-    func testMissingMergeMethod() { expect(["models": models], .missingKey(file: "merge.yaml", key: "merge_method")) }
+    func testMissingMergeMethod() { expect(["models": models], .missing(file: "merge.yaml", key: "merge_method", expected: "the merge method, e.g. regmean (`fedmerge merge --methods` lists them)")) }
 
     func testUnknownMethodListsTheKnownOnes() {
         expect(["merge_method": .string("slerp"), "models": models],
-               .invalid(file: "merge.yaml", key: "merge_method", reason: .unknownMethod(name: "slerp", known: MethodRegistry.names)))
+               .rejected(file: "merge.yaml", key: "merge_method", reason: MergeError.unknownMethod(name: "slerp", known: MethodRegistry.names).description))
         XCTAssertTrue(MergeError.unknownMethod(name: "slerp", known: MethodRegistry.names).description.contains("regmean"))
     }
 
     func testUnknownTopLevelKey() {
         expect(["merge_method": .string("average"), "models": models, "tokenizer_source": .string("x")],
-               .unknownKey(file: "merge.yaml", key: "tokenizer_source", known: MergeSpec.topLevelKeys))
+               .unknownKey(file: "merge.yaml", key: "tokenizer_source", allowed: MergeSpec.topLevelKeys))
     }
 
     func testUnknownParameterListsTheMethodsParameters() {
         expect(["merge_method": .string("regmean"), "models": models, "parameters": .map(["density": .number(0.2)])],
-               .invalid(file: "merge.yaml", key: "parameters",
-                        reason: .unknownParameter(method: "regmean", key: "density", known: RegMean().allParameters.map(\.name))))
+               .rejected(file: "merge.yaml", key: "parameters", reason: MergeError.unknownParameter(method: "regmean", key: "density", known: RegMean().allParameters.map(\.name)).description))
     }
 
     func testParameterOutOfRange() {
         expect(["merge_method": .string("regmean"), "models": models, "parameters": .map(["alpha": .number(1.5)])],
-               .invalid(file: "merge.yaml", key: "parameters", reason: .badParameter(key: "alpha", value: "1.5", expected: "a number in 0.0...1.0 or a list of {filter: <substring>, value: <number>}")))
+               .rejected(file: "merge.yaml", key: "parameters", reason: MergeError.badParameter(key: "alpha", value: "1.5", expected: "a number in 0.0...1.0 or a list of {filter: <substring>, value: <number>}").description))
     }
 
     func testBadChoiceParameter() {
         expect(["merge_method": .string("average"), "models": models, "parameters": .map(["heads": .string("vote")])],
-               .invalid(file: "merge.yaml", key: "parameters", reason: .badParameter(key: "heads", value: "'vote'", expected: "one of average | keep | per_label")))
+               .rejected(file: "merge.yaml", key: "parameters", reason: MergeError.badParameter(key: "heads", value: "'vote'", expected: "one of average | keep | per_label").description))
     }
 
     func testMissingBaseModelForTaskArithmetic() {
         expect(["merge_method": .string("task_arithmetic"), "models": models],
-               .invalid(file: "merge.yaml", key: "base_model", reason: .baseModelRequired(method: "task_arithmetic")))
+               .rejected(file: "merge.yaml", key: "base_model", reason: MergeError.baseModelRequired(method: "task_arithmetic").description))
     }
 
-    func testMissingModels() { expect(["merge_method": .string("average")], .missingKey(file: "merge.yaml", key: "models")) }
+    func testMissingModels() { expect(["merge_method": .string("average")], .missing(file: "merge.yaml", key: "models", expected: "a list of {model: DIR, stats: FILE}")) }
 
-    func testEmptyModels() { expect(["merge_method": .string("average"), "models": .list([])], .noModels(file: "merge.yaml")) }
+    func testEmptyModels() { expect(["merge_method": .string("average"), "models": .list([])], .invalid(file: "merge.yaml", key: "models", value: "[]", allowed: "at least one model")) }
 
     func testModelsNotAList() {
         expect(["merge_method": .string("average"), "models": .string("a")],
@@ -91,12 +90,12 @@ final class MergeSpecTests: XCTestCase {
 
     func testModelEntryWithoutPath() {
         expect(["merge_method": .string("average"), "models": .list([.map(["stats": .string("s")])])],
-               .missingKey(file: "merge.yaml", key: "models[0].model"))
+               .missing(file: "merge.yaml", key: "models[0].model", expected: "a model directory"))
     }
 
     func testUnknownModelKey() {
         expect(["merge_method": .string("average"), "models": .list([.map(["model": .string("a"), "density": .number(1)])])],
-               .unknownKey(file: "merge.yaml", key: "models[0].density", known: MergeSpec.modelKeys))
+               .unknownKey(file: "merge.yaml", key: "models[0].density", allowed: MergeSpec.modelKeys))
     }
 
     func testNonPositiveModelWeight() {
@@ -106,11 +105,11 @@ final class MergeSpecTests: XCTestCase {
 
     func testDuplicateModelNames() {
         expect(["merge_method": .string("average"), "models": .list([.map(["model": .string("x/a/model")]), .map(["model": .string("y/a")])])],
-               .duplicateModelName(file: "merge.yaml", name: "a"))
+               .invalid(file: "merge.yaml", key: "models[1].name", value: "'a'", allowed: "a name no other model has; set distinct `name:` keys"))
     }
 
     func testUnsupportedDType() {
         expect(["merge_method": .string("average"), "models": models, "dtype": .string("int8")],
-               .unsupportedDType(file: "merge.yaml", dtype: "int8", supported: MergeSpec.supportedDTypes))
+               .invalid(file: "merge.yaml", key: "dtype", value: "'int8'", allowed: "one of float32"))
     }
 }

@@ -1,0 +1,67 @@
+// Merge files read from a real directory: ids, the inline merge, and bad input — an unknown
+// agent, two files with one name, a clashing id, a bad edit — each a named error that loses
+// nothing already defined.
+
+@testable import Aggregator
+import Foundation
+import XCTest
+
+final class MergeFilesTests: XCTestCase {
+    var directory = ""
+
+    override func setUpWithError() throws {
+        directory = NSTemporaryDirectory() + "merge-files-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    }
+
+    override func tearDown() { try? FileManager.default.removeItem(atPath: directory) }
+
+    func write(_ name: String, _ yaml: String) throws { try yaml.write(toFile: directory + "/" + name, atomically: true, encoding: .utf8) }
+
+    func testFilesBecomeMergesWithStableIdsAndBadFilesAreNamedWithoutLosingTheirMerge() throws {
+        try write("all.yaml", "subset: [a, b, c]\nmethods: [{merge_method: regmean}, {merge_method: average}]\n")
+        try write("ab.yaml", "name: pair\nid: 7\nsubset: [a, b]\nmethods: [{merge_method: fisher}]\nmin_agents: 1\n")
+        try write("notes.txt", "not a merge file")
+        let files = MergeFiles(directory: directory, inline: nil, allow: ["a", "b", "c"])
+        let first = files.read(knownIDs: ["all": 3], previous: [])
+        XCTAssertEqual(first.errors, [])
+        XCTAssertEqual(Set(first.definitions.map(\.name)), ["all", "pair"], "one merge per YAML file; other files are ignored")
+        let byName = Dictionary(uniqueKeysWithValues: first.definitions.map { ($0.name, $0) })
+        XCTAssertEqual(byName["all"]?.id, 3, "a name merged before keeps its id")
+        XCTAssertEqual(byName["pair"]?.id, 7)
+        XCTAssertEqual(byName["pair"]?.kinds, [.fisher])
+        XCTAssertEqual(byName["all"]?.kinds, [.gram])
+
+        // A bad edit (an agent not on allow) is an error naming the file and the agent; the merge stays as it was.
+        try write("all.yaml", "subset: [a, b, mallory]\nmethods: [{merge_method: regmean}]\n")
+        let edited = files.read(knownIDs: [:], previous: first.definitions)
+        XCTAssertEqual(edited.errors.count, 1)
+        XCTAssertTrue(edited.errors[0].contains("all.yaml") && edited.errors[0].contains("mallory") && edited.errors[0].contains("unknown agent"), edited.errors[0])
+        XCTAssertEqual(edited.definitions.first { $0.name == "all" }, byName["all"], "the previous definition stays in force")
+
+        // Two files, one name: the file that defined it keeps it, the other is named and ignored.
+        try write("all.yaml", "subset: [a, b, c]\nmethods: [{merge_method: regmean}, {merge_method: average}]\n")
+        try write("zz-copy.yaml", "name: pair\nsubset: [b, c]\nmethods: [{merge_method: average}]\n")
+        let twice = files.read(knownIDs: [:], previous: first.definitions)
+        XCTAssertEqual(twice.definitions.filter { $0.name == "pair" }.map(\.subset), [["a", "b"]])
+        XCTAssertEqual(twice.errors.count, 1)
+        XCTAssertTrue(twice.errors[0].contains("zz-copy.yaml") && twice.errors[0].contains("'pair' is already defined by") && twice.errors[0].contains("ab.yaml"), twice.errors[0])
+
+        // Two merges, one id.
+        try FileManager.default.removeItem(atPath: directory + "/zz-copy.yaml")
+        try write("other.yaml", "id: 7\nsubset: [c]\nmethods: [{merge_method: average}]\n")
+        let clash = files.read(knownIDs: [:], previous: [])
+        XCTAssertTrue(clash.errors.contains { $0.contains("other.yaml") && $0.contains("'id' = 7") }, "\(clash.errors)")
+    }
+
+    func testAMethodLabelledLikeAnAgentOrAReservedNameIsRefused() throws {
+        let files = MergeFiles(directory: directory, inline: nil, allow: ["a", "b"])
+        try write("m.yaml", "subset: [a, b]\nmethods: [{merge_method: average, name: a}]\n")
+        XCTAssertTrue(files.read(knownIDs: [:], previous: []).errors.first?.contains("agent's name") ?? false)
+        try write("m.yaml", "subset: [a, b]\nmethods: [{merge_method: average, name: merge.json}]\n")
+        XCTAssertTrue(files.read(knownIDs: [:], previous: []).errors.first?.contains("merge.json") ?? false)
+        try write("m.yaml", "subset: [a, b]\nmethods: [{merge_method: regmeen}]\n")
+        let unknown = files.read(knownIDs: [:], previous: []).errors.first ?? ""
+        XCTAssertTrue(unknown.contains("m.yaml") && unknown.contains("merge_method") && unknown.contains("regmean"), unknown)
+    }
+}
