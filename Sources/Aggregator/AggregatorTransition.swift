@@ -34,7 +34,11 @@ extension AggregatorState {
         merges.values.filter { $0.definition.subset.contains(agent) }.reduce(into: Set<StatisticKind>()) { $0.formUnion($1.definition.kinds) }
     }
 
-    func requiredFiles(_ agent: String) -> [String] { contributionFiles(needStatistics: !neededKinds(agent).isEmpty) }
+    /// The files of `agent`'s contribution; none for an agent that only receives models (audience).
+    func requiredFiles(_ agent: String) -> [String] {
+        guard merges.values.contains(where: { $0.definition.subset.contains(agent) }) else { return [] }
+        return contributionFiles(needStatistics: !neededKinds(agent).isEmpty)
+    }
 
     /// Members of 𝒦 that can still be merged: not forgotten, not quarantined.
     func active(_ merge: MergeState) -> [String] {
@@ -363,7 +367,9 @@ extension AggregatorState {
         }
         guard let merge else { throw AggregatorError.wrongRound(agent, round ?? -1, involved.map(\.definition.id)) }
         if method == ReservedLabel.local {
-            let hasContribution = agents[agent]?.contributions.values.contains { c in requiredFiles(agent).allSatisfy(c.files.contains) } ?? false
+            // Its own model: once its contribution is in (an audience-only agent has none to send).
+            let required = requiredFiles(agent)
+            let hasContribution = required.isEmpty || (agents[agent]?.contributions.values.contains { c in required.allSatisfy(c.files.contains) } ?? false)
             guard hasContribution || merge.phase.members[agent] != nil else { throw AggregatorError.evalBeforeUpload(agent) }
         } else {
             guard merge.definition.methods.contains(where: { $0.label == method }), (merge.ledger.delivered[agent] ?? []).contains(method) else {

@@ -307,4 +307,21 @@ final class AggregatorTransitionTests: XCTestCase {
         run(&s, [.connected(peer(4), name: "c")])
         guard case .refused = sent(run(&s, [.message(peer(4), hello("c", fp: fpC))]), to: peer(4)).first else { return XCTFail("a forgotten agent was admitted") }
     }
+
+    func testAnAudienceOnlyAgentUploadsNothingAndEvaluatesTheMergedModels() throws {
+        var s = state(stored: ["a": fpA, "b": fpB])
+        var definition = merge("m", id: 1, subset: ["a", "b"], methods: [try method("average")])
+        definition.audience = ["c"]
+        run(&s, [.definitions([definition]), .mergeDone(merge: "m", generation: 0, seconds: [:])])
+        let effects = run(&s, [.connected(peer(3), name: "c"), .message(peer(3), hello("c"))])
+        guard case .welcome(let welcome) = sent(effects, to: peer(3)).first else { return XCTFail("audience agent refused: \(effects)") }
+        XCTAssertEqual(welcome.required, [], "nothing to upload")
+        XCTAssertEqual(welcome.merges, [MergeMembership(round: 1, name: "m", methods: ["average"], contributes: false)])
+        XCTAssertTrue(effects.contains { if case .startDownload(peer(3), "m", "average", _) = $0 { true } else { false } })
+        let offer = run(&s, [.message(peer(3), .offer(Offer(transferID: "t", name: "model.safetensors", size: 1, sha256: "0")))])
+        XCTAssertTrue(sent(offer, to: peer(3)).contains { if case .error = $0 { true } else { false } }, "an audience agent may not upload")
+        run(&s, [.connected(peer(4), name: "c"), .message(peer(4), hello("c"))])
+        let done = run(&s, [.downloadDelivered(peer(4), bytes: 1), .message(peer(4), .eval(Eval(round: 1, method: "average", metrics: ["accuracy": 0.5])))])
+        XCTAssertTrue(done.contains(.writeReport(merge: "m", missing: [])), "the audience's EVALs complete the merge: \(done)")
+    }
 }
