@@ -38,6 +38,7 @@ public final class AggregatorDaemon: @unchecked Sendable {
     private var mergeFilesStamp = ""
     private var lastPoll = 0.0
     private var lastStatus = ""
+    private var lastPublished = 0.0
 
     public init(config: AggregatorConfig, once: Bool = false, logger: Logger) {
         self.config = config
@@ -88,6 +89,7 @@ public final class AggregatorDaemon: @unchecked Sendable {
 
         while true {
             if let signo = StopSignal.requested {
+                publishStatus(force: true)
                 logger.notice("stopping on signal \(signo); the store and outputs are consistent, run again to resume")
                 return .interrupted
             }
@@ -118,6 +120,7 @@ public final class AggregatorDaemon: @unchecked Sendable {
                 while !state.links.isEmpty && Date() < until {
                     if let event = try? server.receive(timeout: 0.2) { apply(translate(event)) }
                 }
+                publishStatus(force: true)
                 return exitCode
             }
         }
@@ -292,13 +295,17 @@ public final class AggregatorDaemon: @unchecked Sendable {
         }
     }
 
-    /// status.json and the metrics file, rewritten atomically when what they say changed.
-    private func publishStatus() {
+    /// status.json and the metrics file, rewritten atomically when what they say changed — at
+    /// most once a second (an upload changes the byte counters with every chunk), unless `force`.
+    private func publishStatus(force: Bool = false) {
+        let now = Date().timeIntervalSince1970
+        guard force || now - lastPublished >= 1 else { return }
         let status = ServiceStatus.snapshot(state)
         let metrics = ServiceStatus.metrics(state)
         let text = metrics + (String(data: (try? ServiceStatus.encode(status)) ?? Data(), encoding: .utf8) ?? "")
         guard text != lastStatus else { return }
         lastStatus = text
+        lastPublished = now
         do {
             try AtomicFile.write(try ServiceStatus.encode(status), to: config.spool + "/status.json")
             try AtomicFile.write(Data(metrics.utf8), to: config.metrics)
