@@ -43,21 +43,36 @@ struct AgentCommand: ParsableCommand {
         let logger = Logger(label: "fedmerge.agent")
         let loaded = try DaemonCommand.load(config, AgentConfig.load(file:))
         let work = try DaemonCommand.load(config) { _ in try ModelWork(config: loaded) }
+        let daemon = AgentDaemon(config: loaded, work: work, logger: logger)
         if check {
             try DaemonCommand.requireFiles(of: config, tls: loaded.tls, baseModel: loaded.baseModel)
+            try Self.exitOnStartError {
+                try work.checkData()
+                try daemon.checkStartUp()
+            }
             print("\(config): OK — agent \(loaded.name), \(work.summary)")
             return
         }
+        try Self.exitOnStartError { try work.checkData() }
         StopSignal.install()
-        let daemon = AgentDaemon(config: loaded, work: work, logger: logger)
         daemon.connectTimeout = connectTimeout
         if let chunkSize { daemon.chunkSize = chunkSize }
         daemon.crashAfterBytes = crashAfterBytes
-        let exit: DaemonExit
-        do { exit = try daemon.run() } catch {
-            DaemonLogging.fail("\(error)")
-            throw ExitCode(DaemonExit.failure.rawValue)
+        let exit = try Self.exitOnStartError {
+            do { return try daemon.run() } catch let error as AgentStartError { throw error } catch {
+                DaemonLogging.fail("\(error)")
+                throw ExitCode(DaemonExit.failure.rawValue)
+            }
         }
         if exit != .success { throw ExitCode(exit.rawValue) }
+    }
+
+    /// Start-up failures end the command with their named reason and exit code (2 for the
+    /// config's files and workdir, 4 for TLS credentials: AgentStartError.exit).
+    private static func exitOnStartError<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch let error as AgentStartError {
+            DaemonLogging.fail(error.description)
+            throw ExitCode(error.exit.rawValue)
+        }
     }
 }
