@@ -26,10 +26,10 @@ struct AgentCommand: ParsableCommand {
     @Argument(help: "The agent config (YAML), e.g. configs/agents/movies.yaml.")
     var config: String
 
-    @Flag(help: "Validate the config (and the files it names) and exit.")
+    @Flag(help: "Validate the config and the files it names (data files read through, base model, workdir, TLS credentials) and exit.")
     var check = false
 
-    @Option(help: "Seconds to keep retrying when the aggregator is unreachable.")
+    @Option(help: "Seconds to keep retrying when the aggregator is unreachable, counted from the loss of the link (from the start until first admitted).")
     var connectTimeout: Double = 600
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
