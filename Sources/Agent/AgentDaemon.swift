@@ -59,6 +59,8 @@ public final class AgentDaemon: @unchecked Sendable {
     private var lock: WorkdirLock?
     private let worker = WorkerThread()
     private var uploads: [String] = []
+    /// Whether this WELCOME's preparation job was handed to the worker yet.
+    private var prepareStarted = false
     private var sender: ChunkSender?
     private var download: Download?
     /// Merged weights received and waiting to be checked and assembled: (label, file).
@@ -207,8 +209,7 @@ public final class AgentDaemon: @unchecked Sendable {
                 // Always prepare: it reuses the model and statistics on disk when their inputs match,
                 // and the local evaluation needs them even when the aggregator has everything.
                 phase = .preparing
-                let work = self.work, statistics = w.wantedStatistics, directory = preparedDirectory, logger = self.logger
-                worker.start { try work.prepare(statistics: statistics, into: directory, logger: logger) }
+                prepareStarted = false
             case .refused(let r):
                 logger.error("refused by the aggregator: \(loggable(r.reason))")
                 return .refused
@@ -219,6 +220,16 @@ public final class AgentDaemon: @unchecked Sendable {
             }
         case .preparing:
             _ = try receiveMerged(timeout: 0.2)        // keeps the link alive
+            if !prepareStarted {
+                // An evaluation that was running when the link broke finishes first and is
+                // reported; only then may the worker prepare (one job at a time, results never mixed).
+                if let leftover = worker.take() { try deliver(leftover) }
+                guard !worker.isBusy else { return nil }
+                let work = self.work, statistics = welcome!.wantedStatistics, directory = preparedDirectory, logger = self.logger
+                worker.start { try work.prepare(statistics: statistics, into: directory, logger: logger) }
+                prepareStarted = true
+                return nil
+            }
             guard let result = worker.take() else { return nil }
             if case .failure(_, let error) = result {
                 logger.error("preparing the model failed: \(error)")
