@@ -114,16 +114,7 @@ extension LabeledDataset {
         for (offset, lineBytes) in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
             let line = offset + 1
             if lineBytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
-            let parsed: Any
-            do { parsed = try JSONSerialization.jsonObject(with: Data(lineBytes), options: [.fragmentsAllowed]) }
-            catch { throw DatasetError.invalidJSON(file: file, line: line, reason: "\(error.localizedDescription)") }
-            guard let object = parsed as? [String: Any] else {
-                throw DatasetError.invalidJSON(file: file, line: line, reason: "the line is JSON but not an object")
-            }
-            guard let textValue = object[textField] else { throw DatasetError.missingField(file: file, line: line, field: textField) }
-            guard let text = textValue as? String else {
-                throw DatasetError.wrongFieldType(file: file, line: line, field: textField, expected: "a string")
-            }
+            let (object, text) = try jsonLine(lineBytes, file: file, line: line, textField: textField)
             let field = object[labelField] != nil || object["labels"] == nil ? labelField : "labels"
             guard let labelValue = object[field] else { throw DatasetError.missingField(file: file, line: line, field: labelField) }
             func label(_ value: Any) throws -> RawLabel { try rawLabel(value, file: file, line: line, field: field) }
@@ -167,6 +158,23 @@ extension LabeledDataset {
             return LabeledExample(text: example.text, labels: labels)
         }
         return LabeledDataset(examples: examples, labelNames: names, isMultiLabel: isMultiLabel)
+    }
+
+    /// One JSONL line as an object and its text field (a string); anything else, invalid
+    /// UTF-8 included, is an error at `file`:`line`.
+    static func jsonLine(_ bytes: some Collection<UInt8>, file: String, line: Int, textField: String) throws -> (object: [String: Any], text: String) {
+        guard String(validating: bytes, as: UTF8.self) != nil else { throw DatasetError.invalidUTF8(file: file, line: line) }
+        let parsed: Any
+        do { parsed = try JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed]) }
+        catch { throw DatasetError.invalidJSON(file: file, line: line, reason: "\(error.localizedDescription)") }
+        guard let object = parsed as? [String: Any] else {
+            throw DatasetError.invalidJSON(file: file, line: line, reason: "the line is JSON but not an object")
+        }
+        guard let value = object[textField] else { throw DatasetError.missingField(file: file, line: line, field: textField) }
+        guard let text = value as? String else {
+            throw DatasetError.wrongFieldType(file: file, line: line, field: textField, expected: "a string")
+        }
+        return (object, text)
     }
 
     /// A JSON label value: a string, or a non-negative integer.

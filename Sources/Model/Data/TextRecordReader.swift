@@ -117,15 +117,7 @@ public final class TextRecordReader {
     }
 
     private func jsonRecord(_ bytes: [UInt8], line: Int) throws -> TextRecord {
-        guard String(validating: bytes, as: UTF8.self) != nil else { throw DatasetError.invalidUTF8(file: file, line: line) }
-        let parsed: Any
-        do { parsed = try JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed]) }
-        catch { throw DatasetError.invalidJSON(file: file, line: line, reason: "\(error.localizedDescription)") }
-        guard let object = parsed as? [String: Any] else {
-            throw DatasetError.invalidJSON(file: file, line: line, reason: "the line is JSON but not an object")
-        }
-        guard let value = object[textField] else { throw DatasetError.missingField(file: file, line: line, field: textField) }
-        guard let text = value as? String else { throw DatasetError.wrongFieldType(file: file, line: line, field: textField, expected: "a string") }
+        let (object, text) = try LabeledDataset.jsonLine(bytes, file: file, line: line, textField: textField)
         guard let labelField else { return TextRecord(line: line, text: text, labels: nil) }
         guard let labelValue = object[labelField] else { throw DatasetError.missingField(file: file, line: line, field: labelField) }
         let raw = try (labelValue as? [Any] ?? [labelValue]).map { try LabeledDataset.rawLabel($0, file: file, line: line, field: labelField) }
