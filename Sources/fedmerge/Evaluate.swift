@@ -10,8 +10,8 @@ struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Score a classifier on labelled texts: accuracy, macro-F1, per-class precision/recall, confusion matrix.",
         discussion: """
-        --data is CSV or JSONL with a text and a label column/field (label names from the
-        model's id2label, or their indices); or any predict input (plain text, one per line)
+        --data is CSV or JSONL with a text and a label column/field (label names from the \
+        model's id2label, or their indices); or any predict input (plain text, one per line) \
         with --labels FILE giving one label per line, record for record.
           fedmerge evaluate --model out/minilm-movies --data test.jsonl --json
 

@@ -13,7 +13,7 @@ struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List the tensors, metadata, fingerprint and statistics of a model directory or safetensors file.",
         discussion: """
-        PATH is a model directory (its weights, single or sharded, and its stats.safetensors when
+        PATH is a model directory (its weights, single or sharded, and its stats.safetensors when \
         present), a .safetensors file, or a model.safetensors.index.json.
           fedmerge inspect out/round-1/regmean
           fedmerge inspect workdir/prepared/stats.safetensors --json

@@ -9,7 +9,7 @@ struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print each text's label probabilities and argmax label as one JSON object per line.",
         discussion: """
-        Each line: {"line": N, "label": "<argmax>", "probabilities": {"<label>": p, …}}, in input
+        Each line: {"line": N, "label": "<argmax>", "probabilities": {"<label>": p, …}}, in input \
         order; N is the input line (or the --text's position). Blank lines are skipped.
           fedmerge predict --model out/minilm-movies --input reviews.txt > predictions.jsonl
 

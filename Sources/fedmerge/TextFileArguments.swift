@@ -20,12 +20,12 @@ struct TextFileArguments: ParsableArguments {
 
     /// The memory statement both commands' --help carry.
     static let memoryDiscussion = """
-        Texts are read --window at a time, sorted by length, and run in batches of at most
-        --batch-size texts and --batch-tokens padded tokens; the encoder's layers share one set of
-        activation buffers. Peak memory is at most 128 MiB + 2 × the weights file + 4 bytes ×
-        (batch-tokens × (12·hidden + 2·intermediate + 12 + heads·max-len) + window × (max-len + 8
-        + labels) + batch-size × (4·hidden + 3·labels)), plus the longest input record, whatever
-        the number of texts: about 750 MiB for all-MiniLM-L6-v2 at the defaults.
+        Texts are read --window at a time, sorted by length, and run in batches of at most \
+        --batch-size texts and --batch-tokens padded tokens; the encoder's layers share one set of \
+        activation buffers. Peak memory is at most 128 MiB + 2 × the weights file + 4 bytes × \
+        (batch-tokens × (12·hidden + 2·intermediate + 12 + heads·max-len) + window × (max-len + 8 \
+        + labels) + batch-size × (4·hidden + 3·labels)), plus the longest input record, whatever \
+        the number of texts: about 740 MiB for all-MiniLM-L6-v2 at the defaults.
         """
 
     func validate() throws {

@@ -79,6 +79,7 @@ final class PredictTests: XCTestCase {
             ("notext.csv", Array("id,body\n1,the movie\n".utf8), "notext.csv: no column \"text\""),
             ("latin1.txt", Array("the movie\na plot\nd".utf8) + [0xE9, 0x6A, 0xE0] + Array("\n".utf8), "latin1.txt:3: not valid UTF-8"),
             ("latin1.csv", Array("text\nthe movie\n".utf8) + [0xFF] + Array("\n".utf8), "latin1.csv:3: not valid UTF-8"),
+            ("latin1.jsonl", Array("{\"text\": \"the movie\"}\n{\"text\": \"".utf8) + [0xE9] + Array("\"}\n".utf8), "latin1.jsonl:2: not valid UTF-8"),
             ("broken.jsonl", Array("{\"text\": \"the movie\"}\n{\"txt\": \"a plot\"}\n".utf8), "broken.jsonl:2: field \"text\" missing"),
         ]
         for c in cases {
