@@ -383,7 +383,7 @@ public final class AggregatorDaemon: @unchecked Sendable {
         }
     }
 
-    /// An EVAL counts only for the round, for the agent's own model once its contribution is
+    /// An EVAL counts only for the round, for the agent's own model once that model is
     /// committed or for a merged model this agent was sent, with at most 32 finite metrics.
     /// The first value recorded stays; a repeat is acknowledged (the agent re-sends until it is).
     private func record(_ eval: Eval, from link: AgentLink) throws {
@@ -411,7 +411,9 @@ public final class AggregatorDaemon: @unchecked Sendable {
     /// model it was sent (recorded durably, so this survives restarts).
     private func mayEvaluate(_ method: String, _ link: AgentLink) throws {
         if method == "local" {
-            guard spool.isComplete(link.name, required: required, kinds: kinds) || merged.contains(link.name) else {
+            // Its model must be in (statistics may still be on their way: an agent re-sends an
+            // unacknowledged EVAL first thing after WELCOME, even when new statistics are wanted).
+            guard spool.committedFiles(link.name, required: required).contains("model.safetensors") || merged.contains(link.name) else {
                 throw AggregatorError.evalBeforeUpload(link.name)
             }
         } else {
@@ -532,7 +534,7 @@ public enum AggregatorError: Error, CustomStringConvertible {
         case let .unexpected(agent, type): return "agent \(agent) sent an unexpected \(type)"
         case let .unexpectedFile(agent, name, required): return "agent \(agent) offered '\(loggable(name, limit: 80))'; this round takes \(required.joined(separator: ", "))"
         case let .wrongRound(agent, got, want): return "agent \(agent) sent an EVAL for round \(got), this is round \(want)"
-        case let .evalBeforeUpload(agent): return "agent \(agent) sent an EVAL of its own model before its contribution was committed"
+        case let .evalBeforeUpload(agent): return "agent \(agent) sent an EVAL of its own model before its contribution was committed (no model.safetensors yet)"
         case let .evalNotDelivered(agent, method): return "agent \(agent) sent an EVAL of '\(method)', a merged model it was not sent"
         case let .badMetrics(agent, method): return "agent \(agent) sent an EVAL of '\(loggable(method, limit: 80))' whose metrics are not 1–32 finite values with portable names"
         }
