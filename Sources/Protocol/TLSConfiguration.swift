@@ -144,7 +144,12 @@ final class TLSContext: @unchecked Sendable {
                 throw TLSCredentialError.certificateNotPEM(path: certificate, reason: openSSLErrors())
             }
             guard SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) == 1 else {
-                // A PEM key of the wrong kind also lands here; OpenSSL's reason tells which.
+                // OpenSSL compares the key with the certificate while loading it.
+                let first = ERR_peek_error()
+                if ERR_GET_LIB(first) == ERR_LIB_X509, ERR_GET_REASON(first) == X509_R_KEY_VALUES_MISMATCH {
+                    ERR_clear_error()
+                    throw TLSCredentialError.keyDoesNotMatchCertificate(certificate: certificate, key: key)
+                }
                 throw TLSCredentialError.keyNotPEM(path: key, reason: openSSLErrors())
             }
             guard SSL_CTX_check_private_key(ctx) == 1 else {

@@ -71,8 +71,8 @@ final class TLSSession: @unchecked Sendable {
         }
         let code = SSL_get_error(ssl, rc)
         if code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE { return false }
-        // OpenSSL files a received fatal alert as reason 1000 + its description (ERR_REASON_MASK).
-        if Int32(truncatingIfNeeded: ERR_peek_error() & 0x7F_FFFF) == SSL_AD_REASON_OFFSET + BusyAlert.description {
+        // OpenSSL files a received fatal alert as reason 1000 + its description.
+        if ERR_GET_REASON(ERR_peek_error()) == SSL_AD_REASON_OFFSET + BusyAlert.description {
             ERR_clear_error()
             throw TLSError.peerBusy
         }

@@ -71,6 +71,9 @@ public final class ZMQSocket: @unchecked Sendable {
         guard zmq_setsockopt(handle, option, &v, MemoryLayout<Int64>.size) == 0 else { throw ZMQError.last("zmq_setsockopt(\(option))") }
     }
 
+    /// How long `close` may keep sending queued frames (0, the default here: drop them).
+    public func setLinger(milliseconds: Int32) throws { try setOption(ZMQ_LINGER, milliseconds) }
+
     /// Largest frame libzmq will accept from a peer; a larger one drops the connection.
     public func setMaxMessageSize(_ bytes: Int) throws { try setOption(ZMQ_MAXMSGSIZE, Int64(bytes)) }
 
