@@ -5,14 +5,15 @@
 import Foundation
 
 /// One per link, used from the link's thread. A class because it owns a malloc'd buffer.
-final class MessageReassembler {
+/// Public for the fuzzer (Sources/ProtocolFuzz), which feeds it bytes without TLS.
+public final class MessageReassembler {
     private let limit: Int
     private var length: [UInt8] = [0, 0, 0, 0]
     private var lengthFilled = 0
     /// The message being filled: a BufferPool buffer of `capacity` bytes, `count` expected.
     private var body: (buffer: UnsafeMutableRawPointer, capacity: Int, count: Int, filled: Int)?
 
-    init(limits: MessageLimits) {
+    public init(limits: MessageLimits) {
         limit = limits.maxMessageBytes
     }
 
@@ -24,9 +25,15 @@ final class MessageReassembler {
     /// bytes. Throws `messageTooLong` for a length above the limit (the stream cannot be
     /// resynchronised after that: end the link), or the session's TLSError.
     func next(from session: TLSSession) throws -> Data? {
+        try next(reading: session.read(into:))
+    }
+
+    /// The same over any byte source: `read` fills at most the buffer it is given and returns
+    /// how many bytes it wrote, 0 when it has none now.
+    public func next(reading read: (UnsafeMutableRawBufferPointer) throws -> Int) throws -> Data? {
         while true {
             if var current = body {
-                let got = try session.read(into: UnsafeMutableRawBufferPointer(start: current.buffer + current.filled, count: current.count - current.filled))
+                let got = try read(UnsafeMutableRawBufferPointer(start: current.buffer + current.filled, count: current.count - current.filled))
                 guard got > 0 else { return nil }
                 current.filled += got
                 guard current.filled == current.count else { body = current; continue }
@@ -37,7 +44,7 @@ final class MessageReassembler {
                 })
             }
             let got = try length.withUnsafeMutableBytes { raw in
-                try session.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[lengthFilled...]))
+                try read(UnsafeMutableRawBufferPointer(rebasing: raw[lengthFilled...]))
             }
             guard got > 0 else { return nil }
             lengthFilled += got
