@@ -1,6 +1,7 @@
-// One TLS 1.3 session whose records travel as ZeroMQ frames: received frames are lent to
-// OpenSSL without copying (`withFrame`), produced records are taken as one malloc'd buffer that
-// ZeroMQ frees after sending (`takeOutput`). Owns the SSL object; one thread at a time.
+// One TLS 1.3 session whose records travel in ZeroMQ STREAM messages (pieces of one TCP
+// stream): received pieces are lent to OpenSSL without copying (`withFrame`; a record split
+// across pieces is kept until it is whole), produced records are taken as one malloc'd buffer
+// that ZeroMQ frees after sending (`takeOutput`). Owns the SSL object; one thread at a time.
 
 import COpenSSL
 import Foundation

@@ -1,6 +1,6 @@
 // `fedmerge bench wire`: (a) TLS 1.3 record layer alone (memory BIOs, in process),
-// (b) a chunked upload over TLS over a ZeroMQ STREAM socket (raw TCP) on loopback, (c) the same upload over plain
-// ZeroMQ, all in one run; prints (b)/(a) and (b)/(c) against the target 0.7 × min((a), (c)).
+// (b) a chunked upload over TLS on a ZeroMQ STREAM socket (raw TCP) on loopback, (c) the
+// same upload over plain ZeroMQ (ROUTER/DEALER), all in one run; prints (b)/(a) and (b)/(c) against the target 0.7 × min((a), (c)).
 
 import ArgumentParser
 import Foundation
@@ -9,7 +9,7 @@ import Protocol
 struct BenchWire: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wire",
-        abstract: "Upload throughput over TLS-in-ZeroMQ vs. the TLS record layer alone and vs. plain ZeroMQ."
+        abstract: "Upload throughput over TLS in ZeroMQ STREAM vs. the TLS record layer alone and vs. plain ZeroMQ."
     )
 
     @Option(help: "Upload size in MiB.")
@@ -90,7 +90,7 @@ struct BenchWire: ParsableCommand {
         func cpuPerGiB(_ key: String) -> String { BenchSupport.format(cpu[key, default: .nan] / gib) }
         printTable(header: ["measure", "GiB/s", "CPU s/GiB"], rows: [
             ["(a) TLS 1.3 record layer in memory (encrypt + decrypt, 1 thread)", BenchSupport.format(rateA), cpuPerGiB("a")],
-            ["(b) upload over TLS-in-ZeroMQ (ChunkSender → SecureClient → SecureServer → ChunkReceiver)", BenchSupport.format(rateB), cpuPerGiB("b")],
+            ["(b) upload over TLS in ZeroMQ STREAM (ChunkSender → SecureClient → SecureServer → ChunkReceiver)", BenchSupport.format(rateB), cpuPerGiB("b")],
             ["(c) upload over plain ZeroMQ (same sender/receiver, no TLS)", BenchSupport.format(rateC), cpuPerGiB("c")],
         ])
         let target = 0.7 * min(rateA, rateC)
