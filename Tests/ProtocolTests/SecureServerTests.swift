@@ -219,7 +219,9 @@ final class SecureServerTests: ProtocolTestCase {
                 }
                 opened.write { $0 += 1 }
                 if index == 40 { floodStarted.signal() }
-                Thread.sleep(forTimeInterval: 0.005)
+                // 50 connections a second: 8 slots turn over every 160 ms, so nothing stalled
+                // survives long, and a good handshake has a fair window to finish.
+                Thread.sleep(forTimeInterval: 0.02)
             }
             floodRunning.write { $0 = false }
             floodStarted.signal()
@@ -268,6 +270,21 @@ final class SecureServerTests: ProtocolTestCase {
         }.start()
         let client = try SecureClient(endpoint: "tcp://127.0.0.1:\(port)", tls: try federation.agentTLS("agent-1"), serverName: "aggregator")
         XCTAssertThrowsError(try client.connect(timeout: 10)) { XCTAssertEqual($0 as? LinkFailure, .serverBusy) }
+    }
+
+    func testPeerChosenValuesCannotForgeLogLines() {
+        // What a peer chooses (certificate name, REFUSED/ERROR text, decoder complaints quoting
+        // its JSON) reaches log lines only escaped: one event, one line.
+        let forged = "agent-1\n2026-11-30T00:00:00+0000 notice fedmerge.wire.server: peer connected\u{1b}[2J"
+        let failures: [LinkFailure] = [
+            .nameNotAllowed(forged), .refusedByServer(reason: forged), .errorFromPeer(code: forged, message: forged),
+            .malformedMessage(.malformedHeader(type: .hello, reason: forged)), .handshake(.handshakeFailed(forged)),
+        ]
+        for failure in failures {
+            let line = failure.description
+            XCTAssertFalse(line.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F }, line)
+            XCTAssertTrue(line.contains("agent-1\\n2026"), line)
+        }
     }
 
     func testSilentPeerIsDisconnectedByHeartbeatTimeout() throws {
