@@ -151,8 +151,9 @@ public final class SecureClient: @unchecked Sendable {
     private func deliver(_ session: TLSSession, connection: Data, readWhileWaiting: Bool) throws {
         guard let output = PendingOutput.take(from: session) else { return }
         let deadline = monotonicSeconds() + heartbeat.timeout
-        do {
-            while try !output.sendNow(on: socket, id: connection) {
+        // sendNow releases the buffer itself when it throws; anything else thrown here leaves it ours.
+        while try !output.sendNow(on: socket, id: connection) {
+            do {
                 guard monotonicSeconds() < deadline else { throw LinkFailure.peerUnreachable(seconds: heartbeat.timeout) }
                 if readWhileWaiting, try socket.waitReadable(timeoutMilliseconds: 5) {
                     _ = try socket.receiveFrames(wait: false) { frames, _ in try advance(with: frames) }
@@ -160,12 +161,12 @@ public final class SecureClient: @unchecked Sendable {
                 } else if !readWhileWaiting {
                     Thread.sleep(forTimeInterval: 0.005)
                 }
+            } catch {
+                output.discard()
+                if let failure = error as? LinkFailure, case .failed = state { throw failure }
+                if let failure = error as? LinkFailure { try fail(failure) }
+                throw error
             }
-        } catch {
-            output.discard()
-            if let failure = error as? LinkFailure, case .failed = state { throw failure }
-            if let failure = error as? LinkFailure { try fail(failure) }
-            throw error
         }
     }
 
@@ -259,7 +260,7 @@ public final class SecureClient: @unchecked Sendable {
                 if case .malformedMessage = failure, let code = failure.errorCode {
                     // Tell the server why we hang up, while TLS still works.
                     if (try? SecureFraming.encrypt(.error(ErrorReport(code: code, message: failure.description)), codec: codec, session: session)) != nil,
-                       let output = PendingOutput.take(from: session), (try? output.sendNow(on: socket, id: connection)) != true {
+                       let output = PendingOutput.take(from: session), (try? output.sendNow(on: socket, id: connection)) == false {
                         output.discard()
                     }
                 }

@@ -127,9 +127,16 @@ struct PendingOutput {
     }
 
     /// Hands the records to libzmq for connection `id` unless its pipe is full right now
-    /// (false: nothing was sent and the buffer is still ours).
+    /// (false: nothing was sent and the buffer is still ours). On a throw the buffer has been
+    /// released (the link is over anyway).
     func sendNow(on socket: ZMQSocket, id: Data) throws -> Bool {
-        guard try socket.sendNow(id, more: true) else { return false }
+        let queued: Bool
+        do { queued = try socket.sendNow(id, more: true) } catch {
+            discard()
+            throw error
+        }
+        guard queued else { return false }
+        // Owns the buffer from here, failure included.
         try socket.send(taking: buffer, count: count, capacity: capacity)
         return true
     }

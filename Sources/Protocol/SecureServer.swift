@@ -86,8 +86,12 @@ public final class SecureServer: @unchecked Sendable {
     private var peers: [PeerID: Peer] = [:]
     /// Connections with handshake input waiting, oldest first.
     private var handshakeQueue: [PeerID] = []
-    /// Connections we ended whose close could not be queued yet (pipe full).
-    private var pendingCloses: [Data] = []
+    /// Connections we ended, and when to close them: a moment after the last words (alert,
+    /// REFUSED, ERROR) were queued, since libzmq may drop what is still in flight when a
+    /// STREAM connection is closed (libzmq issue 4763). Their frames are ignored meanwhile.
+    private var closing: [Data: Double] = [:]
+    /// How long an ended connection stays open for its last words to leave.
+    static let closeGrace = 0.25
     private var events: [ServerEvent] = []
     private var nextEvent = 0
 
@@ -126,6 +130,7 @@ public final class SecureServer: @unchecked Sendable {
         for entry in peers.values { entry.outbox.forEach { $0.discard() } }
         peers.removeAll()
         handshakeQueue.removeAll()
+        closing.removeAll()
         socket.close()
     }
 
@@ -141,7 +146,8 @@ public final class SecureServer: @unchecked Sendable {
             if let deadline, now >= deadline { return nil }
             var wait = handshakeQueue.isEmpty ? heartbeat.interval / 2 : 0
             // Output waiting for a pipe: look again soon (a STREAM socket never polls writable).
-            if !pendingCloses.isEmpty || peers.values.contains(where: { !$0.outbox.isEmpty }) { wait = min(wait, 0.005) }
+            if peers.values.contains(where: { !$0.outbox.isEmpty }) { wait = min(wait, 0.005) }
+            if !closing.isEmpty { wait = min(wait, 0.05) }
             if let deadline { wait = min(wait, deadline - now) }
             if try socket.waitReadable(timeoutMilliseconds: max(0, Int((wait * 1000).rounded(.up)))) {
                 // Drain what is ready (bounded so heartbeats keep their schedule). Admitted
@@ -191,26 +197,26 @@ public final class SecureServer: @unchecked Sendable {
         guard let output = PendingOutput.take(from: session) else { return 0 }
         guard peers[peer] != nil else { output.discard(); return 0 }
         if peers[peer]!.outbox.isEmpty {
-            do {
-                if try output.sendNow(on: socket, id: peer.bytes) { return output.count }
-            } catch {
-                output.discard()
-                throw error
-            }
+            if try output.sendNow(on: socket, id: peer.bytes) { return output.count }
             peers[peer]!.stuckSince = monotonicSeconds()
         }
         peers[peer]!.outbox.append(output)
         return output.count
     }
 
-    /// Retries queued records and closes, in order, as far as the pipes take them.
+    /// Retries queued records, in order, as far as the pipes take them; closes what is due.
     private func flushOutboxes() {
-        pendingCloses = pendingCloses.filter { !socket.closeConnection($0) }
+        let now = monotonicSeconds()
+        for (id, due) in closing where due <= now {
+            if socket.closeConnection(id) { closing[id] = nil }
+        }
         for (peer, entry) in peers where !entry.outbox.isEmpty {
             var sent = 0
             do {
                 while sent < entry.outbox.count, try entry.outbox[sent].sendNow(on: socket, id: peer.bytes) { sent += 1 }
             } catch {
+                // Sent ones and the failed one are libzmq's (released); drop only the rest.
+                peers[peer]!.outbox.removeFirst(sent + 1)
                 end(peer, .connectionClosed, farewell: .none)
                 continue
             }
@@ -220,12 +226,13 @@ public final class SecureServer: @unchecked Sendable {
         }
     }
 
-    /// Closes a connection now, or as soon as its pipe takes the close.
+    /// Closes a connection after `closeGrace` (at once if thousands are already waiting).
     private func close(_ id: Data) {
-        if !socket.closeConnection(id) {
-            pendingCloses.append(id)
-            if pendingCloses.count > 4096 { pendingCloses.removeFirst() }
+        guard closing.count < 4096 else {
+            if !socket.closeConnection(id) { closing[id] = monotonicSeconds() }
+            return
         }
+        closing[id] = monotonicSeconds() + Self.closeGrace
     }
 
     private func popEvent() -> ServerEvent? {
@@ -267,7 +274,7 @@ public final class SecureServer: @unchecked Sendable {
         case (.error, .established(let session, _)) where entry.outbox.isEmpty:
             let report = ErrorReport(code: failure.errorCode ?? "link", message: failure.description)
             if (try? SecureFraming.encrypt(.error(report), codec: codec, session: session)) != nil,
-               let output = PendingOutput.take(from: session), (try? output.sendNow(on: socket, id: peer.bytes)) != true {
+               let output = PendingOutput.take(from: session), (try? output.sendNow(on: socket, id: peer.bytes)) == false {
                 output.discard()
             }
         case (.busyAlert, .handshaking) where !entry.answered:
@@ -295,6 +302,7 @@ public final class SecureServer: @unchecked Sendable {
         let peer = PeerID(Data(frames[0]))
         let bytes = frames[1]
         guard bytes.count > 0 else {
+            if closing.removeValue(forKey: peer.bytes) != nil { return }  // it left before we closed it
             if peers[peer] == nil { accept(peer) } else { end(peer, .connectionClosed, farewell: .none) }
             return
         }
