@@ -38,6 +38,10 @@ struct AggregatorCommand: ParsableCommand {
         let loaded = try DaemonCommand.load(config, AggregatorConfig.load(file:))
         if check {
             try DaemonCommand.requireFiles(of: config, tls: loaded.tls, baseModel: loaded.baseModel)
+            do { try loaded.tls.check() } catch {
+                DaemonLogging.fail("\(config): TLS credentials ('tls') cannot be used: \(error)")
+                throw ExitCode(DaemonExit.refused.rawValue)
+            }
             print("\(config): OK — round \(loaded.round), subset \(loaded.subset.joined(separator: ", ")), methods \(loaded.methods.map(\.label).joined(separator: ", ")), statistics wanted: \(loaded.wantedStatistics.isEmpty ? "none" : loaded.wantedStatistics.joined(separator: ", "))")
             return
         }
@@ -57,7 +61,7 @@ extension AggregatorCommand {
     static func exitCode(forStartupError error: Error) -> DaemonExit {
         switch error {
         case is RoundSpoolError, is ModelFingerprint.Failure, is ConfigError: .badConfig
-        case is TLSError: .refused
+        case is TLSError, is TLSCredentialError: .refused
         default: .failure
         }
     }
