@@ -219,6 +219,14 @@ final class HardeningTests: XCTestCase {
         try f.start("first", ["aggregator", "good.yaml"])
         XCTAssertTrue(f.waitUntil(limit: 60) { f.log("first").contains("aggregator listening") }, f.log("first"))
         XCTAssertFalse(FileManager.default.fileExists(atPath: f.root + "/output/round-1/.average.partial-99999"))
+        // Two processes with one certificate: the newer link replaces the older, and the
+        // operator is warned (item 14; it was an info line).
+        let one = RogueAgent("a", in: f), two = RogueAgent("a", in: f)
+        rogues += [one, two]
+        try one.join()
+        try two.join()
+        XCTAssertTrue(f.waitUntil(limit: 30) { f.log("first").contains("two processes share certificate 'a'") }, f.log("first"))
+        XCTAssertTrue(f.log("first").contains("warning"), f.log("first"))
         try f.start("second", ["aggregator", "good.yaml"])
         XCTAssertEqual(f.wait("second", limit: 60), 2, f.log("second"))
         XCTAssertTrue(f.log("second").contains("another aggregator is serving this round"), f.log("second"))
