@@ -54,7 +54,7 @@ let package = Package(
 
         .executableTarget(name: "fedmerge", dependencies: [
             "LinAlg", "AtomicIO", "SafeTensors", "Model", "Merge", "MergeIO", "Protocol", "Agent", "Aggregator", "DaemonSupport",
-            "Experiment",
+            "Experiment", "Console",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             logging,
             .product(name: "Yams", package: "Yams"),

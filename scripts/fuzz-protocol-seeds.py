@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Seed corpus for scripts/fuzz-protocol.sh: valid wire messages (see Sources/Protocol/MessageCodec.swift),
-framed as [u32 big-endian length][message] records, including a whole OFFER → CHUNK… → COMMIT upload."""
+"""Seed corpus for scripts/fuzz-protocol.sh: a link's plaintext stream as it travels inside TLS,
+[u32 big-endian length][message] records (Sources/Protocol/SecureLink.swift, MessageCodec.swift),
+including a whole OFFER → CHUNK… → COMMIT upload and the framing's edge cases."""
 import hashlib, json, os, struct, sys
 
 TYPES = {"HELLO": 1, "WELCOME": 2, "REFUSED": 3, "OFFER": 4, "RESUME": 5, "CHUNK": 6, "ACK": 7,
-         "COMMIT": 8, "COMMITTED": 9, "MERGED": 10, "EVAL": 11, "ERROR": 12, "HEARTBEAT": 13}
+         "COMMIT": 8, "COMMITTED": 9, "MERGED": 10, "EVAL": 11, "ERROR": 12, "HEARTBEAT": 13,
+         "EVALUATED": 14}
 
 def message(kind, header, payload=b""):
     h = json.dumps(header, separators=(",", ":")).encode()
@@ -28,6 +30,17 @@ seeds = {
     "eval": records(message("EVAL", {"round": 1, "method": "regmean", "metrics": {"accuracy": 0.5}})),
     "ack": records(message("ACK", {"transferID": "t", "durableOffset": 5})),
     "heartbeat": records(message("HEARTBEAT", {})),
+    "evaluated": records(message("EVALUATED", {"round": 1, "method": "regmean"})),
+    # ERROR with and without the optional `method` (the merged model a failed evaluation concerns).
+    "error": records(message("ERROR", {"code": "eval_failed", "message": "nan loss"})),
+    "error-method": records(message("ERROR", {"code": "eval_failed", "message": "nan loss", "method": "regmean"})),
+    # Framing edge cases: several messages back to back, an empty record, a length above any
+    # limit (ends the stream), a record cut short at the end.
+    "stream": records(message("HEARTBEAT", {}), message("ACK", {"transferID": "t", "durableOffset": 5}),
+                      message("ERROR", {"code": "malformed", "message": "x", "method": None})),
+    "empty-record": struct.pack(">I", 0) + records(message("HEARTBEAT", {})),
+    "oversize-length": struct.pack(">I", 0xFFFFFFF0) + b"{}",
+    "truncated": records(message("HEARTBEAT", {}))[:-3],
 }
 for name, blob in seeds.items():
     with open(os.path.join(out, "seed-" + name), "wb") as f:

@@ -58,6 +58,10 @@ public struct AgentConfig: Sendable {
         let top = try ConfigReader.load(file: file)
         try top.onlyKeys(topKeys)
         let name = try top.string("name", help: "this agent's name, as in its certificate")
+        // The name becomes a path on both daemons (spool directory, head name): portable only.
+        guard PortableName.isAgentName(name) else {
+            throw ConfigError.invalid(file: file, key: "name", value: "'\(loggable(name))'", allowed: PortableName.rule)
+        }
         let aggregator = try top.string("aggregator", help: "the aggregator endpoint, e.g. tcp://127.0.0.1:7070")
         guard aggregator.hasPrefix("tcp://") else {
             throw ConfigError.invalid(file: file, key: "aggregator", value: "'\(aggregator)'", allowed: "a tcp:// endpoint such as tcp://127.0.0.1:7070")

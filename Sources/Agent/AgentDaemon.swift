@@ -8,6 +8,11 @@
 //   connecting → awaitingWelcome → preparing → uploading → awaitingMerged ⇄ receiving → done
 // A broken link at any point goes back to connecting; everything durable is on disk
 // (prepared model, the aggregator's spool, downloads, evals sent), so nothing is redone.
+// `--connect-timeout` counts from the moment the link was lost (from the start before the
+// first admission). The aggregator is trusted with the merged weights' values only: every
+// value it chooses that becomes a path or a log line is checked (AggregatorValues) or
+// escaped (`loggable`). A model the agent cannot evaluate is reported (ERROR eval_failed
+// naming the method) and counts as settled; the run then ends with exit 1 naming it.
 
 import AtomicIO
 import DaemonSupport
@@ -41,6 +46,13 @@ public final class AgentDaemon: @unchecked Sendable {
         case done
     }
 
+    /// A merged model on its way: its method, the file MERGED announced, the receiver.
+    private struct Download {
+        var method: String
+        var file: MergedFile
+        var receiver: ChunkReceiver
+    }
+
     public let config: AgentConfig
     private let work: LocalWork
     private var logger: Logger
@@ -48,19 +60,29 @@ public final class AgentDaemon: @unchecked Sendable {
     private var client: SecureClient?
     private var welcome: Welcome?
     private var fingerprint = ""
+    /// The base model's weights file size: bounds what a MERGED may announce.
+    private var baseModelBytes: UInt64 = 0
+    private var lock: WorkdirLock?
     private let worker = WorkerThread()
     private var uploads: [String] = []
+    /// Whether this WELCOME's preparation job was handed to the worker yet.
+    private var prepareStarted = false
     private var sender: ChunkSender?
-    private var receiver: ChunkReceiver?
-    /// The method whose merged model is arriving (from MERGED).
-    private var arriving: String?
+    private var download: Download?
+    /// Merged weights received and waiting to be checked and assembled: (label, file).
+    private var received: [(label: String, file: String)] = []
     /// Models waiting for the worker to evaluate them, one at a time: (label, model directory).
     private var pending: [(label: String, directory: String)] = []
     /// Evaluations made, and those the aggregator has acknowledged as durable (both
     /// persisted, so a restart neither re-evaluates nor forgets to re-send).
     private var sent: [String: [String: Double]] = [:]
     private var acknowledged: Set<String> = []
+    /// Models this run could not evaluate, with why (not persisted: a restart tries again).
+    private var failed: [String: String] = [:]
     private var connectAttempts = 0
+    /// When the link to the aggregator was lost (the start counts: no link until the first WELCOME).
+    private var linkDownSince: Date?
+    /// Seconds to keep trying to (re)connect, counted from the loss of the link.
     public var connectTimeout: Double = 600
     /// Upload chunk size in bytes (the wire's maximum by default).
     public var chunkSize = 4 << 20
@@ -78,10 +100,47 @@ public final class AgentDaemon: @unchecked Sendable {
     var preparedDirectory: String { config.workdir + "/prepared" }
     func roundDirectory(_ round: Int) -> String { config.workdir + "/round-\(round)" }
 
+    // MARK: start-up
+
+    /// What must hold before the agent connects: the base model readable, the workdir
+    /// writable, the TLS credentials loadable. Throws AgentStartError (its `exit` says which code).
+    public func checkStartUp() throws {
+        do {
+            fingerprint = try ModelFingerprint.of(directory: config.baseModel)
+            let weights = try FileManager.default.attributesOfItem(atPath: config.baseModel + "/model.safetensors")
+            baseModelBytes = (weights[.size] as? NSNumber)?.uint64Value ?? 0
+        } catch {
+            throw AgentStartError.baseModel(config: config.file, path: config.baseModel, reason: AgentStartError.reason(error))
+        }
+        do {
+            try FileManager.default.createDirectory(atPath: config.workdir, withIntermediateDirectories: true)
+            let probe = config.workdir + "/.writable-\(getpid())"
+            guard FileManager.default.createFile(atPath: probe, contents: Data()) else {
+                throw AgentStartError.workdir(config: config.file, path: config.workdir, reason: "cannot create a file in it")
+            }
+            try? FileManager.default.removeItem(atPath: probe)
+        } catch let error as AgentStartError {
+            throw error
+        } catch {
+            throw AgentStartError.workdir(config: config.file, path: config.workdir, reason: AgentStartError.reason(error))
+        }
+        try makeClient().close()
+    }
+
+    /// A new link to the aggregator; the one place where TLS credential errors (whatever the
+    /// TLS layer throws while loading them) become `.tlsCredentials` (exit 4).
+    private func makeClient() throws -> SecureClient {
+        do {
+            return try SecureClient(endpoint: config.aggregator, tls: config.tls, serverName: config.serverName, logger: logger)
+        } catch {
+            throw AgentStartError.tlsCredentials(config: config.file, reason: "\(error)")
+        }
+    }
+
     public func run() throws -> DaemonExit {
-        fingerprint = try ModelFingerprint.of(directory: config.baseModel)
-        try FileManager.default.createDirectory(atPath: config.workdir, withIntermediateDirectories: true)
-        let firstTry = Date()
+        try checkStartUp()
+        lock = try WorkdirLock(workdir: config.workdir, config: config.file)
+        linkDownSince = Date()
         while true {
             if let signo = StopSignal.requested {
                 logger.notice("stopping on signal \(signo); run again to resume")
@@ -90,28 +149,33 @@ public final class AgentDaemon: @unchecked Sendable {
             }
             do {
                 switch try step() {
-                case .some(let exit): client?.close(); return exit
+                // The last EVAL, ERROR or COMMITTED must leave before the process does.
+                case .some(let exit): client?.close(grace: 0.5); return exit
                 case .none: continue
                 }
             } catch let failure as LinkFailure {
                 client?.close()
                 client = nil
                 sender = nil
+                download = nil
+                let reason = loggable("\(failure)")
                 if case .refusedByServer = failure {
-                    logger.error("the aggregator refused this agent's certificate: \(failure)")
+                    logger.error("the aggregator refused this agent's certificate: \(reason)")
                     return .refused
                 }
                 if case .handshake = failure {
-                    logger.error("TLS handshake failed: \(failure)")
+                    logger.error("TLS handshake failed: \(reason)")
                     return .refused
                 }
-                guard Date().timeIntervalSince(firstTry) < connectTimeout else {
-                    logger.error("giving up after \(Int(connectTimeout)) s: \(failure)")
+                let since = linkDownSince ?? Date()
+                linkDownSince = since      // the first failure since the last admission starts the clock
+                guard Date().timeIntervalSince(since) < connectTimeout else {
+                    logger.error("giving up: no link to the aggregator for \(Int(Date().timeIntervalSince(since))) s (--connect-timeout \(Int(connectTimeout))): \(reason)")
                     return .failure
                 }
                 connectAttempts += 1
                 let wait = min(5.0, 0.2 * Double(connectAttempts))
-                logger.warning("link lost (\(failure)); reconnecting in \(String(format: "%.1f", wait)) s")
+                logger.warning("link lost (\(reason)); reconnecting in \(String(format: "%.1f", wait)) s")
                 Thread.sleep(forTimeInterval: wait)
                 phase = .connecting
             }
@@ -122,7 +186,7 @@ public final class AgentDaemon: @unchecked Sendable {
     private func step() throws -> DaemonExit? {
         switch phase {
         case .connecting:
-            let client = try SecureClient(endpoint: config.aggregator, tls: config.tls, serverName: config.serverName, logger: logger)
+            let client = try makeClient()
             self.client = client
             try client.connect(timeout: 10)
             try client.send(.hello(Hello(name: config.name, baseFingerprint: fingerprint, contribution: try work.contributionFingerprint())))
@@ -131,24 +195,29 @@ public final class AgentDaemon: @unchecked Sendable {
             guard let message = try client!.receive(timeout: 30) else { throw LinkFailure.heartbeatTimeout(seconds: 30) }
             switch message {
             case .welcome(let w):
+                do { try AggregatorValues.check(w) } catch let refusal as AggregatorValueError {
+                    logger.error("refusing the aggregator's WELCOME: \(refusal)")
+                    try? client!.send(.error(ErrorReport(code: "welcome_refused", message: refusal.description)))
+                    return .failure
+                }
                 welcome = w
                 connectAttempts = 0
+                linkDownSince = nil
                 (sent, acknowledged) = loadSentEvaluations(round: w.round)
                 // EVALs whose acknowledgement a broken link swallowed go again (the aggregator is idempotent).
                 for (label, metrics) in sent.sorted(by: { $0.key < $1.key }) where !acknowledged.contains(label) {
                     try client!.send(.eval(Eval(round: w.round, method: label, metrics: metrics)))
                 }
                 logger.info("admitted", metadata: ["round": "\(w.round)", "statistics": "\(w.wantedStatistics.map(\.rawValue).joined(separator: ","))",
-                                                   "methods": "\(w.methods.joined(separator: ","))", "phase": "\(w.phase.rawValue)"])
-                if allEvaluated(w) { return finishRound() }
+                                                   "methods": "\(w.methods.map { loggable($0) }.joined(separator: ","))", "phase": "\(w.phase.rawValue)"])
+                if allSettled(w) { return finishRound() }
                 uploads = w.required.filter { !w.committed.contains($0) }
                 // Always prepare: it reuses the model and statistics on disk when their inputs match,
                 // and the local evaluation needs them even when the aggregator has everything.
                 phase = .preparing
-                let work = self.work, statistics = w.wantedStatistics.map(\.rawValue), directory = preparedDirectory, logger = self.logger
-                worker.start { try work.prepare(statistics: statistics, into: directory, logger: logger) }
+                prepareStarted = false
             case .refused(let r):
-                logger.error("refused by the aggregator: \(r.reason)")
+                logger.error("refused by the aggregator: \(loggable(r.reason))")
                 return .refused
             case .heartbeat:
                 break
@@ -157,10 +226,20 @@ public final class AgentDaemon: @unchecked Sendable {
             }
         case .preparing:
             _ = try receiveMerged(timeout: 0.2)        // keeps the link alive
+            if !prepareStarted {
+                // An evaluation that was running when the link broke finishes first and is
+                // reported; only then may the worker prepare (one job at a time, results never mixed).
+                if let leftover = worker.take() { try deliver(leftover) }
+                guard !worker.isBusy else { return nil }
+                let work = self.work, statistics = welcome!.wantedStatistics.map(\.rawValue), directory = preparedDirectory, logger = self.logger
+                worker.start { try work.prepare(statistics: statistics, into: directory, logger: logger) }
+                prepareStarted = true
+                return nil
+            }
             guard let result = worker.take() else { return nil }
-            if case .failure(let error) = result {
+            if case .failure(_, let error) = result {
                 logger.error("preparing the model failed: \(error)")
-                try? client?.send(.error(ErrorReport(code: "prepare_failed", message: "\(error)")))
+                try? client?.send(.error(ErrorReport(code: "prepare_failed", message: error)))
                 return .failure
             }
             if uploads.isEmpty {
@@ -190,12 +269,13 @@ public final class AgentDaemon: @unchecked Sendable {
         case .awaitingMerged:
             _ = try receiveMerged(timeout: 0.5)
             if let result = worker.take() { try deliver(result) }
+            try assembleReceived()
             if !worker.isBusy, !pending.isEmpty {
                 let (label, directory) = pending.removeFirst()
                 let work = self.work, logger = self.logger
                 worker.start(label: label) { try work.evaluate(modelDirectory: directory, logger: logger) }
             }
-            if !worker.isBusy, pending.isEmpty, allEvaluated(welcome!) { return finishRound() }
+            if !worker.isBusy, pending.isEmpty, received.isEmpty, allSettled(welcome!) { return finishRound() }
         case .done:
             return .success
         }
@@ -230,45 +310,80 @@ public final class AgentDaemon: @unchecked Sendable {
         return true
     }
 
-    /// Merged-model announcements and their chunks, heartbeats and error reports.
+    /// Merged-model announcements and their chunks, heartbeats and error reports. A message
+    /// that fails the checks is refused with an ERROR naming the value and touches no disk.
     private func handleIncoming(_ message: Message) throws {
         switch message {
         case .merged(let merged):
-            arriving = merged.method
-            let directory = roundDirectory(merged.round) + "/downloads"
-            receiver = try ChunkReceiver(spool: directory, logger: logger)
-            logger.info("merged model announced", metadata: ["method": "\(merged.method)", "bytes": "\(merged.files.first?.size ?? 0)"])
+            download = nil
+            let file: MergedFile
+            do { file = try AggregatorValues.check(merged, welcome: welcome, ownModelBytes: baseModelBytes) } catch let refusal as AggregatorValueError {
+                try refuse(refusal)
+                return
+            }
+            let receiver = try ChunkReceiver(spool: roundDirectory(merged.round) + "/downloads", maxFileSize: file.size, logger: logger)
+            download = Download(method: merged.method, file: file, receiver: receiver)
+            failed[merged.method] = nil     // delivered again: try again
+            logger.info("merged model announced", metadata: ["method": "\(merged.method)", "bytes": "\(file.size)"])
         case .offer, .chunk, .commit:
-            guard let receiver else { throw AgentError.unexpected(message.type.description) }
-            let outcome = try receiver.handle(message)
+            guard let download else { try refuse(.noDownload(message.type)); return }
+            if case .offer(let offer) = message,
+               offer.name != download.file.name || offer.size != download.file.size || offer.sha256 != download.file.sha256 {
+                try refuse(.offerMismatch(name: offer.name, announced: download.file.name))
+                return
+            }
+            let outcome: ChunkReceiver.Outcome
+            do { outcome = try download.receiver.handle(message) } catch let error as TransferError {
+                logger.warning("merged model transfer refused: \(loggable(error.description))")
+                try client!.send(error.report)
+                return
+            }
             for reply in outcome.replies { try client!.send(reply) }
-            if let file = outcome.completed, let method = arriving {
-                logger.info("merged model received", metadata: ["method": "\(method)", "bytes": "\(file.size)", "sha256": "\(file.sha256.prefix(12))"])
-                arriving = nil
-                try evaluateMerged(method: method, file: file.path)
+            if let file = outcome.completed {
+                logger.info("merged model received", metadata: ["method": "\(download.method)", "bytes": "\(file.size)", "sha256": "\(file.sha256.prefix(12))"])
+                self.download = nil
+                received.append((download.method, file.path))
             }
         case .evaluated(let ack):
+            guard let welcome, ack.round == welcome.round, sent[ack.method] != nil else {
+                logger.warning("ignoring EVALUATED for a model this agent did not report", metadata: ["round": "\(ack.round)", "method": "\(loggable(ack.method))"])
+                return
+            }
             acknowledged.insert(ack.method)
-            if let welcome { try saveSentEvaluations(round: welcome.round) }
+            try saveSentEvaluations(round: welcome.round)
         case .heartbeat:
             break
         case .error(let report):
-            logger.warning("aggregator reported an error: \(report.code): \(report.message)")
+            logger.warning("aggregator reported an error: \(loggable(report.code)): \(loggable(report.message))")
         default:
             logger.warning("ignoring an unexpected \(message.type)")
         }
     }
 
-    /// Builds a model directory around a received merged weights file and queues its evaluation.
-    private func evaluateMerged(method: String, file: String) throws {
+    /// Tells the aggregator (and the log) why a message was refused.
+    private func refuse(_ refusal: AggregatorValueError) throws {
+        logger.error("\(refusal)")
+        try client!.send(.error(ErrorReport(code: "merged_refused", message: refusal.description)))
+    }
+
+    /// Checks each received merged weights file against this agent's model and builds its
+    /// model directory; one that does not fit counts as a failed evaluation of its method.
+    private func assembleReceived() throws {
         guard let welcome else { return }
-        let directory = roundDirectory(welcome.round) + "/merged/" + method
-        try MergedDownload.assemble(weights: file, localModel: preparedDirectory, agentName: config.name, into: directory)
-        pending.append((method, directory))
+        while !received.isEmpty {
+            let (label, file) = received.removeFirst()
+            do {
+                try MergedDownload.assemble(weights: file, localModel: preparedDirectory, agentName: config.name,
+                                            mergedRoot: roundDirectory(welcome.round) + "/merged", label: label)
+                pending.append((label, roundDirectory(welcome.round) + "/merged/" + label))
+            } catch {
+                try fail(label, because: "the merged model cannot be used: \(error)")
+            }
+        }
     }
 
     private func reportLocalEvaluation(_ welcome: Welcome) throws {
-        if sent["local"] == nil && !pending.contains(where: { $0.label == "local" }) {
+        if sent["local"] == nil && failed["local"] == nil && !pending.contains(where: { $0.label == "local" }) {
             pending.append(("local", preparedDirectory))
         }
     }
@@ -277,24 +392,43 @@ public final class AgentDaemon: @unchecked Sendable {
         switch result {
         case .success(let label, let metrics):
             guard let label, let welcome else { return }
+            if let bad = metrics.keys.sorted().first(where: { !metrics[$0]!.isFinite }) {
+                try fail(label, because: "the metric '\(bad)' is \(metrics[bad]!)")
+                return
+            }
             sent[label] = metrics
             try saveSentEvaluations(round: welcome.round)
             try client!.send(.eval(Eval(round: welcome.round, method: label, metrics: metrics)))
             logger.info("evaluated", metadata: ["model": "\(label)", "metrics": "\(metrics.keys.sorted().map { "\($0)=\(String(format: "%.4f", metrics[$0]!))" }.joined(separator: " "))"])
-        case .failure(let error):
-            logger.error("evaluation failed: \(error)")
-            try client!.send(.error(ErrorReport(code: "eval_failed", message: "\(error)")))
+        case .failure(let label, let error):
+            try fail(label ?? "?", because: error)
         }
     }
 
-    /// Every model evaluated and every EVAL acknowledged by the aggregator.
-    private func allEvaluated(_ welcome: Welcome) -> Bool {
-        (["local"] + welcome.methods).allSatisfy { acknowledged.contains($0) }
+    /// A model this agent cannot evaluate: reported once (ERROR eval_failed naming it) and
+    /// settled, so the agent does not wait for an acknowledgement that will never come.
+    private func fail(_ label: String, because reason: String) throws {
+        failed[label] = reason
+        logger.error("evaluation of '\(label)' failed: \(loggable(reason, limit: 1000))")
+        try client!.send(.error(ErrorReport(code: "eval_failed", message: reason, method: label)))
+    }
+
+    /// Every model evaluated and acknowledged by the aggregator, or failed.
+    private func allSettled(_ welcome: Welcome) -> Bool {
+        (["local"] + welcome.methods).allSatisfy { acknowledged.contains($0) || failed[$0] != nil }
     }
 
     private func finishRound() -> DaemonExit {
-        logger.info("round complete: every merged model evaluated", metadata: ["round": "\(welcome?.round ?? -1)"])
         phase = .done
+        guard failed.isEmpty else {
+            for (label, reason) in failed.sorted(by: { $0.key < $1.key }) {
+                logger.error("round ended with a failed evaluation of '\(label)': \(loggable(reason, limit: 1000))")
+            }
+            logger.error("round complete, but \(failed.count) evaluation(s) failed: \(failed.keys.sorted().joined(separator: ", "))",
+                         metadata: ["round": "\(welcome?.round ?? -1)"])
+            return .failure
+        }
+        logger.info("round complete: every merged model evaluated", metadata: ["round": "\(welcome?.round ?? -1)"])
         return .success
     }
 
@@ -319,18 +453,9 @@ public final class AgentDaemon: @unchecked Sendable {
     }
 }
 
-public enum AgentError: Error, CustomStringConvertible {
-    case unexpected(String)
-    public var description: String {
-        switch self {
-        case .unexpected(let type): return "the aggregator sent an unexpected \(type)"
-        }
-    }
-}
-
 /// One background job at a time (preparing or evaluating), polled by the daemon loop.
 final class WorkerThread: @unchecked Sendable {
-    enum Result { case success(label: String?, metrics: [String: Double]), failure(String) }
+    enum Result { case success(label: String?, metrics: [String: Double]), failure(label: String?, reason: String) }
     private let lock = NSLock()
     private var result: Result?
     private var busy = false
@@ -345,7 +470,7 @@ final class WorkerThread: @unchecked Sendable {
         lock.lock(); busy = true; result = nil; lock.unlock()
         Thread.detachNewThread { [self] in
             let r: Result
-            do { r = .success(label: label, metrics: try job()) } catch { r = .failure("\(error)") }
+            do { r = .success(label: label, metrics: try job()) } catch { r = .failure(label: label, reason: "\(error)") }
             lock.lock(); result = r; busy = false; lock.unlock()
         }
     }

@@ -367,9 +367,11 @@ extension AggregatorState {
         }
         guard let merge else { throw AggregatorError.wrongRound(agent, round ?? -1, involved.map(\.definition.id)) }
         if method == ReservedLabel.local {
-            // Its own model: once its contribution is in (an audience-only agent has none to send).
+            // Its own model: once that model is in (an audience-only agent has none to send).
+            // Not the whole contribution: an agent re-sends an unacknowledged EVAL first thing
+            // after WELCOME, also when new statistics are wanted and still on their way.
             let required = requiredFiles(agent)
-            let hasContribution = required.isEmpty || (agents[agent]?.contributions.values.contains { c in required.allSatisfy(c.files.contains) } ?? false)
+            let hasContribution = required.isEmpty || (agents[agent]?.contributions.values.contains { $0.files.contains("model.safetensors") } ?? false)
             guard hasContribution || merge.phase.members[agent] != nil else { throw AggregatorError.evalBeforeUpload(agent) }
         } else {
             guard merge.definition.methods.contains(where: { $0.label == method }), (merge.ledger.delivered[agent] ?? []).contains(method) else {
@@ -563,7 +565,7 @@ public enum AggregatorError: Error, CustomStringConvertible, Equatable {
         case let .unexpected(agent, type): return "agent \(agent) sent an unexpected \(type)"
         case let .unexpectedFile(agent, name, required): return "agent \(agent) offered '\(loggable(name, limit: 80))'; a contribution is \(required.joined(separator: ", "))"
         case let .wrongRound(agent, got, rounds): return "agent \(agent) sent an EVAL for round \(got), which is no merge it takes part in (\(rounds.map(String.init).joined(separator: ", ")))"
-        case let .evalBeforeUpload(agent): return "agent \(agent) sent an EVAL of its own model before its contribution was committed"
+        case let .evalBeforeUpload(agent): return "agent \(agent) sent an EVAL of its own model before its contribution was committed (no model.safetensors yet)"
         case let .evalNotDelivered(agent, method): return "agent \(agent) sent an EVAL of '\(method)', a merged model it was not sent"
         case let .badMetrics(agent, method): return "agent \(agent) sent an EVAL of '\(loggable(method, limit: 80))' whose metrics are not 1–32 finite values with portable names"
         }

@@ -1,5 +1,5 @@
-// The runner's own evaluation: logits of a model directory on a labelled set (cached, so a
-// model scored on several tables runs once), accuracy/macro-F1 from logits (optionally over a
+// The runner's own evaluation: logits of a model directory on a labelled set (through Model's
+// BatchedPredictor; cached, so a model scored on several tables runs once), accuracy/macro-F1 from logits (optionally over a
 // block of a joint label space), the logit-average ensemble, and the in-process MTL model.
 
 import AtomicIO
@@ -28,26 +28,23 @@ public final class Scorer {
     }
 
     static func logits(_ model: BertEncoder, tokenizer: WordPieceTokenizer, data: LabeledDataset, maxLength: Int) throws -> [[Float]] {
-        let k = model.config.numLabels
         var rows: [[Float]] = []
-        for first in stride(from: 0, to: data.count, by: 32) {
-            let batch = data.examples[first..<min(first + 32, data.count)]
-            try model.forward(EncoderInput(tokenizer.batch(batch.map(\.text), maxLength: maxLength)))
-            let l = model.logits.storage
-            for b in 0..<batch.count { rows.append(Array(l[(b * k)..<((b + 1) * k)])) }
-        }
+        var texts = data.examples.makeIterator()
+        try BatchedPredictor(model: model, tokenizer: tokenizer, plan: BatchPlan(maxLength: maxLength))
+            .run(next: { texts.next().map { ((), $0.text) } }) { _, logits in rows.append(Array(logits)) }
         return rows
     }
 
-    /// Accuracy and macro-F1 of argmax predictions; with `block`, the argmax runs over those
-    /// logit columns only and label l means column block.lowerBound + l.
+    /// Accuracy and macro-F1 of argmax predictions (Model's ConfusionMatrix, the definitions
+    /// `fedmerge evaluate` and the agents use); with `block`, the argmax runs over those logit
+    /// columns only and label l means column block.lowerBound + l.
     public static func score(logits: [[Float]], labels: [Int], classes: Int, block: Range<Int>? = nil) -> Score {
         let predictions = logits.map { row -> Int in
             let range = block ?? 0..<row.count
             return range.max { row[$0] < row[$1] }! - range.lowerBound
         }
-        return Score(accuracy: ClassificationMetrics.accuracy(predictions: predictions, labels: labels),
-                     macroF1: ClassificationMetrics.macroF1(predictions: predictions, labels: labels, classes: classes))
+        let counts = ConfusionMatrix(predictions: predictions, labels: labels, classes: classes)
+        return Score(accuracy: counts.accuracy, macroF1: counts.macroF1)
     }
 
     public func score(model directory: String, data: LabeledDataset, key: String, maxLength: Int) throws -> Score {

@@ -1,20 +1,23 @@
-// The agent's end of the wire: a DEALER socket carrying one TLS 1.3 session to the
-// aggregator, which must present a certificate for `serverName` signed by the federation CA.
+// The agent's end of the wire: a ZeroMQ STREAM socket (raw TCP) that connects once and carries
+// one TLS 1.3 session to the aggregator, which must present a certificate for `serverName`
+// signed by the federation CA. (SecureServer.swift says why STREAM.)
 
 import CZMQ
 import Foundation
 import Logging
 
 /// One TLS link to a SecureServer. Use it from one thread at a time (libzmq's rule).
-/// After any failure, make a new SecureClient: a fresh socket is a fresh routing id.
+/// After any failure, make a new SecureClient: a new connection needs a new TLS session.
 public final class SecureClient: @unchecked Sendable {
     /// The link's protocol state; each transition is one case in `advance(with:)`.
     private enum State {
         case idle
-        case handshaking(TLSSession)
+        /// TCP connect under way; libzmq announces the connection with [id][empty].
+        case connecting
+        case handshaking(TLSSession, connection: Data)
         /// Handshake done on our side; the server has yet to check our certificate name.
-        case awaitingAdmission(TLSSession)
-        case established(TLSSession)
+        case awaitingAdmission(TLSSession, connection: Data)
+        case established(TLSSession, connection: Data)
         case failed(LinkFailure)
     }
 
@@ -25,12 +28,14 @@ public final class SecureClient: @unchecked Sendable {
     private let socket: ZMQSocket
     private let context: TLSContext
     private let codec: MessageCodec
+    private let reassembler: MessageReassembler
     private let logger: Logger
     private var state = State.idle
     private var lastReceived = 0.0
     private var lastSent = 0.0
     private var inbox: [Message] = []
 
+    /// Throws TLSCredentialError when the certificate, key or CA cannot be used.
     public init(endpoint: String, tls: TLSConfiguration, serverName: String,
                 limits: MessageLimits = .standard, heartbeat: HeartbeatPolicy = .standard,
                 logger: Logger = Logger(label: "fedmerge.wire.client")) throws {
@@ -41,13 +46,15 @@ public final class SecureClient: @unchecked Sendable {
         self.logger = logger
         self.context = try TLSContext(tls, role: .client)
         self.codec = MessageCodec(limits: limits)
-        socket = try ZMQSocket(.dealer)
-        try socket.setMaxMessageSize(SecureFraming.maxFrameBytes(limits))
-        // A reconnect would get a new routing id and a TLS session the server does not know;
-        // the link is reported dead instead (heartbeat timeout) and the caller makes a new client.
+        self.reassembler = MessageReassembler(limits: limits)
+        socket = try ZMQSocket(.stream)
+        try socket.setOption(ZMQ_STREAM_NOTIFY, Int32(1))
+        // A reconnect would carry a TLS session the server does not know; the link is reported
+        // dead instead (closed connection or heartbeat timeout) and the caller makes a new client.
         try socket.setOption(ZMQ_RECONNECT_IVL, Int32(-1))
-        // A DEALER with no connection blocks in send; bound that so a dead server surfaces as an error.
-        try socket.setOption(ZMQ_SNDTIMEO, Int32(max(1, heartbeat.timeout * 1000)))
+        // STREAM never drops bytes for a live connection whose pipe is full (that would break
+        // TLS): the send is refused (EAGAIN) and `deliver` retries, bounded by the heartbeat timeout.
+        try socket.setOption(ZMQ_SNDTIMEO, Int32(0))
         try socket.connect(endpoint)
     }
 
@@ -60,28 +67,33 @@ public final class SecureClient: @unchecked Sendable {
         socket.close()
     }
 
-    /// Runs the handshake and waits for the server's admission (its first heartbeat).
+    /// Closes after giving the last messages sent `grace` seconds to leave: libzmq sends from
+    /// its own thread, and a process that exits right after `send` loses what is still queued
+    /// (an agent's final ERROR or COMMITTED). Messages that arrive meanwhile are dropped.
+    public func close(grace: Double) {
+        let end = monotonicSeconds() + grace
+        while case .established = state, monotonicSeconds() < end {
+            if (try? receive(timeout: max(0, end - monotonicSeconds()))) == nil { break }
+        }
+        try? socket.setLinger(milliseconds: Int32(grace * 1000))
+        close()
+    }
+
+    /// Connects, runs the handshake and waits for the server's admission (its first heartbeat).
     /// Throws LinkFailure: `.handshake` (bad certificate either way), `.refusedByServer`
-    /// (name not allowed), `.handshakeTimeout` (also when no server listens: libzmq's own
-    /// reconnection is off, so retry with a new SecureClient after a pause).
+    /// (name not allowed), `.serverBusy` (turned away: retry later), `.connectionClosed`,
+    /// `.handshakeTimeout` (also when no server listens: libzmq's own reconnection is off,
+    /// so retry with a new SecureClient after a pause).
     public func connect(timeout: Double = 10) throws {
         guard case .idle = state else { throw LinkFailure.notConnected }
-        let session = try TLSSession(context: context, serverName: serverName)
-        do {
-            _ = try session.advanceHandshake()
-            try SecureFraming.flush(session: session, socket: socket, routingID: nil)
-        } catch {
-            try fail(.handshake(error as? TLSError ?? .handshakeFailed("\(error)")))
-        }
-        state = .handshaking(session)
-        lastSent = monotonicSeconds()
+        state = .connecting
         let deadline = monotonicSeconds() + timeout
         while true {
             if case .established = state { break }
             let remaining = deadline - monotonicSeconds()
             guard remaining > 0 else { try fail(.handshakeTimeout(seconds: timeout)) }
             if try socket.waitReadable(timeoutMilliseconds: Int((remaining * 1000).rounded(.up))) {
-                _ = try socket.receiveFrames(wait: false) { frames, truncated in try advance(with: frames, truncated: truncated) }
+                _ = try socket.receiveFrames(wait: false) { frames, _ in try advance(with: frames) }
             }
         }
         logger.info("connected", metadata: ["endpoint": "\(endpoint)", "server": "\(serverName)"])
@@ -89,16 +101,19 @@ public final class SecureClient: @unchecked Sendable {
 
     /// Encrypts and sends one message.
     public func send(_ message: Message) throws {
-        guard case .established(let session) = state else {
+        guard case .established(let session, let connection) = state else {
             if case .failed(let failure) = state { throw failure }
             throw LinkFailure.notConnected
         }
         do {
-            try SecureFraming.seal(message, codec: codec, session: session, socket: socket, routingID: nil)
+            try SecureFraming.encrypt(message, codec: codec, session: session)
+            try deliver(session, connection: connection, readWhileWaiting: true)
             lastSent = monotonicSeconds()
+        } catch let failure as LinkFailure {
+            throw failure
         } catch let error as ZMQError {
-            // EAGAIN after ZMQ_SNDTIMEO: no connection to hand the frame to.
-            try fail(error.code == EAGAIN ? .peerUnreachable(seconds: heartbeat.timeout) : .transport(error))
+            // EHOSTUNREACH: the connection is gone.
+            try fail(error.code == EHOSTUNREACH ? .connectionClosed : .transport(error))
         } catch {
             try fail(.record(error as? TLSError ?? .recordFailed("\(error)")))
         }
@@ -119,21 +134,52 @@ public final class SecureClient: @unchecked Sendable {
             var wait = heartbeat.interval / 2
             if let deadline { wait = min(wait, deadline - now) }
             if try socket.waitReadable(timeoutMilliseconds: max(0, Int((wait * 1000).rounded(.up)))) {
-                _ = try socket.receiveFrames(wait: false) { frames, truncated in try advance(with: frames, truncated: truncated) }
+                // Drain what is ready: raw TCP arrives in pieces of at most 8 KiB.
+                for _ in 0..<256 {
+                    let got = try socket.receiveFrames(wait: false) { frames, _ in try advance(with: frames) }
+                    if !got || !inbox.isEmpty { break }
+                }
             }
         }
     }
 
-    /// Test hook: encrypts arbitrary plaintext as if it were one message.
+    /// Test hook: encrypts arbitrary plaintext as if it were one framed message's bytes.
     func sendRawPlaintext(_ bytes: Data) throws {
-        guard case .established(let session) = state else { throw LinkFailure.notConnected }
+        guard case .established(let session, let connection) = state else { throw LinkFailure.notConnected }
         try bytes.withUnsafeBytes { try session.write($0) }
-        try SecureFraming.flush(session: session, socket: socket, routingID: nil)
+        try deliver(session, connection: connection, readWhileWaiting: false)
     }
 
-    /// Test hook: sends raw bytes as a frame, bypassing TLS.
-    func sendRawFrame(_ bytes: Data) throws {
+    /// Test hook: sends raw bytes on the connection, bypassing TLS.
+    func sendRawBytes(_ bytes: Data) throws {
+        guard case .established(_, let connection) = state else { throw LinkFailure.notConnected }
+        try socket.send(connection, more: true)
         try socket.send(bytes)
+    }
+
+    /// Hands the session's records to libzmq. While the connection's pipe is full (or closing)
+    /// it waits, reading what arrives if `readWhileWaiting` (that is how a close is noticed),
+    /// for at most the heartbeat timeout: bytes are delayed, never dropped.
+    private func deliver(_ session: TLSSession, connection: Data, readWhileWaiting: Bool) throws {
+        guard let output = PendingOutput.take(from: session) else { return }
+        let deadline = monotonicSeconds() + heartbeat.timeout
+        // sendNow releases the buffer itself when it throws; anything else thrown here leaves it ours.
+        while try !output.sendNow(on: socket, id: connection) {
+            do {
+                guard monotonicSeconds() < deadline else { throw LinkFailure.peerUnreachable(seconds: heartbeat.timeout) }
+                if readWhileWaiting, try socket.waitReadable(timeoutMilliseconds: 5) {
+                    _ = try socket.receiveFrames(wait: false) { frames, _ in try advance(with: frames) }
+                    if case .failed(let failure) = state { throw failure }
+                } else if !readWhileWaiting {
+                    Thread.sleep(forTimeInterval: 0.005)
+                }
+            } catch {
+                output.discard()
+                if let failure = error as? LinkFailure, case .failed = state { throw failure }
+                if let failure = error as? LinkFailure { try fail(failure) }
+                throw error
+            }
+        }
     }
 
     private func fail(_ failure: LinkFailure) throws -> Never {
@@ -142,66 +188,118 @@ public final class SecureClient: @unchecked Sendable {
         throw failure
     }
 
-    /// One frame from the server, applied to the current state.
-    private func advance(with frames: [UnsafeRawBufferPointer], truncated: Bool) throws {
-        guard frames.count == 1, !truncated else { try fail(.malformedFrames(count: frames.count)) }
+    /// One STREAM message ([connection id][bytes]; empty bytes: opened or closed), applied to
+    /// the current state.
+    private func advance(with frames: [UnsafeRawBufferPointer]) throws {
+        guard frames.count == 2 else { return }  // STREAM delivers exactly two frames
+        let bytes = frames[1]
         lastReceived = monotonicSeconds()
         switch state {
         case .idle, .failed:
             return
-        case .handshaking(let session):
+        case .connecting:
+            guard bytes.count == 0 else { return }
+            let connection = Data(frames[0])
+            let session = try TLSSession(context: context, serverName: serverName)
             do {
-                // The admission heartbeat may have come in the same frame as the handshake's end.
-                let (done, plaintext) = try session.withFrame(frames[0]) { () throws -> (Bool, Data?) in
-                    let done = try session.advanceHandshake()
-                    return (done, done ? try session.readPlaintext() : nil)
-                }
-                try SecureFraming.flush(session: session, socket: socket, routingID: nil)
-                guard done else { return }
-                state = .awaitingAdmission(session)
-                try admit(session, plaintext: plaintext)
-            } catch let failure as LinkFailure {
-                throw failure
+                _ = try session.advanceHandshake()
+                try deliver(session, connection: connection, readWhileWaiting: false)
             } catch let error as ZMQError {
                 try fail(.transport(error))
             } catch {
                 try fail(.handshake(error as? TLSError ?? .handshakeFailed("\(error)")))
             }
-        case .awaitingAdmission(let session):
+            state = .handshaking(session, connection: connection)
+            lastSent = monotonicSeconds()
+        case .handshaking(let session, let connection):
+            guard Data(frames[0]) == connection else { return }
+            guard bytes.count > 0 else { try fail(.connectionClosed) }
             do {
-                try admit(session, plaintext: try session.withFrame(frames[0]) { try session.readPlaintext() })
+                // The admission heartbeat may have come in the same bytes as the handshake's end.
+                let done = try session.withFrame(bytes) { try session.advanceHandshake() }
+                try deliver(session, connection: connection, readWhileWaiting: false)
+                guard done else { return }
+                state = .awaitingAdmission(session, connection: connection)
+                try admit(session, connection: connection)
+            } catch let failure as LinkFailure {
+                throw failure
+            } catch let error as ZMQError {
+                try fail(.transport(error))
+            } catch TLSError.peerBusy {
+                try fail(.serverBusy)
+            } catch {
+                try fail(.handshake(error as? TLSError ?? .handshakeFailed("\(error)")))
+            }
+        case .awaitingAdmission(let session, let connection):
+            guard Data(frames[0]) == connection else { return }
+            guard bytes.count > 0 else { try fail(.connectionClosed) }
+            do {
+                try session.withFrame(bytes) { try admit(session, connection: connection) }
             } catch let failure as LinkFailure {
                 throw failure
             } catch {
                 // The server rejected our certificate after we finished: its alert lands here.
                 try fail(.handshake(.handshakeFailed((error as? TLSError).map { "\($0)" } ?? "\(error)")))
             }
-        case .established(let session):
-            let plaintext: Data?
+        case .established(let session, let connection):
+            guard Data(frames[0]) == connection else { return }
+            guard bytes.count > 0 else { try fail(.connectionClosed) }
+            var failure: LinkFailure?
             do {
-                plaintext = try session.withFrame(frames[0]) { try session.readPlaintext() }
+                try session.withFrame(bytes) {
+                    while let plaintext = try reassembler.next(from: session) {
+                        let message: Message
+                        do throws(MessageDecodingError) { message = try codec.decode(plaintext) } catch {
+                            failure = .malformedMessage(error)
+                            return
+                        }
+                        switch message {
+                        case .heartbeat: continue
+                        case .error(let report) where ["malformed", "oversize", "timeout", "superseded", "link"].contains(report.code):
+                            // The server's link layer ended the link and says why.
+                            failure = .errorFromPeer(code: report.code, message: report.message)
+                            return
+                        default: inbox.append(message)
+                        }
+                    }
+                }
+            } catch let error as MessageDecodingError {
+                failure = .malformedMessage(error)
             } catch {
                 try fail(.record(error as? TLSError ?? .recordFailed("\(error)")))
             }
-            guard let plaintext else { return }
-            do {
-                let message = try codec.decode(plaintext)
-                if case .heartbeat = message { return }
-                inbox.append(message)
-            } catch {
-                try fail(.malformedMessage(error))
+            if let failure {
+                if case .malformedMessage = failure, let code = failure.errorCode {
+                    // Tell the server why we hang up, while TLS still works.
+                    if (try? SecureFraming.encrypt(.error(ErrorReport(code: code, message: failure.description)), codec: codec, session: session)) != nil,
+                       let output = PendingOutput.take(from: session), (try? output.sendNow(on: socket, id: connection)) == false {
+                        output.discard()
+                    }
+                }
+                try fail(failure)
             }
         }
     }
 
-    /// While awaiting admission: a heartbeat admits us, REFUSED (or anything else) does not.
-    private func admit(_ session: TLSSession, plaintext: Data?) throws {
+    /// While awaiting admission (inside `withFrame`): a heartbeat admits us, REFUSED (or
+    /// anything else) does not.
+    private func admit(_ session: TLSSession, connection: Data) throws {
+        let plaintext: Data?
+        do { plaintext = try reassembler.next(from: session) } catch let error as MessageDecodingError { try fail(.malformedMessage(error)) }
         guard let plaintext else { return }
         let message: Message
         do { message = try codec.decode(plaintext) } catch { try fail(.malformedMessage(error)) }
         switch message {
         case .heartbeat:
-            state = .established(session)
+            state = .established(session, connection: connection)
+            // Anything that came right behind the admission heartbeat.
+            while let more = try reassembler.next(from: session) {
+                do {
+                    let next = try codec.decode(more)
+                    if case .heartbeat = next { continue }
+                    inbox.append(next)
+                } catch { try fail(.malformedMessage(error)) }
+            }
         case .refused(let refused):
             try fail(.refusedByServer(reason: refused.reason))
         default:

@@ -1,5 +1,12 @@
-// The aggregator's end of the wire: a ROUTER socket with one TLS 1.3 session per peer
-// routing id, an allow-list on certificate names, heartbeats, and events for a daemon loop.
+// The aggregator's end of the wire: a ZeroMQ STREAM socket (raw TCP) with one TLS 1.3 session
+// per connection, an allow-list on certificate names, bounded handshake work, heartbeats, and
+// events for a daemon loop.
+//
+// Why STREAM and not ROUTER: a ROUTER takes a routing id a peer announces verbatim, and libzmq
+// 4.3 aborts the whole process (socket_base.cpp:2130) when it later auto-assigns that id to
+// another peer; the next auto id is predictable, so any peer without a certificate could stop
+// the aggregator (issue 17, item 1). A STREAM socket makes up every connection id itself and
+// can close a connection ([id][empty]), which a ROUTER cannot (needed to shed handshakes).
 
 import CZMQ
 import Foundation
@@ -10,64 +17,105 @@ public enum ServerEvent: Sendable, Equatable {
     /// The peer completed the handshake with a certificate named `name` that the allow-list admits.
     case connected(PeerID, name: String)
     case message(PeerID, Message)
-    /// An admitted peer is gone (heartbeat timeout, TLS failure, malformed message); all its state is dropped.
+    /// An admitted peer is gone (heartbeat timeout, TLS failure, malformed message, closed
+    /// connection); all its state is dropped.
     case disconnected(PeerID, LinkFailure)
-    /// A peer was turned away before admission; no state is kept.
+    /// A connection was turned away before admission; no state is kept.
     /// (An admitted peer whose name connects again is `.disconnected(old, .superseded(by: new))`,
     /// reported before the new `.connected`.)
     case refused(PeerID, LinkFailure)
 }
 
-/// One ROUTER socket serving many TLS peers. Use it from one thread at a time (libzmq's rule);
+/// One STREAM socket serving many TLS peers. Use it from one thread at a time (libzmq's rule);
 /// `@unchecked Sendable` only so the owning thread can be chosen after creation.
+///
+/// Handshakes cannot crowd out admitted links: at most `maxPendingHandshakes` are pending (a
+/// newer connection evicts the oldest), each may send `maxHandshakeBytes` and take
+/// `handshakeTimeout` seconds, and their crypto runs only after every ready frame of admitted
+/// links was served, `handshakesPerPass` at a time.
 public final class SecureServer: @unchecked Sendable {
-    /// A peer's protocol state; every transition is one case of `handle(frames:)`.
+    /// A connection's protocol state; every transition is in `accept`, `runHandshake` or `end`.
     private enum PeerState {
-        case handshaking(TLSSession, since: Double)
+        case handshaking(TLSSession)
         case established(TLSSession, name: String)
     }
 
     private struct Peer {
         var state: PeerState
+        let reassembler: MessageReassembler
         var lastReceived: Double
         var lastSent: Double
-        /// Ciphertext bytes each way and when the link began, for the disconnect log line.
+        /// Ciphertext bytes each way and when the connection began, for the log line at its end.
         var bytesIn = 0
         var bytesOut = 0
         let since: Double
+        /// Handshake bytes received and not yet given to OpenSSL (see `handshakeQueue`).
+        var handshakeInput = Data()
+        var queued = false
+        /// Whether we sent this connection anything yet (a BusyAlert is readable only before).
+        var answered = false
+        /// Records its pipe could not take yet, in order, and since when the first has waited.
+        var outbox: [PendingOutput] = []
+        var stuckSince: Double?
+
+        var isAdmitted: Bool { if case .established = state { true } else { false } }
+    }
+
+    /// How a connection is left when it ends.
+    private enum Farewell {
+        case none
+        /// An ERROR message (the TLS session still works).
+        case error
+        /// BusyAlert, if the handshake was never answered.
+        case busyAlert
     }
 
     public let endpoint: String
     public let limits: MessageLimits
     public let heartbeat: HeartbeatPolicy
     public let maxPendingHandshakes: Int
+    public let handshakeTimeout: Double
+    public let maxHandshakeBytes: Int
+    /// Handshake steps (one OpenSSL call each) per pass of the receive loop.
+    public let handshakesPerPass = 8
     private let socket: ZMQSocket
     private let context: TLSContext
     private let codec: MessageCodec
     private let allow: (String) -> Bool
     private var logger: Logger
     private var peers: [PeerID: Peer] = [:]
+    /// Connections with handshake input waiting, oldest first.
+    private var handshakeQueue: [PeerID] = []
+    /// Connections we ended, and when to close them: a moment after the last words (alert,
+    /// REFUSED, ERROR) were queued, since libzmq may drop what is still in flight when a
+    /// STREAM connection is closed (libzmq issue 4763). Their frames are ignored meanwhile.
+    private var closing: [Data: Double] = [:]
+    /// How long an ended connection stays open for its last words to leave.
+    static let closeGrace = 0.25
     private var events: [ServerEvent] = []
     private var nextEvent = 0
 
-    /// Binds a ROUTER to `endpoint` (`tcp://127.0.0.1:*` picks a free port; read `endpoint`).
+    /// Binds to `endpoint` (`tcp://127.0.0.1:*` picks a free port; read `endpoint`).
     /// `allow` decides, from the verified certificate name, who may stay connected.
+    /// Throws TLSCredentialError when the certificate, key or CA cannot be used.
     public init(endpoint: String, tls: TLSConfiguration, allow: @escaping (String) -> Bool,
                 limits: MessageLimits = .standard, heartbeat: HeartbeatPolicy = .standard,
-                maxPendingHandshakes: Int = 64, logger: Logger = Logger(label: "fedmerge.wire.server")) throws {
+                maxPendingHandshakes: Int = 64, handshakeTimeout: Double = 5, maxHandshakeBytes: Int = 64 << 10,
+                logger: Logger = Logger(label: "fedmerge.wire.server")) throws {
         self.context = try TLSContext(tls, role: .server)
         self.codec = MessageCodec(limits: limits)
         self.limits = limits
         self.heartbeat = heartbeat
-        self.maxPendingHandshakes = maxPendingHandshakes
+        self.maxPendingHandshakes = max(1, maxPendingHandshakes)
+        self.handshakeTimeout = handshakeTimeout
+        self.maxHandshakeBytes = maxHandshakeBytes
         self.allow = allow
         self.logger = logger
-        socket = try ZMQSocket(.router)
-        try socket.setMaxMessageSize(SecureFraming.maxFrameBytes(limits))
-        // Fail a send to a vanished peer instead of dropping it silently.
-        try socket.setOption(ZMQ_ROUTER_MANDATORY, Int32(1))
-        // With ROUTER_MANDATORY a peer whose queue is full blocks send; never wait on one for long.
-        try socket.setOption(ZMQ_SNDTIMEO, Int32(max(1, heartbeat.timeout * 1000)))
+        socket = try ZMQSocket(.stream)
+        // [id][empty] when a connection opens or ends: how we learn of both.
+        try socket.setOption(ZMQ_STREAM_NOTIFY, Int32(1))
+        // Sends never wait (see `transmit`): one slow or closing connection must not stall the rest.
+        try socket.setOption(ZMQ_SNDTIMEO, Int32(0))
         try socket.bind(endpoint)
         self.endpoint = try socket.lastEndpoint()
         self.logger[metadataKey: "endpoint"] = "\(self.endpoint)"
@@ -79,12 +127,15 @@ public final class SecureServer: @unchecked Sendable {
     }
 
     public func close() {
+        for entry in peers.values { entry.outbox.forEach { $0.discard() } }
         peers.removeAll()
+        handshakeQueue.removeAll()
+        closing.removeAll()
         socket.close()
     }
 
     /// Waits up to `timeout` seconds (nil: forever) for the next event; nil if none came.
-    /// Call it regularly: it also sends heartbeats and expires silent peers.
+    /// Call it regularly: it also sends heartbeats, runs handshakes and expires silent peers.
     public func receive(timeout: Double?) throws -> ServerEvent? {
         let deadline = timeout.map { monotonicSeconds() + $0 }
         while true {
@@ -93,17 +144,21 @@ public final class SecureServer: @unchecked Sendable {
             if let event = popEvent() { return event }
             let now = monotonicSeconds()
             if let deadline, now >= deadline { return nil }
-            var wait = heartbeat.interval / 2
+            var wait = handshakeQueue.isEmpty ? heartbeat.interval / 2 : 0
+            // Output waiting for a pipe: look again soon (a STREAM socket never polls writable).
+            if peers.values.contains(where: { !$0.outbox.isEmpty }) { wait = min(wait, 0.005) }
+            if !closing.isEmpty { wait = min(wait, 0.05) }
             if let deadline { wait = min(wait, deadline - now) }
             if try socket.waitReadable(timeoutMilliseconds: max(0, Int((wait * 1000).rounded(.up)))) {
-                // Drain what is ready (bounded so heartbeats keep their schedule).
-                for _ in 0..<64 {
-                    let got = try socket.receiveFrames(wait: false) { frames, truncated in
-                        handle(frames: frames, truncated: truncated)
-                    }
+                // Drain what is ready (bounded so heartbeats keep their schedule). Admitted
+                // links are served here; handshake bytes only queue up.
+                for _ in 0..<256 {
+                    let got = try socket.receiveFrames(wait: false) { frames, _ in handle(frames: frames) }
                     if !got { break }
                 }
             }
+            runHandshakes()
+            flushOutboxes()
         }
     }
 
@@ -111,26 +166,74 @@ public final class SecureServer: @unchecked Sendable {
     public func send(_ message: Message, to peer: PeerID) throws {
         guard let entry = peers[peer], case .established(let session, _) = entry.state else { throw LinkFailure.unknownPeer(peer) }
         do {
-            let bytes = try SecureFraming.seal(message, codec: codec, session: session, socket: socket, routingID: peer.bytes)
+            try SecureFraming.encrypt(message, codec: codec, session: session)
+            let bytes = try transmit(session, to: peer)
             peers[peer]?.lastSent = monotonicSeconds()
             peers[peer]?.bytesOut += bytes
         } catch let error as ZMQError {
-            // EHOSTUNREACH (ROUTER_MANDATORY): the peer's connection is gone; EAGAIN: stuck past SNDTIMEO.
-            let failure: LinkFailure = error.code == EAGAIN ? .peerUnreachable(seconds: heartbeat.timeout) : .transport(error)
-            drop(peer, failure, admitted: true)
+            // EHOSTUNREACH: the connection is gone.
+            let failure: LinkFailure = error.code == EHOSTUNREACH ? .connectionClosed : .transport(error)
+            end(peer, failure, farewell: .none)
             throw failure
         } catch let error as TLSError {
-            drop(peer, .record(error), admitted: true)
+            end(peer, .record(error), farewell: .none)
             throw LinkFailure.record(error)
         }
     }
 
-    /// Forgets a peer (its next frame starts a new handshake, which it will fail).
+    /// Forgets a peer and closes its connection (after what was sent to it, e.g. an ERROR).
     public func disconnect(_ peer: PeerID) {
-        peers[peer] = nil
+        guard let entry = peers.removeValue(forKey: peer) else { return }
+        entry.outbox.forEach { $0.discard() }
+        close(peer.bytes)
     }
 
     // MARK: internals
+
+    /// Hands `session`'s records for `peer` to libzmq, or queues them behind what already
+    /// waits: a full pipe delays bytes, it never drops one (a lost record breaks TLS).
+    @discardableResult
+    private func transmit(_ session: TLSSession, to peer: PeerID) throws -> Int {
+        guard let output = PendingOutput.take(from: session) else { return 0 }
+        guard peers[peer] != nil else { output.discard(); return 0 }
+        if peers[peer]!.outbox.isEmpty {
+            if try output.sendNow(on: socket, id: peer.bytes) { return output.count }
+            peers[peer]!.stuckSince = monotonicSeconds()
+        }
+        peers[peer]!.outbox.append(output)
+        return output.count
+    }
+
+    /// Retries queued records, in order, as far as the pipes take them; closes what is due.
+    private func flushOutboxes() {
+        let now = monotonicSeconds()
+        for (id, due) in closing where due <= now {
+            if socket.closeConnection(id) { closing[id] = nil }
+        }
+        for (peer, entry) in peers where !entry.outbox.isEmpty {
+            var sent = 0
+            do {
+                while sent < entry.outbox.count, try entry.outbox[sent].sendNow(on: socket, id: peer.bytes) { sent += 1 }
+            } catch {
+                // Sent ones and the failed one are libzmq's (released); drop only the rest.
+                peers[peer]!.outbox.removeFirst(sent + 1)
+                end(peer, .connectionClosed, farewell: .none)
+                continue
+            }
+            guard sent > 0 else { continue }
+            peers[peer]!.outbox.removeFirst(sent)
+            peers[peer]!.stuckSince = peers[peer]!.outbox.isEmpty ? nil : monotonicSeconds()
+        }
+    }
+
+    /// Closes a connection after `closeGrace` (at once if thousands are already waiting).
+    private func close(_ id: Data) {
+        guard closing.count < 4096 else {
+            if !socket.closeConnection(id) { closing[id] = monotonicSeconds() }
+            return
+        }
+        closing[id] = monotonicSeconds() + Self.closeGrace
+    }
 
     private func popEvent() -> ServerEvent? {
         guard nextEvent < events.count else {
@@ -141,16 +244,20 @@ public final class SecureServer: @unchecked Sendable {
         return events[nextEvent]
     }
 
-    /// Heartbeats to quiet admitted peers; expiry of silent or stalled ones.
+    /// Heartbeats to quiet admitted peers; expiry of silent peers and stalled handshakes.
     private func pulse() throws {
         let now = monotonicSeconds()
         for (peer, entry) in peers {
+            if let stuck = entry.stuckSince, now - stuck > heartbeat.timeout {
+                end(peer, .peerUnreachable(seconds: heartbeat.timeout), farewell: .none)
+                continue
+            }
             switch entry.state {
-            case .handshaking(_, let since):
-                if now - since > heartbeat.timeout { drop(peer, .handshakeTimeout(seconds: heartbeat.timeout), admitted: false) }
+            case .handshaking:
+                if now - entry.since > handshakeTimeout { end(peer, .handshakeTimeout(seconds: handshakeTimeout), farewell: .busyAlert) }
             case .established:
                 if now - entry.lastReceived > heartbeat.timeout {
-                    drop(peer, .heartbeatTimeout(seconds: heartbeat.timeout), admitted: true)
+                    end(peer, .heartbeatTimeout(seconds: heartbeat.timeout), farewell: .error)
                 } else if now - entry.lastSent >= heartbeat.interval {
                     try? send(.heartbeat, to: peer)
                 }
@@ -158,12 +265,28 @@ public final class SecureServer: @unchecked Sendable {
         }
     }
 
-    private func drop(_ peer: PeerID, _ failure: LinkFailure, admitted: Bool) {
-        let entry = peers.removeValue(forKey: peer)
-        if admitted {
+    /// Ends a connection: says why if it still can (`farewell`), closes it, reports it.
+    private func end(_ peer: PeerID, _ failure: LinkFailure, farewell: Farewell) {
+        guard let entry = peers.removeValue(forKey: peer) else { return }
+        entry.outbox.forEach { $0.discard() }
+        // A farewell only where it can arrive in order: nothing queued before it.
+        switch (farewell, entry.state) {
+        case (.error, .established(let session, _)) where entry.outbox.isEmpty:
+            let report = ErrorReport(code: failure.errorCode ?? "link", message: failure.description)
+            if (try? SecureFraming.encrypt(.error(report), codec: codec, session: session)) != nil,
+               let output = PendingOutput.take(from: session), (try? output.sendNow(on: socket, id: peer.bytes)) == false {
+                output.discard()
+            }
+        case (.busyAlert, .handshaking) where !entry.answered:
+            if (try? socket.sendNow(peer.bytes, more: true)) == true { try? socket.send(BusyAlert.record) }
+        default:
+            break
+        }
+        if failure != .connectionClosed { close(peer.bytes) }
+        if entry.isAdmitted {
             logger.notice("peer disconnected", metadata: [
-                "peer": "\(peer)", "reason": "\(failure)", "bytesIn": "\(entry?.bytesIn ?? 0)", "bytesOut": "\(entry?.bytesOut ?? 0)",
-                "seconds": "\(String(format: "%.1f", entry.map { monotonicSeconds() - $0.since } ?? 0))",
+                "peer": "\(peer)", "reason": "\(failure)", "bytesIn": "\(entry.bytesIn)", "bytesOut": "\(entry.bytesOut)",
+                "seconds": "\(String(format: "%.1f", monotonicSeconds() - entry.since))",
             ])
             events.append(.disconnected(peer, failure))
         } else {
@@ -172,91 +295,142 @@ public final class SecureServer: @unchecked Sendable {
         }
     }
 
-    /// One ZeroMQ message from the ROUTER: [routing id][TLS records].
-    private func handle(frames: [UnsafeRawBufferPointer], truncated: Bool) {
-        guard let first = frames.first else { return }
-        let peer = PeerID(Data(first))
-        let now = monotonicSeconds()
-        guard frames.count == 2, !truncated else {
-            drop(peer, .malformedFrames(count: frames.count - 1), admitted: peers[peer].map { if case .established = $0.state { true } else { false } } ?? false)
+    /// One message from the STREAM socket: [connection id][bytes], where empty bytes mean the
+    /// connection just opened (unknown id) or closed (known id).
+    private func handle(frames: [UnsafeRawBufferPointer]) {
+        guard frames.count == 2 else { return }  // STREAM delivers exactly two frames
+        let peer = PeerID(Data(frames[0]))
+        let bytes = frames[1]
+        guard bytes.count > 0 else {
+            if closing.removeValue(forKey: peer.bytes) != nil { return }  // it left before we closed it
+            if peers[peer] == nil { accept(peer) } else { end(peer, .connectionClosed, farewell: .none) }
             return
         }
-        let bytes = frames[1]
-        if peers[peer] == nil {
-            let pending = peers.values.filter { if case .handshaking = $0.state { true } else { false } }.count
-            guard pending < maxPendingHandshakes else {
-                drop(peer, .tooManyPendingHandshakes(limit: maxPendingHandshakes), admitted: false)
+        // Bytes of a connection we already ended: it is being closed.
+        guard var entry = peers[peer] else { return }
+        entry.lastReceived = monotonicSeconds()
+        entry.bytesIn += bytes.count
+        switch entry.state {
+        case .handshaking:
+            guard entry.handshakeInput.count + bytes.count <= maxHandshakeBytes else {
+                peers[peer] = entry
+                end(peer, .handshakeTooLarge(limit: maxHandshakeBytes), farewell: .busyAlert)
                 return
             }
-            do {
-                peers[peer] = Peer(state: .handshaking(try TLSSession(context: context), since: now), lastReceived: now, lastSent: now, since: now)
-            } catch {
-                drop(peer, .handshake(error as? TLSError ?? .contextSetup("\(error)")), admitted: false)
-                return
+            entry.handshakeInput.append(contentsOf: bytes)
+            if !entry.queued {
+                entry.queued = true
+                handshakeQueue.append(peer)
+            }
+            peers[peer] = entry
+        case .established(let session, let name):
+            peers[peer] = entry
+            readMessages(from: peer, session: session, name: name, reassembler: entry.reassembler, bytes: bytes)
+        }
+    }
+
+    /// A new connection: a pending handshake, the oldest one evicted if the table is full.
+    private func accept(_ peer: PeerID) {
+        var pending = 0
+        var oldest: (PeerID, Double)?
+        for (id, entry) in peers where !entry.isAdmitted {
+            pending += 1
+            if oldest == nil || entry.since < oldest!.1 { oldest = (id, entry.since) }
+        }
+        if pending >= maxPendingHandshakes, let (victim, _) = oldest {
+            end(victim, .evicted(limit: maxPendingHandshakes), farewell: .busyAlert)
+        }
+        let now = monotonicSeconds()
+        do {
+            peers[peer] = Peer(state: .handshaking(try TLSSession(context: context)), reassembler: MessageReassembler(limits: limits),
+                               lastReceived: now, lastSent: now, since: now)
+        } catch {
+            socket.closeConnection(peer.bytes)
+            logger.error("cannot start a TLS session", metadata: ["peer": "\(peer)", "reason": "\(error)"])
+        }
+    }
+
+    /// Runs queued handshake input through OpenSSL, oldest connection first, a few per pass.
+    private func runHandshakes() {
+        var steps = 0
+        while steps < handshakesPerPass, !handshakeQueue.isEmpty {
+            let peer = handshakeQueue.removeFirst()
+            guard var entry = peers[peer], case .handshaking(let session) = entry.state else { continue }
+            let input = entry.handshakeInput
+            entry.handshakeInput = Data()
+            entry.queued = false
+            peers[peer] = entry
+            steps += 1
+            runHandshake(peer, session: session, input: input)
+        }
+    }
+
+    private func runHandshake(_ peer: PeerID, session: TLSSession, input: Data) {
+        do {
+            let done = try input.withUnsafeBytes { raw in try session.withFrame(raw) { try session.advanceHandshake() } }
+            if try transmit(session, to: peer) > 0 { peers[peer]?.answered = true }
+            guard done else { return }
+        } catch let error as ZMQError {
+            end(peer, .transport(error), farewell: .none)
+            return
+        } catch {
+            // Pass the alert (if OpenSSL wrote one) so the peer learns why, then close.
+            _ = try? transmit(session, to: peer)
+            end(peer, .handshake(error as? TLSError ?? .handshakeFailed("\(error)")), farewell: .none)
+            return
+        }
+        guard let name = session.peerName else {
+            end(peer, .noPeerName, farewell: .none)
+            return
+        }
+        guard allow(name) else {
+            let failure = LinkFailure.nameNotAllowed(name)
+            if (try? SecureFraming.encrypt(.refused(Refused(reason: failure.description)), codec: codec, session: session)) != nil {
+                _ = try? transmit(session, to: peer)
+            }
+            end(peer, failure, farewell: .none)
+            return
+        }
+        // One link per certificate name: a daemon that reconnects replaces its old link.
+        for (other, entry) in peers where other != peer {
+            if case .established(_, let otherName) = entry.state, otherName == name {
+                end(other, .superseded(by: peer), farewell: .error)
             }
         }
-        guard var entry = peers[peer] else { return }
-        entry.lastReceived = now
-        entry.bytesIn += bytes.count
-        peers[peer] = entry
+        peers[peer]?.state = .established(session, name: name)
+        logger.info("peer connected", metadata: ["peer": "\(peer)", "name": "\(loggable(name))"])
+        events.append(.connected(peer, name: name))
+        // The first heartbeat tells the client it was admitted (see SecureClient.connect).
+        try? send(.heartbeat, to: peer)
+        // Records that came with the handshake's last flight.
+        if let reassembler = peers[peer]?.reassembler {
+            readMessages(from: peer, session: session, name: name, reassembler: reassembler, bytes: UnsafeRawBufferPointer(start: nil, count: 0))
+        }
+    }
 
-        switch entry.state {
-        case .handshaking(let session, _):
-            do {
-                let done = try session.withFrame(bytes) { try session.advanceHandshake() }
-                try SecureFraming.flush(session: session, socket: socket, routingID: peer.bytes)
-                guard done else { return }
-            } catch let error as ZMQError {
-                drop(peer, .transport(error), admitted: false)
-                return
-            } catch {
-                // Pass the alert (if OpenSSL wrote one) so the peer learns why, then forget it.
-                _ = try? SecureFraming.flush(session: session, socket: socket, routingID: peer.bytes)
-                drop(peer, .handshake(error as? TLSError ?? .handshakeFailed("\(error)")), admitted: false)
-                return
-            }
-            guard let name = session.peerName else {
-                drop(peer, .noPeerName, admitted: false)
-                return
-            }
-            guard allow(name) else {
-                let failure = LinkFailure.nameNotAllowed(name)
-                _ = try? SecureFraming.seal(.refused(Refused(reason: failure.description)), codec: codec, session: session, socket: socket, routingID: peer.bytes)
-                drop(peer, failure, admitted: false)
-                return
-            }
-            // One link per certificate name: a daemon that reconnects replaces its old link,
-            // whose late frames are then dropped instead of interleaving with the new ones.
-            for (other, entry) in peers where other != peer {
-                if case .established(_, let otherName) = entry.state, otherName == name {
-                    drop(other, .superseded(by: peer), admitted: true)
+    /// Decrypts `bytes` of an admitted link and reports each whole message. A message the
+    /// codec rejects ends the link with an ERROR naming why; undecryptable bytes end it bare.
+    private func readMessages(from peer: PeerID, session: TLSSession, name: String, reassembler: MessageReassembler, bytes: UnsafeRawBufferPointer) {
+        var failure: LinkFailure?
+        do {
+            try session.withFrame(bytes) {
+                while let plaintext = try reassembler.next(from: session) {
+                    let message: Message
+                    do throws(MessageDecodingError) { message = try codec.decode(plaintext) } catch {
+                        failure = .malformedMessage(error)
+                        return
+                    }
+                    if case .heartbeat = message { continue }
+                    logger.trace("message", metadata: ["peer": "\(peer)", "name": "\(loggable(name))", "type": "\(message.type)", "bytes": "\(plaintext.count)"])
+                    events.append(.message(peer, message))
                 }
             }
-            peers[peer]?.state = .established(session, name: name)
-            logger.info("peer connected", metadata: ["peer": "\(peer)", "name": "\(name)"])
-            events.append(.connected(peer, name: name))
-            // The first heartbeat tells the client it was admitted (see SecureClient.connect).
-            try? send(.heartbeat, to: peer)
-
-        case .established(let session, let name):
-            let plaintext: Data?
-            do {
-                plaintext = try session.withFrame(bytes) { try session.readPlaintext() }
-            } catch {
-                drop(peer, .record(error as? TLSError ?? .recordFailed("\(error)")), admitted: true)
-                return
-            }
-            guard let plaintext else { return }
-            do {
-                let message = try codec.decode(plaintext)
-                if case .heartbeat = message { return }
-                logger.trace("message", metadata: ["peer": "\(peer)", "name": "\(name)", "type": "\(message.type)", "bytes": "\(plaintext.count)"])
-                events.append(.message(peer, message))
-            } catch {
-                let failure = LinkFailure.malformedMessage(error)
-                _ = try? SecureFraming.seal(.error(ErrorReport(code: "malformed", message: failure.description)), codec: codec, session: session, socket: socket, routingID: peer.bytes)
-                drop(peer, failure, admitted: true)
-            }
+        } catch let error as MessageDecodingError {
+            failure = .malformedMessage(error)
+        } catch {
+            end(peer, .record(error as? TLSError ?? .recordFailed("\(error)")), farewell: .none)
+            return
         }
+        if let failure { end(peer, failure, farewell: .error) }
     }
 }

@@ -24,25 +24,70 @@ public struct TLSConfiguration: Sendable, Equatable {
     }
 }
 
+/// Why a daemon's own TLS files cannot be used (thrown by SecureServer/SecureClient init and
+/// by `TLSConfiguration.check`). Each case names the file; daemons exit 4 on any of them.
+public enum TLSCredentialError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// `role` is "federation CA", "certificate" or "private key".
+    case missingFile(role: String, path: String)
+    case unreadableFile(role: String, path: String, reason: String)
+    /// Group or others may read (or write) the key: refused, as ssh does.
+    case keyAccessibleByOthers(path: String, mode: UInt16)
+    case caNotPEM(path: String, reason: String)
+    case certificateNotPEM(path: String, reason: String)
+    case keyNotPEM(path: String, reason: String)
+    case keyDoesNotMatchCertificate(certificate: String, key: String)
+
+    public var description: String {
+        switch self {
+        case .missingFile(let role, let path): "\(role) \(path) does not exist"
+        case .unreadableFile(let role, let path, let reason): "cannot read the \(role) \(path): \(reason)"
+        case .keyAccessibleByOthers(let path, let mode):
+            "private key \(path) is \(mode & 0o044 != 0 ? "readable" : "writable") by others (mode \(String(format: "%04o", mode))); run chmod 600 \(path)"
+        case .caNotPEM(let path, let reason): "the federation CA \(path) is not a PEM certificate (\(reason))"
+        case .certificateNotPEM(let path, let reason): "the certificate \(path) is not a PEM certificate (\(reason))"
+        case .keyNotPEM(let path, let reason): "the private key \(path) is not a PEM private key (\(reason))"
+        case .keyDoesNotMatchCertificate(let certificate, let key): "the key \(key) does not belong to the certificate \(certificate); reissue both with `fedmerge certs issue`"
+        }
+    }
+}
+
 /// Why a TLS context or session failed; reasons come from OpenSSL's error queue.
 public enum TLSError: Error, Equatable, Sendable, CustomStringConvertible {
-    case cannotLoadCA(file: String, reason: String)
-    case cannotLoadCertificate(file: String, reason: String)
-    case cannotLoadKey(file: String, reason: String)
-    case keyDoesNotMatchCertificate(certificate: String, key: String)
     case contextSetup(String)
     case handshakeFailed(String)
+    /// The peer answered with BusyAlert (TLSSession.swift): it turned this handshake away.
+    case peerBusy
     case recordFailed(String)
 
     public var description: String {
         switch self {
-        case .cannotLoadCA(let file, let reason): "cannot load the federation CA from \(file): \(reason)"
-        case .cannotLoadCertificate(let file, let reason): "cannot load the certificate \(file): \(reason)"
-        case .cannotLoadKey(let file, let reason): "cannot load the private key \(file): \(reason)"
-        case .keyDoesNotMatchCertificate(let certificate, let key): "the key \(key) does not belong to the certificate \(certificate); reissue both with `fedmerge certs issue`"
         case .contextSetup(let reason): "cannot set up TLS: \(reason)"
         case .handshakeFailed(let reason): "TLS handshake failed: \(reason)"
+        case .peerBusy: "the peer turned the handshake away (internal_error alert: too many handshakes in progress)"
         case .recordFailed(let reason): "TLS record layer failed: \(reason)"
+        }
+    }
+}
+
+extension TLSConfiguration {
+    /// Loads the files as a daemon would and throws the first TLSCredentialError (for `--check`).
+    public func check() throws {
+        _ = try TLSContext(self, role: .server)
+    }
+
+    /// A file exists and can be opened for reading; else the error naming it.
+    static func requireReadable(_ path: String, role: String) throws {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            if errno == ENOENT { throw TLSCredentialError.missingFile(role: role, path: path) }
+            throw TLSCredentialError.unreadableFile(role: role, path: path, reason: String(cString: strerror(errno)))
+        }
+        guard (info.st_mode & S_IFMT) == S_IFREG else { throw TLSCredentialError.unreadableFile(role: role, path: path, reason: "not a regular file") }
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw TLSCredentialError.unreadableFile(role: role, path: path, reason: String(cString: strerror(errno))) }
+        close(fd)
+        if role == "private key", info.st_mode & 0o077 != 0 {
+            throw TLSCredentialError.keyAccessibleByOthers(path: path, mode: UInt16(info.st_mode & 0o7777))
         }
     }
 }
@@ -85,20 +130,31 @@ final class TLSContext: @unchecked Sendable {
         // No session tickets: every link is a fresh, fully authenticated handshake, and no
         // post-handshake records arrive that carry no application data.
         _ = SSL_CTX_set_num_tickets(ctx, 0)
+        // Existence, readability and the key's mode first, so each failure names its file
+        // rather than surfacing as OpenSSL's "system lib" text.
+        try TLSConfiguration.requireReadable(configuration.caFile, role: "federation CA")
         guard SSL_CTX_load_verify_locations(ctx, configuration.caFile, nil) == 1 else {
-            throw TLSError.cannotLoadCA(file: configuration.caFile, reason: openSSLErrors())
+            throw TLSCredentialError.caNotPEM(path: configuration.caFile, reason: openSSLErrors())
         }
         if let certificate = configuration.certificateFile {
-            guard SSL_CTX_use_certificate_chain_file(ctx, certificate) == 1 else {
-                throw TLSError.cannotLoadCertificate(file: certificate, reason: openSSLErrors())
-            }
             let key = configuration.keyFile ?? certificate
+            try TLSConfiguration.requireReadable(certificate, role: "certificate")
+            try TLSConfiguration.requireReadable(key, role: "private key")
+            guard SSL_CTX_use_certificate_chain_file(ctx, certificate) == 1 else {
+                throw TLSCredentialError.certificateNotPEM(path: certificate, reason: openSSLErrors())
+            }
             guard SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) == 1 else {
-                throw TLSError.cannotLoadKey(file: key, reason: openSSLErrors())
+                // OpenSSL compares the key with the certificate while loading it.
+                let first = ERR_peek_error()
+                if ERR_GET_LIB(first) == ERR_LIB_X509, ERR_GET_REASON(first) == X509_R_KEY_VALUES_MISMATCH {
+                    ERR_clear_error()
+                    throw TLSCredentialError.keyDoesNotMatchCertificate(certificate: certificate, key: key)
+                }
+                throw TLSCredentialError.keyNotPEM(path: key, reason: openSSLErrors())
             }
             guard SSL_CTX_check_private_key(ctx) == 1 else {
                 ERR_clear_error()
-                throw TLSError.keyDoesNotMatchCertificate(certificate: certificate, key: key)
+                throw TLSCredentialError.keyDoesNotMatchCertificate(certificate: certificate, key: key)
             }
         }
         switch role {

@@ -21,7 +21,7 @@ public final class TLSPipe: @unchecked Sendable {
         guard clientDone && serverDone else { throw TLSError.handshakeFailed("in-memory handshake did not complete") }
     }
 
-    /// Takes `source`'s records as one frame (as SecureFraming.flush does) and lends it to
+    /// Takes `source`'s records as one frame (as a link hands them to ZeroMQ) and lends it to
     /// `destination` for `body`; then recycles it, as ZeroMQ does after sending.
     private func move(from source: TLSSession, to destination: TLSSession, _ body: () throws -> Void) throws {
         guard let output = source.takeOutput() else { return try body() }

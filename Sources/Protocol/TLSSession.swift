@@ -1,6 +1,7 @@
-// One TLS 1.3 session whose records travel as ZeroMQ frames: received frames are lent to
-// OpenSSL without copying (`withFrame`), produced records are taken as one malloc'd buffer that
-// ZeroMQ frees after sending (`takeOutput`). Owns the SSL object; one thread at a time.
+// One TLS 1.3 session whose records travel in ZeroMQ STREAM messages (pieces of one TCP
+// stream): received pieces are lent to OpenSSL without copying (`withFrame`; a record split
+// across pieces is kept until it is whole), produced records are taken as one malloc'd buffer
+// that ZeroMQ frees after sending (`takeOutput`). Owns the SSL object; one thread at a time.
 
 import COpenSSL
 import Foundation
@@ -9,6 +10,15 @@ import Foundation
 private final class FrameBIOMethod: @unchecked Sendable {
     static let shared = FrameBIOMethod()
     let handle: OpaquePointer? = fm_frame_bio_method_new()
+}
+
+/// The alert a server sends, unencrypted, to a connection it abandons before answering its
+/// ClientHello (evicted or stalled handshake): TLS has no "busy" alert, so internal_error
+/// (80) — "cannot continue, for reasons unrelated to the peer" — is the one we give that meaning.
+enum BusyAlert {
+    static let description: Int32 = 80
+    /// One TLS record: alert (21), legacy version 3.3, length 2, fatal (2), internal_error.
+    static let record = Data([21, 3, 3, 0, 2, 2, UInt8(description)])
 }
 
 final class TLSSession: @unchecked Sendable {
@@ -62,6 +72,11 @@ final class TLSSession: @unchecked Sendable {
         }
         let code = SSL_get_error(ssl, rc)
         if code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE { return false }
+        // OpenSSL files a received fatal alert as reason 1000 + its description.
+        if ERR_GET_REASON(ERR_peek_error()) == SSL_AD_REASON_OFFSET + BusyAlert.description {
+            ERR_clear_error()
+            throw TLSError.peerBusy
+        }
         throw TLSError.handshakeFailed(failureReason())
     }
 
@@ -110,6 +125,20 @@ final class TLSSession: @unchecked Sendable {
         guard rc == 1, written == plaintext.count else {
             throw TLSError.recordFailed("encrypting \(plaintext.count) bytes: \(openSSLErrors())")
         }
+    }
+
+    /// Decrypts up to `buffer.count` bytes of what has been fed, straight into `buffer` (the
+    /// caller's message buffer, so plaintext is copied once). Returns 0 when no application
+    /// data is ready (e.g. only part of a record arrived).
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        guard buffer.count > 0 else { return 0 }
+        ERR_clear_error()
+        var read = 0
+        if SSL_read_ex(ssl, buffer.baseAddress, buffer.count, &read) == 1 { return read }
+        let code = SSL_get_error(ssl, 0)
+        if code == SSL_ERROR_WANT_READ { return 0 }
+        if code == SSL_ERROR_ZERO_RETURN { throw TLSError.recordFailed("peer closed the TLS session") }
+        throw TLSError.recordFailed(openSSLErrors(or: "undecryptable record"))
     }
 
     /// Decrypts everything fed so far. Returns nil when it held no application data

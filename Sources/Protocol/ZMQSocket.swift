@@ -24,10 +24,16 @@ final class ZMQContext: @unchecked Sendable {
 }
 
 public enum ZMQSocketType: Sendable {
+    /// Raw TCP through libzmq: every connection gets an id the socket makes up itself (a peer
+    /// cannot choose it), arrives as [id][bytes] messages, and [id][empty] opens or ends it.
+    /// The secure link runs on this (SecureServer.swift says why not ROUTER/DEALER).
+    case stream
+    /// ZeroMQ's own framing; only the plain-ZeroMQ reference in `fedmerge bench wire` and tests use these.
     case router, dealer
 
     var raw: Int32 {
         switch self {
+        case .stream: ZMQ_STREAM
         case .router: ZMQ_ROUTER
         case .dealer: ZMQ_DEALER
         }
@@ -64,6 +70,9 @@ public final class ZMQSocket: @unchecked Sendable {
         var v = value
         guard zmq_setsockopt(handle, option, &v, MemoryLayout<Int64>.size) == 0 else { throw ZMQError.last("zmq_setsockopt(\(option))") }
     }
+
+    /// How long `close` may keep sending queued frames (0, the default here: drop them).
+    public func setLinger(milliseconds: Int32) throws { try setOption(ZMQ_LINGER, milliseconds) }
 
     /// Largest frame libzmq will accept from a peer; a larger one drops the connection.
     public func setMaxMessageSize(_ bytes: Int) throws { try setOption(ZMQ_MAXMSGSIZE, Int64(bytes)) }
@@ -104,8 +113,35 @@ public final class ZMQSocket: @unchecked Sendable {
         }
     }
 
+    /// Like `send`, but returns false at once instead of waiting when the frame cannot be
+    /// queued now (EAGAIN: on STREAM, that connection's pipe is full or closing).
+    func sendNow(_ data: Data, more: Bool = false) throws -> Bool {
+        let flags: Int32 = (more ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT
+        return try data.withUnsafeBytes { bytes in
+            while zmq_send(handle, bytes.baseAddress, bytes.count, flags) < 0 {
+                let code = zmq_errno()
+                if code == EINTR { continue }
+                if code == EAGAIN { return false }
+                throw ZMQError(call: "zmq_send", code: code)
+            }
+            return true
+        }
+    }
+
     public func send(_ data: Data, more: Bool = false) throws {
         try data.withUnsafeBytes { try send($0, more: more) }
+    }
+
+    /// STREAM only: closes the TCP connection `id` ([id][empty frame]) without waiting. Small
+    /// messages queued to it before (an alert, REFUSED, ERROR) are written out first. False if
+    /// its pipe is full right now (retry later); an id already gone counts as closed.
+    @discardableResult
+    func closeConnection(_ id: Data) -> Bool {
+        do {
+            guard try sendNow(id, more: true) else { return false }
+            try send(Data())
+        } catch {}
+        return true
     }
 
     /// Sends `count` bytes at `buffer` (from BufferPool, `capacity` bytes) as one frame without

@@ -1,6 +1,7 @@
-// Fuzz entry point for the bytes a peer controls: one input is a sequence of
-// [u32 big-endian length][encoded message] records; each goes through MessageCodec.decode and,
-// when it is part of a transfer, into a fresh ChunkReceiver. Built two ways:
+// Fuzz entry point for the bytes a peer controls: one input is the plaintext stream of a link,
+// [u32 big-endian length][encoded message] records exactly as inside TLS; it is cut back into
+// messages by MessageReassembler (fed in small pieces, as TCP delivers them), each goes through
+// MessageCodec.decode and, when it is part of a transfer, into a fresh ChunkReceiver. Built two ways:
 //   scripts/fuzz-protocol.sh   → libFuzzer binary (-sanitize=fuzzer, -DFUZZING; libFuzzer owns main)
 //   swift run ProtocolFuzz F…  → replays saved inputs (crash reproducer, no libFuzzer needed)
 
@@ -24,13 +25,19 @@ private let codec = MessageCodec(limits: MessageLimits(maxHeaderBytes: 4096, max
 func fuzzOneInput(_ input: UnsafeRawBufferPointer) {
     try? FileManager.default.removeItem(atPath: spool)
     guard let receiver = try? ChunkReceiver(spool: spool, maxFileSize: 1 << 20, syncEachChunk: false, logger: quiet) else { return }
+    let reassembler = MessageReassembler(limits: codec.limits)
+    // Pieces of 1…13 bytes (the size varies with the input) so records straddle reads.
+    let piece = 1 + input.count % 13
     var position = 0
-    while position + 4 <= input.count {
-        let length = Int(UInt32(bigEndian: input.loadUnaligned(fromByteOffset: position, as: UInt32.self)))
-        position += 4
-        let end = min(input.count, position + length)
-        let record = Data(input[position..<end])
-        position = end
+    let read: (UnsafeMutableRawBufferPointer) -> Int = { buffer in
+        let n = min(buffer.count, piece, input.count - position)
+        if n > 0 { buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: input[position..<(position + n)])) }
+        position += n
+        return n
+    }
+    while true {
+        // An oversize length ends the stream, as it ends a link.
+        guard let record = try? reassembler.next(reading: read) else { break }
         guard let message = try? codec.decode(record) else { continue }
         if let outcome = try? receiver.handle(message), let file = outcome.completed {
             // A commit must only ever publish bytes with the offered digest.

@@ -11,6 +11,8 @@ public enum SafeTensorsError: Error, CustomStringConvertible, Equatable, Sendabl
     case missingTensor(path: String, tensor: String)
     case writeFailed(path: String, reason: String)
     case duplicateName(path: String, tensor: String)
+    case noWeights(directory: String)
+    case badShardIndex(path: String, detail: String)
 
     public var description: String {
         switch self {
@@ -23,6 +25,9 @@ public enum SafeTensorsError: Error, CustomStringConvertible, Equatable, Sendabl
         case let .missingTensor(path, tensor): return "\(path): no tensor named '\(tensor)'"
         case let .writeFailed(path, reason): return "\(path): write failed: \(reason)"
         case let .duplicateName(path, tensor): return "\(path): tensor name '\(tensor)' given twice"
+        case let .noWeights(directory):
+            return "\(directory): no model.safetensors (or model.safetensors.index.json) in this model directory"
+        case let .badShardIndex(path, detail): return "\(path): \(detail)"
         }
     }
 }

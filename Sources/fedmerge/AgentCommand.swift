@@ -26,10 +26,10 @@ struct AgentCommand: ParsableCommand {
     @Argument(help: "The agent config (YAML), e.g. configs/agents/movies.yaml.")
     var config: String
 
-    @Flag(help: "Validate the config (and the files it names) and exit.")
+    @Flag(help: "Validate the config and the files it names (data files read through, base model, workdir, TLS credentials) and exit.")
     var check = false
 
-    @Option(help: "Seconds to keep retrying when the aggregator is unreachable.")
+    @Option(help: "Seconds to keep retrying when the aggregator is unreachable, counted from the loss of the link (from the start until first admitted).")
     var connectTimeout: Double = 600
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
@@ -43,21 +43,36 @@ struct AgentCommand: ParsableCommand {
         let logger = Logger(label: "fedmerge.agent")
         let loaded = try DaemonCommand.load(config, AgentConfig.load(file:))
         let work = try DaemonCommand.load(config) { _ in try ModelWork(config: loaded) }
+        let daemon = AgentDaemon(config: loaded, work: work, logger: logger)
         if check {
             try DaemonCommand.requireFiles(of: config, tls: loaded.tls, baseModel: loaded.baseModel)
+            try Self.exitOnStartError {
+                try work.checkData()
+                try daemon.checkStartUp()
+            }
             print("\(config): OK — agent \(loaded.name), \(work.summary)")
             return
         }
+        try Self.exitOnStartError { try work.checkData() }
         StopSignal.install()
-        let daemon = AgentDaemon(config: loaded, work: work, logger: logger)
         daemon.connectTimeout = connectTimeout
         if let chunkSize { daemon.chunkSize = chunkSize }
         daemon.crashAfterBytes = crashAfterBytes
-        let exit: DaemonExit
-        do { exit = try daemon.run() } catch {
-            DaemonLogging.fail("\(error)")
-            throw ExitCode(DaemonExit.failure.rawValue)
+        let exit = try Self.exitOnStartError {
+            do { return try daemon.run() } catch let error as AgentStartError { throw error } catch {
+                DaemonLogging.fail("\(error)")
+                throw ExitCode(DaemonExit.failure.rawValue)
+            }
         }
         if exit != .success { throw ExitCode(exit.rawValue) }
+    }
+
+    /// Start-up failures end the command with their named reason and exit code (2 for the
+    /// config's files and workdir, 4 for TLS credentials: AgentStartError.exit).
+    private static func exitOnStartError<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch let error as AgentStartError {
+            DaemonLogging.fail(error.description)
+            throw ExitCode(error.exit.rawValue)
+        }
     }
 }

@@ -61,6 +61,10 @@ struct AggregatorServe: ParsableCommand {
             let merges = files.definitions.map { d in
                 "\(d.name) (round \(d.id): subset \(d.subset.joined(separator: ", ")); methods \(d.methods.map(\.label).joined(separator: ", ")); statistics: \(d.kinds.isEmpty ? "none" : d.kinds.sorted().map(\.rawValue).joined(separator: ", ")))"
             }
+            do { try loaded.tls.check() } catch {
+                DaemonLogging.fail("\(config): TLS credentials ('tls') cannot be used: \(error)")
+                throw ExitCode(DaemonExit.refused.rawValue)
+            }
             print("\(config): OK — merges: \(merges.isEmpty ? "none yet" : merges.joined(separator: "; "))")
             return
         }
@@ -123,7 +127,7 @@ extension AggregatorCommand {
     static func exitCode(forStartupError error: Error) -> DaemonExit {
         switch error {
         case is StoreError, is ModelFingerprint.Failure, is ConfigError: .badConfig
-        case is TLSError: .refused
+        case is TLSError, is TLSCredentialError: .refused
         default: .failure
         }
     }

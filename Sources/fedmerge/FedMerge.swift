@@ -32,6 +32,8 @@ struct FedMerge: ParsableCommand {
             Stats.self,
             Embed.self,
             Predict.self,
+            Evaluate.self,
+            Inspect.self,
             Certs.self,
             ExperimentCommand.self,
         ]

@@ -166,7 +166,7 @@ final class HardeningTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: f.root + "/output/round-1/fisher/model.safetensors"))
     }
 
-    /// Items 7, 8, 14, 15 (aggregator side): names that would become paths outside the spool,
+    /// Items 7, 8, 14, 15 (aggregator side): a private key others can read (exit 4), names that would become paths outside the spool,
     /// duplicate allow entries, spool aliasing output, a method labelled like an agent or a
     /// reserved name: each a named config error (exit 2). A spool that cannot be a directory is
     /// a named start-up error (exit 2). Half-written merged models a killed aggregator left are
@@ -201,6 +201,17 @@ final class HardeningTests: XCTestCase {
         try Data().write(to: URL(fileURLWithPath: f.root + "/spool-file"))
         try expectBadConfig("spool-is-file", config(spool: "spool-file"), mentions: ["cannot create or use directory", "spool-file"])
 
+        // A private key others can read is refused like ssh does, by --check and at start (exit 4).
+        let key = f.root + "/certs/aggregator.key"
+        XCTAssertEqual(chmod(key, 0o644), 0)
+        try config().write(toFile: f.root + "/loose-key.yaml", atomically: true, encoding: .utf8)
+        try f.start("loose-key-check", ["aggregator", "loose-key.yaml", "--check"])
+        XCTAssertEqual(f.wait("loose-key-check", limit: 60), 4, f.log("loose-key-check"))
+        XCTAssertTrue(f.log("loose-key-check").contains("readable by others") && f.log("loose-key-check").contains("aggregator.key"), f.log("loose-key-check"))
+        try f.start("loose-key", ["aggregator", "loose-key.yaml"])
+        XCTAssertEqual(f.wait("loose-key", limit: 60), 4, f.log("loose-key"))
+        XCTAssertEqual(chmod(key, 0o600), 0)
+
         // A half-written merged model from a killed aggregator is cleaned at start; a second
         // aggregator on the same round is refused while the first holds it.
         try FileManager.default.createDirectory(atPath: f.root + "/output/round-1/.average.partial-99999", withIntermediateDirectories: true)
@@ -208,6 +219,14 @@ final class HardeningTests: XCTestCase {
         try f.start("first", ["aggregator", "good.yaml"])
         XCTAssertTrue(f.waitUntil(limit: 60) { f.log("first").contains("aggregator listening") }, f.log("first"))
         XCTAssertFalse(FileManager.default.fileExists(atPath: f.root + "/output/round-1/.average.partial-99999"))
+        // Two processes with one certificate: the newer link replaces the older, and the
+        // operator is warned (item 14; it was an info line).
+        let one = RogueAgent("a", in: f), two = RogueAgent("a", in: f)
+        rogues += [one, two]
+        try one.join()
+        try two.join()
+        XCTAssertTrue(f.waitUntil(limit: 30) { f.log("first").contains("two processes share certificate 'a'") }, f.log("first"))
+        XCTAssertTrue(f.log("first").contains("warning"), f.log("first"))
         try f.start("second", ["aggregator", "good.yaml"])
         XCTAssertEqual(f.wait("second", limit: 60), 2, f.log("second"))
         XCTAssertTrue(f.log("second").contains("another aggregator is serving this spool"), f.log("second"))

@@ -97,4 +97,18 @@ final class BertEncoderTests: XCTestCase {
             XCTAssertEqual(error as? EncoderError, .tokenOutOfRange(what: "input id", value: 40, limit: 40))
         }
     }
+
+    func testInferenceRunsAllLayersInOneSetOfBuffersWithTheSameLogits() throws {
+        let c = BertConfig(vocabSize: 30, hiddenSize: 8, numHiddenLayers: 3, numAttentionHeads: 2, intermediateSize: 16,
+                           maxPositionEmbeddings: 16, initializerRange: 0.5, labels: ["a", "b"])
+        let inference = BertEncoder(config: c, seed: 6), training = BertEncoder(config: c, seed: 6)
+        let input = try EncoderInput(sequences: [[2, 4, 7, 3], [2, 9, 3], [2, 11, 12, 13, 14, 3]])
+        try inference.forward(input)
+        try training.forward(input, training: false, head: true, backward: true)
+        // Only a forward a backward follows keeps per-layer activations.
+        XCTAssertEqual(inference.acts.layers.count, 1)
+        XCTAssertEqual(training.acts.layers.count, 3)
+        XCTAssertEqual(inference.logits.storage, training.logits.storage)
+        XCTAssertEqual(inference.lastHiddenState.storage, training.lastHiddenState.storage)
+    }
 }

@@ -43,4 +43,29 @@ final class CSVReaderTests: XCTestCase {
             XCTAssertEqual(error as? DatasetError, .characterAfterClosingQuote(file: "test.csv", line: 2))
         }
     }
+
+    func testStreamedRecordsAcrossReadBlocksEqualTheWholeFileParse() throws {
+        // Records with quoted line breaks and CRLF, more than two read blocks long, so records
+        // and CRLF pairs straddle block boundaries.
+        var text = "text,label\r\n"
+        var i = 0
+        while text.utf8.count < 2 * ByteStream.blockSize + 1000 {
+            text += i % 7 == 0 ? "\"line \(i)\r\nstill \"\"\(i)\"\"\",x\r\n" : "plain text number \(i),y\n"
+            i += 1
+        }
+        let path = try FixturePaths.temporaryFile(named: "big.csv", contents: text)
+        let whole = try CSVReader.records(Data(text.utf8), file: path)
+        var streamed: [CSVReader.Record] = []
+        var reader = CSVReader(stream: ByteStream(handle: FileHandle(forReadingAtPath: path)!), file: path)
+        while let r = try reader.next() { streamed.append(r) }
+        XCTAssertEqual(streamed.count, i + 1)
+        XCTAssertEqual(streamed.map(\.fields), whole.map(\.fields))
+        XCTAssertEqual(streamed.map(\.line), whole.map(\.line))
+    }
+
+    func testInvalidUTF8IsRefusedWithItsLine() throws {
+        XCTAssertThrowsError(try CSVReader.records(Data("a,b\nok,1\n".utf8 + [0xC3, 0x28] + ",2\n".utf8), file: "x.csv")) { error in
+            XCTAssertEqual(error as? DatasetError, .invalidUTF8(file: "x.csv", line: 3))
+        }
+    }
 }

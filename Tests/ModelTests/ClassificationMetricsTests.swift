@@ -42,4 +42,18 @@ final class ClassificationMetricsTests: XCTestCase {
         XCTAssertEqual(result.exactMatch, 2.0 / 3, accuracy: 1e-15)
         XCTAssertEqual(result.macroF1, 5.0 / 9, accuracy: 1e-15)
     }
+
+    func testConfusionMatrixGivesPerClassPrecisionAndRecall() {
+        let m = ConfusionMatrix(predictions: predictions, labels: labels, classes: 3)
+        // rows: truth, columns: prediction
+        XCTAssertEqual(m.counts, [[2, 1, 0], [0, 1, 1], [1, 0, 3]])
+        XCTAssertEqual((0..<3).map(m.precision), [2.0 / 3, 1.0 / 2, 3.0 / 4])
+        XCTAssertEqual((0..<3).map(m.recall), [2.0 / 3, 1.0 / 2, 3.0 / 4])
+        XCTAssertEqual((0..<3).map(m.support), [3, 2, 4])
+        // A class never predicted has precision 0 (sklearn's zero_division), not NaN.
+        let never = ConfusionMatrix(predictions: [0, 0], labels: [0, 1], classes: 2)
+        XCTAssertEqual(never.precision(1), 0)
+        XCTAssertEqual(never.recall(1), 0)
+        XCTAssertEqual(never.precision(0), 0.5)
+    }
 }

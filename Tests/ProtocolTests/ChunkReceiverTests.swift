@@ -25,7 +25,7 @@ final class ChunkReceiverTests: ProtocolTestCase {
         let trace1 = try upload(ChunkSender(path: source, name: "model.safetensors", chunkSize: chunk, window: 4), over: first, stopAfterChunkBytes: cut)
         XCTAssertFalse(trace1.committed)
         XCTAssertGreaterThan(trace1.highestAck, 0)
-        first.close()  // the DEALER goes away mid-transfer (linger 0: unsent frames are dropped)
+        first.close()  // the connection goes away mid-transfer (linger 0: unsent bytes are dropped)
         XCTAssertFalse(FileManager.default.fileExists(atPath: final), "nothing renamed early")
         XCTAssertTrue(FileManager.default.fileExists(atPath: final + ".partial"))
 

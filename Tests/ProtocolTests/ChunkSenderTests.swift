@@ -1,4 +1,4 @@
-// ChunkSender: a 100 MiB file crosses TLS-in-ZeroMQ intact with at most `window` chunks
+// ChunkSender: a 100 MiB file crosses TLS over ZeroMQ STREAM intact with at most `window` chunks
 // unacknowledged; the server can send to an agent the same way; an already-committed file is
 // not sent again; a file that changes under the sender is never committed.
 

@@ -59,8 +59,8 @@ final class SecureClientTests: ProtocolTestCase {
         while failure == nil {
             do { _ = try client.receive(timeout: 1) } catch { failure = error }
         }
-        // Whichever notices first: silence from the server, or no connection to send a heartbeat on.
-        let dead: [LinkFailure] = [.heartbeatTimeout(seconds: 1), .peerUnreachable(seconds: 1)]
+        // The closed connection, normally; silence or a stuck send if the close went unseen.
+        let dead: [LinkFailure] = [.connectionClosed, .heartbeatTimeout(seconds: 1), .peerUnreachable(seconds: 1)]
         XCTAssertTrue(dead.contains(failure as? LinkFailure ?? .notConnected), "\(String(describing: failure))")
         XCTAssertThrowsError(try client.send(.heartbeat)) { XCTAssertEqual($0 as? LinkFailure, failure as? LinkFailure) }
     }

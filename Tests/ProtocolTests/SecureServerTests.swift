@@ -68,8 +68,9 @@ final class SecureServerTests: ProtocolTestCase {
         guard case .refusedByServer(let reason)? = notAllowed else { return XCTFail("not allowed: got \(String(describing: notAllowed))") }
         XCTAssertTrue(reason.contains("agent-evil"), reason)
 
-        // A plain ZeroMQ peer speaking cleartext.
+        // A plain ZeroMQ peer speaking cleartext (it does not reconnect once turned away).
         let plain = try ZMQSocket(.dealer)
+        try plain.setOption(ZMQ_RECONNECT_IVL, Int32(-1))
         try plain.connect(endpoint)
         try plain.send(MessageCodec().encode(.hello(Hello(name: "plain", baseFingerprint: "x", protocolVersion: 1))))
 
@@ -94,17 +95,25 @@ final class SecureServerTests: ProtocolTestCase {
         XCTAssertEqual(try TestFiles.independentSHA256(received), try TestFiles.independentSHA256(source))
     }
 
-    /// Opens an admitted link, sends `plaintext` encrypted as if it were a message, and
-    /// returns what the server reported about the link.
-    private func sendMalformed(_ plaintext: Data, as name: String, federation: TestFederation, harness: ServerHarness) throws -> (LinkFailure?, Message?) {
+    /// Opens an admitted link, sends `plaintext` encrypted as if it were framed messages, and
+    /// returns what the server reported about the link and what the client saw.
+    private func sendMalformed(_ plaintext: Data, as name: String, federation: TestFederation, harness: ServerHarness) throws -> (LinkFailure?, Error?) {
         let client = try SecureClient(endpoint: harness.endpoint, tls: try federation.agentTLS(name), serverName: "aggregator")
         try client.connect()
         try client.sendRawPlaintext(plaintext)
-        let reply = try? client.receive(timeout: 30)
+        var clientError: Error?
+        do { while try client.receive(timeout: 30) == nil {} } catch { clientError = error }
         _ = harness.waitForEvents { $0.contains { if case .disconnected = $0 { true } else { false } } }
         let failure = harness.disconnections().first
         harness.events.write { $0.removeAll() }
-        return (failure, reply)
+        return (failure, clientError)
+    }
+
+    /// One message as it travels inside TLS: [u32 big-endian length][bytes].
+    private func framed(_ bytes: Data) -> Data {
+        var d = Data()
+        withUnsafeBytes(of: UInt32(bytes.count).bigEndian) { d.append(contentsOf: $0) }
+        return d + bytes
     }
 
     func testMalformedMessagesDropOnlyTheirLinkWithTypedErrors() throws {
@@ -126,36 +135,30 @@ final class SecureServerTests: ProtocolTestCase {
         }
         var rng = SeededGenerator(seed: 5)
         let garbage = Data((0..<300).map { _ in UInt8.random(in: 0...255, using: &rng) })
-        let cases: [(String, Data, (MessageDecodingError) -> Bool)] = [
-            ("garbage", garbage, { _ in true }),
-            ("truncated header", prefix(type: 4, headerLength: 100) + Data("{\"name\":".utf8), { $0 == .headerBeyondMessage(claimed: 100, available: 8) }),
-            ("oversize header length", prefix(type: 4, headerLength: 0xFFFF_FFF0) + Data("{}".utf8), { $0 == .headerTooLong(claimed: 0xFFFF_FFF0, limit: 4096) }),
-            ("bad JSON", prefix(type: 7, headerLength: 6) + Data("{nope}".utf8), { if case .malformedHeader(.ack, _) = $0 { true } else { false } }),
-            ("payload on ACK", MessageCodec().encode(.ack(Ack(transferID: "t", durableOffset: 1))) + Data([1, 2, 3]), { $0 == .unexpectedPayload(type: .ack, length: 3) }),
+        let limit = harness.server.limits.maxMessageBytes
+        let cases: [(String, Data, String, (MessageDecodingError) -> Bool)] = [
+            ("garbage", framed(garbage), "malformed", { _ in true }),
+            ("truncated header", framed(prefix(type: 4, headerLength: 100) + Data("{\"name\":".utf8)), "malformed", { $0 == .headerBeyondMessage(claimed: 100, available: 8) }),
+            ("oversize header length", framed(prefix(type: 4, headerLength: 0xFFFF_FFF0) + Data("{}".utf8)), "oversize", { $0 == .headerTooLong(claimed: 0xFFFF_FFF0, limit: 4096) }),
+            ("bad JSON", framed(prefix(type: 7, headerLength: 6) + Data("{nope}".utf8)), "malformed", { if case .malformedHeader(.ack, _) = $0 { true } else { false } }),
+            ("payload on ACK", framed(MessageCodec().encode(.ack(Ack(transferID: "t", durableOffset: 1))) + Data([1, 2, 3])), "malformed", { $0 == .unexpectedPayload(type: .ack, length: 3) }),
+            // A length prefix above the limit: refused before anything is allocated.
+            ("oversize length prefix", Data([0xFF, 0xFF, 0xFF, 0xF0]), "oversize", { $0 == .messageTooLong(length: 0xFFFF_FFF0, limit: limit) }),
+            ("empty message", framed(Data()), "malformed", { $0 == .truncatedPrefix(length: 0) }),
         ]
-        for (index, (label, bytes, matches)) in cases.enumerated() {
-            let (failure, reply) = try sendMalformed(bytes, as: "agent-bad\(index)", federation: federation, harness: harness)
+        for (index, (label, bytes, code, matches)) in cases.enumerated() {
+            let (failure, clientError) = try sendMalformed(bytes, as: "agent-bad\(index)", federation: federation, harness: harness)
             guard case .malformedMessage(let error)? = failure else { XCTFail("\(label): server reported \(String(describing: failure))"); continue }
             XCTAssertTrue(matches(error), "\(label): \(error)")
-            guard case .error(let report)? = reply else { XCTFail("\(label): client got \(String(describing: reply))"); continue }
-            XCTAssertEqual(report.message, LinkFailure.malformedMessage(error).description)
+            // The server said why before closing, and the client surfaces it.
+            XCTAssertEqual(clientError as? LinkFailure, .errorFromPeer(code: code, message: LinkFailure.malformedMessage(error).description), label)
         }
 
         // Bytes that are not TLS records on an established link.
         let rogue = try SecureClient(endpoint: harness.endpoint, tls: try federation.agentTLS("agent-rogue"), serverName: "aggregator")
         try rogue.connect()
-        try rogue.sendRawFrame(garbage)
+        try rogue.sendRawBytes(garbage)
         XCTAssertTrue(harness.waitForEvents { $0.contains { if case .disconnected(_, .record) = $0 { true } else { false } } }, "\(harness.disconnections())")
-
-        // A raw peer sending a two-frame message, and one sending a frame over ZMQ_MAXMSGSIZE.
-        let multipart = try ZMQSocket(.dealer)
-        try multipart.connect(harness.endpoint)
-        try multipart.send(Data("first".utf8), more: true)
-        try multipart.send(Data("second".utf8))
-        XCTAssertTrue(harness.waitForEvents { $0.contains { if case .refused(_, .malformedFrames(count: 2)) = $0 { true } else { false } } }, "\(harness.refusals())")
-        let huge = try ZMQSocket(.dealer)
-        try huge.connect(harness.endpoint)
-        try huge.send(Data(count: SecureFraming.maxFrameBytes(harness.server.limits) + 1))
 
         // The good link still works end to end: a message out and a reply back.
         try good.send(.hello(Hello(name: "agent-good", baseFingerprint: "f", protocolVersion: 1, round: 2)))
@@ -165,27 +168,123 @@ final class SecureServerTests: ProtocolTestCase {
         XCTAssertEqual(harness.connectedNames.read { Array($0.values) }, ["agent-good"])
     }
 
-    func testHandshakeFloodIsCappedAndStalledHandshakesExpire() throws {
+    func testAFullHandshakeTableEvictsTheOldestAndStalledHandshakesExpire() throws {
         let federation = try TestFederation()
-        let harness = try ServerHarness(tls: federation.serverTLS, allow: { _ in true },
-                                        heartbeat: HeartbeatPolicy(interval: 0.1, timeout: 1), maxPendingHandshakes: 2)
-        defer { harness.stop() }
-        // Three raw peers each send the first 3 bytes of a TLS record header and stall.
-        var stalled: [ZMQSocket] = []
+        let server = try SecureServer(endpoint: "tcp://127.0.0.1:*", tls: federation.serverTLS, allow: { _ in true },
+                                      heartbeat: HeartbeatPolicy(interval: 0.1, timeout: 5), maxPendingHandshakes: 2, handshakeTimeout: 1)
+        defer { server.close() }
+        // Three raw TCP peers each send the first 3 bytes of a TLS record header and stall.
+        var stalled: [RawTCPPeer] = []
+        var events: [ServerEvent] = []
         for _ in 0..<3 {
-            let socket = try ZMQSocket(.dealer)
-            try socket.connect(harness.endpoint)
-            try socket.send(Data([0x16, 0x03, 0x01]))
-            stalled.append(socket)
+            let peer = try RawTCPPeer(endpoint: server.endpoint)
+            peer.send(Data([0x16, 0x03, 0x01]))
+            stalled.append(peer)
+            // Let the server see this connection before the next one (eviction follows arrival order).
+            let deadline = Date().addingTimeInterval(0.3)
+            while Date() < deadline, let event = try server.receive(timeout: 0.05) { events.append(event) }
         }
-        XCTAssertTrue(harness.waitForEvents { $0.contains { if case .refused(_, .tooManyPendingHandshakes(limit: 2)) = $0 { true } else { false } } },
-                      "\(harness.refusals())")
-        XCTAssertTrue(harness.waitForEvents { $0.filter { if case .refused(_, .handshakeTimeout) = $0 { true } else { false } }.count == 2 },
-                      "\(harness.refusals())")
-        // With the stalled handshakes gone, a real agent gets in.
-        let client = try SecureClient(endpoint: harness.endpoint, tls: try federation.agentTLS("agent-1"), serverName: "aggregator")
+        while events.count < 3, let event = try server.receive(timeout: 10) { events.append(event) }
+        let failures = events.compactMap { if case .refused(_, let failure) = $0 { failure } else { nil } }
+        // The oldest was evicted for the third; the other two expired.
+        XCTAssertEqual(failures, [.evicted(limit: 2), .handshakeTimeout(seconds: 1), .handshakeTimeout(seconds: 1)])
+        // Each was told, in a TLS alert it can read, and its connection closed (libzmq finishes
+        // a close while the server keeps polling, as a daemon does).
+        let received = Locked<[Int: Data?]>([:])
+        for (index, peer) in stalled.enumerated() {
+            Thread { let bytes = peer.readUntilClosed(timeout: 10); received.write { $0[index] = bytes } }.start()
+        }
+        while received.read({ $0.count < stalled.count }) { _ = try server.receive(timeout: 0.05) }
+        for index in stalled.indices { XCTAssertEqual(received.read { $0[index] ?? nil }, BusyAlert.record, "peer \(index)") }
+    }
+
+    func testAGoodAgentGetsInDuringAHandshakeFlood() throws {
+        let federation = try TestFederation()
+        let harness = try ServerHarness(tls: federation.serverTLS, allow: { _ in true }, maxPendingHandshakes: 8)
+        defer { harness.stop() }
+        let endpoint = harness.endpoint
+        let hello = try clientHelloBytes(federation: federation)
+        // A peer without certificate opens connections, sends a genuine ClientHello on each and
+        // never answers: far more stalled handshakes than the table holds, for as long as the
+        // good agent is connecting (bounded: at most 2000 connections).
+        let floodRunning = Locked(true), goodDone = Locked(false), opened = Locked(0)
+        let floodStarted = DispatchSemaphore(value: 0), floodEnded = DispatchSemaphore(value: 0)
+        Thread {
+            var open: [RawTCPPeer] = []
+            for index in 0..<2000 where !goodDone.read({ $0 }) {
+                if let peer = try? RawTCPPeer(endpoint: endpoint) {
+                    peer.send(hello)
+                    open.append(peer)
+                    if open.count > 200 { open.removeFirst() }  // stay within the fd limit
+                }
+                opened.write { $0 += 1 }
+                if index == 40 { floodStarted.signal() }
+                // 50 connections a second: 8 slots turn over every 160 ms, so nothing stalled
+                // survives long, and a good handshake has a fair window to finish.
+                Thread.sleep(forTimeInterval: 0.02)
+            }
+            floodRunning.write { $0 = false }
+            floodStarted.signal()
+            floodEnded.signal()
+        }.start()
+        floodStarted.wait()
+        let client = try SecureClient(endpoint: endpoint, tls: try federation.agentTLS("agent-good"), serverName: "aggregator")
         try client.connect()
-        XCTAssertTrue(client.isConnected)
+        try client.send(.hello(Hello(name: "agent-good", baseFingerprint: "f", protocolVersion: 1, round: 5)))
+        var reply: Message?
+        while reply == nil { reply = try client.receive(timeout: 30) }
+        let floodStillRunning = floodRunning.read { $0 }
+        goodDone.write { $0 = true }
+        floodEnded.wait()
+        XCTAssertEqual(reply, .welcome(Welcome(round: 5, wantedStatistics: [.gram], methods: ["regmean"])))
+        XCTAssertTrue(floodStillRunning, "the flood ended (\(opened.read { $0 }) connections) before the good agent got in")
+        // The flood really overflowed the table: old stalled handshakes were evicted.
+        XCTAssertTrue(harness.refusals().contains(.evicted(limit: 8)), "\(harness.refusals().prefix(5))")
+    }
+
+    func testAClientTurnedAwayBusyReportsServerBusy() throws {
+        // A listener that answers the client's ClientHello with the server's busy alert.
+        let federation = try TestFederation()
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
+                XCTAssertEqual(bind(listener, raw, length), 0)
+                XCTAssertEqual(getsockname(listener, raw, &length), 0)
+            }
+        }
+        XCTAssertEqual(listen(listener, 1), 0)
+        let port = UInt16(bigEndian: address.sin_port)
+        Thread {
+            let connection = accept(listener, nil, nil)
+            guard connection >= 0 else { return }
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            _ = recv(connection, &buffer, buffer.count, 0)   // the ClientHello
+            BusyAlert.record.withUnsafeBytes { _ = send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            Thread.sleep(forTimeInterval: 0.5)
+            close(connection)
+        }.start()
+        let client = try SecureClient(endpoint: "tcp://127.0.0.1:\(port)", tls: try federation.agentTLS("agent-1"), serverName: "aggregator")
+        XCTAssertThrowsError(try client.connect(timeout: 10)) { XCTAssertEqual($0 as? LinkFailure, .serverBusy) }
+    }
+
+    func testPeerChosenValuesCannotForgeLogLines() {
+        // What a peer chooses (certificate name, REFUSED/ERROR text, decoder complaints quoting
+        // its JSON) reaches log lines only escaped: one event, one line.
+        let forged = "agent-1\n2026-11-30T00:00:00+0000 notice fedmerge.wire.server: peer connected\u{1b}[2J"
+        let failures: [LinkFailure] = [
+            .nameNotAllowed(forged), .refusedByServer(reason: forged), .errorFromPeer(code: forged, message: forged),
+            .malformedMessage(.malformedHeader(type: .hello, reason: forged)), .handshake(.handshakeFailed(forged)),
+        ]
+        for failure in failures {
+            let line = failure.description
+            XCTAssertFalse(line.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F }, line)
+            XCTAssertTrue(line.contains("agent-1\\n2026"), line)
+        }
     }
 
     func testSilentPeerIsDisconnectedByHeartbeatTimeout() throws {
@@ -210,5 +309,42 @@ final class SecureServerTests: ProtocolTestCase {
         try second.connect()
         XCTAssertTrue(harness.waitForEvents { $0.contains { if case .disconnected(_, .superseded) = $0 { true } else { false } } })
         XCTAssertEqual(harness.connectedNames.read { Array($0.values) }, ["agent-1"])
+    }
+}
+
+/// Issue 17 item 1: a peer without certificate that claims the routing id the server's socket
+/// would assign next. libzmq's ROUTER accepted such an id verbatim and then asserted (process
+/// abort, `socket_base.cpp:2130`) when the next honest peer was given the same id.
+final class ClaimedRoutingIDTests: ProtocolTestCase {
+    func testPeersClaimingTheNextRoutingIDsCannotStopTheServer() throws {
+        let federation = try TestFederation()
+        // A fresh process's libzmq starts its id counter at glibc's first unseeded rand()
+        // (0x6b8b4567); srand(1) puts this process back in that state for the server socket.
+        srand(1)
+        let harness = try ServerHarness(tls: federation.serverTLS, allow: { _ in true })
+        defer { harness.stop() }
+        var attackers: [ZMQSocket] = []
+        for step in UInt32(0)..<8 {
+            let socket = try ZMQSocket(.dealer)
+            var id: [UInt8] = [0x00]
+            withUnsafeBytes(of: (0x6b8b_4567 &+ step).bigEndian) { id.append(contentsOf: $0) }
+            XCTAssertEqual(zmq_setsockopt(socket.handle, ZMQ_ROUTING_ID, id, id.count), 0)
+            try socket.setOption(ZMQ_RECONNECT_IVL, Int32(-1))
+            try socket.connect(harness.endpoint)
+            try socket.send(Data("not a TLS record".utf8))
+            attackers.append(socket)
+        }
+        // Every claimed-id peer reached the server (and was turned away) before the good one connects.
+        XCTAssertTrue(harness.waitForEvents { $0.filter { if case .refused = $0 { true } else { false } }.count >= 8 },
+                      "\(harness.refusals())")
+
+        let client = try SecureClient(endpoint: harness.endpoint, tls: try federation.agentTLS("agent-good"), serverName: "aggregator")
+        try client.connect()
+        try client.send(.hello(Hello(name: "agent-good", baseFingerprint: "f", protocolVersion: 1, round: 3)))
+        var reply: Message?
+        while reply == nil { reply = try client.receive(timeout: 30) }
+        XCTAssertEqual(reply, .welcome(Welcome(round: 3, wantedStatistics: [.gram], methods: ["regmean"])))
+        XCTAssertEqual(harness.connectedNames.read { Array($0.values) }, ["agent-good"])
+        for socket in attackers { socket.close() }
     }
 }

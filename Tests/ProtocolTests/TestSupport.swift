@@ -251,3 +251,54 @@ func upload(_ sender: ChunkSender, over client: SecureClient, stopAfterChunkByte
     }
     return trace
 }
+
+/// A plain TCP connection by POSIX sockets: a peer that owes nothing to our code or libzmq.
+final class RawTCPPeer: @unchecked Sendable {
+    let fd: Int32
+
+    /// Connects to a `tcp://127.0.0.1:PORT` endpoint.
+    init(endpoint: String) throws {
+        let port = UInt16(endpoint.split(separator: ":").last.flatMap { Int($0) } ?? 0)
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw POSIXError(.EMFILE) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Foundation.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard rc == 0 else { Foundation.close(fd); throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .ECONNREFUSED) }
+    }
+
+    deinit { Foundation.close(fd) }
+
+    func send(_ bytes: Data) {
+        bytes.withUnsafeBytes { raw in _ = Foundation.send(fd, raw.baseAddress, raw.count, Int32(MSG_NOSIGNAL)) }
+    }
+
+    /// Everything the other side sends until it closes the connection (nil if it has not
+    /// closed within `timeout` seconds).
+    func readUntilClosed(timeout: Double) -> Data? {
+        var received = Data()
+        let deadline = Date().addingTimeInterval(timeout)
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while Date() < deadline {
+            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&poller, 1, 100) > 0 else { continue }
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n <= 0 { return received }
+            received.append(contentsOf: buffer[0..<n])
+        }
+        return nil
+    }
+}
+
+/// A genuine TLS 1.3 ClientHello (fresh randomness each call), as a flooding peer would send.
+func clientHelloBytes(federation: TestFederation) throws -> Data {
+    let session = try TLSSession(context: TLSContext(try federation.agentTLS("agent-flood"), role: .client), serverName: "aggregator")
+    _ = try session.advanceHandshake()
+    guard let output = session.takeOutput() else { return Data() }
+    defer { BufferPool.shared.recycle(output.buffer, capacity: output.capacity) }
+    return Data(bytes: output.buffer, count: output.count)
+}

@@ -17,31 +17,11 @@ final class ModelCommandsTests: XCTestCase {
 
     override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: tmp) }
 
-    /// The fedmerge binary built beside this test bundle (swift build --build-tests builds it).
-    func executable() throws -> String {
-        var dir = URL(fileURLWithPath: CommandLine.arguments.first { $0.hasSuffix(".xctest") } ?? CommandLine.arguments[0])
-        for _ in 0..<3 {
-            dir.deleteLastPathComponent()
-            let candidate = dir.appendingPathComponent("fedmerge").path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        }
-        throw XCTSkip("fedmerge executable not found next to the test bundle; run `swift build --build-tests` first")
-    }
-
     /// Runs fedmerge with `arguments`; returns stdout, failing the test on a non-zero exit.
     func run(_ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: try executable())
-        p.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 0, String(decoding: stderr, as: UTF8.self), file: file, line: line)
-        return String(decoding: stdout, as: UTF8.self)
+        let result = try FedmergeProcess.run(arguments)
+        XCTAssertEqual(result.status, 0, result.stderr, file: file, line: line)
+        return result.stdout
     }
 
     func writeToyTask() throws {
@@ -82,7 +62,9 @@ final class ModelCommandsTests: XCTestCase {
         XCTAssertNotNil(stats.entry("bert.pooler.dense.kfac_out"))
 
         let predicted = try run(["predict", "--model", tmp + "/tuned", "--text", "the movie was great", "--text", "a plot was awful"])
-        let rows = try predicted.split(separator: "\n").map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Double] }
+        let objects = try predicted.split(separator: "\n").map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        XCTAssertEqual(objects.map { $0["label"] as? String }, ["pos", "neg"])
+        let rows = objects.map { $0["probabilities"] as! [String: Double] }
         XCTAssertEqual(rows.count, 2)
         XCTAssertGreaterThan(rows[0]["pos"]!, 0.5)
         XCTAssertGreaterThan(rows[1]["neg"]!, 0.5)
@@ -95,16 +77,8 @@ final class ModelCommandsTests: XCTestCase {
     }
 
     func testFinetuneRefusesAMissingModelDirectoryNamingTheFile() throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: try executable())
-        p.arguments = ["finetune", "--model", tmp + "/nowhere", "--train", tmp + "/train.jsonl", "--out", tmp + "/out"]
-        let err = Pipe()
-        p.standardError = err
-        p.standardOutput = Pipe()
-        try p.run()
-        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        XCTAssertNotEqual(p.terminationStatus, 0)
-        XCTAssertTrue(message.contains(tmp + "/nowhere/config.json"), message)
+        let result = try FedmergeProcess.run(["finetune", "--model", tmp + "/nowhere", "--train", tmp + "/train.jsonl", "--out", tmp + "/out"])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains(tmp + "/nowhere/config.json"), result.stderr)
     }
 }

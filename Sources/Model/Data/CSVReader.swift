@@ -1,97 +1,113 @@
-// CSVReader: RFC 4180 records (quoted fields with commas, quotes and line breaks) with the line each starts on.
+// CSVReader: RFC 4180 records (quoted fields with commas, quotes and line breaks) with the line
+// each starts on, pulled one at a time from a ByteStream, so a file of any size is read in
+// memory bounded by its longest record.
 
 import Foundation
 
-enum CSVReader {
+struct CSVReader {
     struct Record {
         var fields: [String]
         /// 1-based physical line where the record starts (for error messages).
         var line: Int
     }
 
-    /// All records of `data`. A field that starts with a double quote may hold separators,
-    /// CR/LF and doubled quotes (""); records end at LF or CRLF; a leading UTF-8 byte-order
-    /// mark and blank lines are skipped. A quote inside an unquoted field is kept as text
-    /// (lenient, as most writers expect). Works on UTF-8 bytes: the separators are ASCII, so
-    /// no byte of a multi-byte character can be mistaken for one.
-    static func records(_ data: Data, file: String, separator: UInt8 = UInt8(ascii: ",")) throws -> [Record] {
-        let quote = UInt8(ascii: "\""), cr = UInt8(ascii: "\r"), lf = UInt8(ascii: "\n")
-        var bytes = [UInt8](data)
-        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.removeFirst(3) }
-        let count = bytes.count
+    private let stream: ByteStream
+    private let file: String
+    private let separator: UInt8
+    private var line = 1          // physical line of the next byte
+    private var started = false
 
+    init(stream: ByteStream, file: String, separator: UInt8 = UInt8(ascii: ",")) {
+        self.stream = stream
+        self.file = file
+        self.separator = separator
+    }
+
+    /// All records of `data` (see `next`).
+    static func records(_ data: Data, file: String, separator: UInt8 = UInt8(ascii: ",")) throws -> [Record] {
+        var reader = CSVReader(stream: ByteStream(data: data), file: file, separator: separator)
         var records: [Record] = []
+        while let record = try reader.next() { records.append(record) }
+        return records
+    }
+
+    /// The next record, or nil at the end. A field that starts with a double quote may hold
+    /// separators, CR/LF and doubled quotes (""); records end at LF or CRLF; a leading UTF-8
+    /// byte-order mark and blank lines are skipped. A quote inside an unquoted field is kept as
+    /// text (lenient, as most writers expect). Works on UTF-8 bytes: the separators are ASCII,
+    /// so no byte of a multi-byte character can be mistaken for one; a field that is not valid
+    /// UTF-8 is refused with its line.
+    mutating func next() throws -> Record? {
+        let quote = UInt8(ascii: "\""), cr = UInt8(ascii: "\r"), lf = UInt8(ascii: "\n")
+        if !started {
+            started = true
+            if try stream.peek() == 0xEF, try stream.peek(1) == 0xBB, try stream.peek(2) == 0xBF { stream.advance(3) }
+        }
         var fields: [String] = []
         var field: [UInt8] = []
-        var line = 1              // physical line of bytes[index]
-        var recordLine = 1
+        var recordLine = line
         var atFieldStart = true
         var recordHasContent = false
-        var index = 0
 
-        /// Length of the line break at `i` (2 for CRLF, 1 for LF, 0 otherwise).
-        func lineBreak(at i: Int) -> Int {
-            if bytes[i] == lf { return 1 }
-            if bytes[i] == cr && i + 1 < count && bytes[i + 1] == lf { return 2 }
+        /// Length of the line break at the current byte (2 for CRLF, 1 for LF, 0 otherwise).
+        func lineBreak() throws -> Int {
+            let b = try stream.peek()
+            if b == lf { return 1 }
+            if b == cr, try stream.peek(1) == lf { return 2 }
             return 0
         }
-        func endField() {
-            fields.append(String(decoding: field, as: UTF8.self))
+        func endField() throws {
+            guard let text = String(validating: field, as: UTF8.self) else { throw DatasetError.invalidUTF8(file: file, line: recordLine) }
+            fields.append(text)
             field.removeAll(keepingCapacity: true)
         }
 
-        while index < count {
-            let byte = bytes[index]
+        while let byte = try stream.peek() {
             if byte == quote && atFieldStart {
                 let openedOn = line
                 recordHasContent = true
                 atFieldStart = false
-                index += 1
+                stream.advance()
                 var closed = false
-                while index < count {
-                    let b = bytes[index]
+                while let b = try stream.peek() {
                     if b == quote {
-                        if index + 1 < count && bytes[index + 1] == quote { field.append(quote); index += 2; continue }
-                        closed = true; index += 1; break
+                        if try stream.peek(1) == quote { field.append(quote); stream.advance(2); continue }
+                        closed = true; stream.advance(); break
                     }
                     if b == lf { line += 1 }
                     field.append(b)
-                    index += 1
+                    stream.advance()
                 }
                 guard closed else { throw DatasetError.unterminatedQuote(file: file, line: openedOn) }
-                if index < count && bytes[index] != separator && lineBreak(at: index) == 0 {
+                if let after = try stream.peek(), after != separator, try lineBreak() == 0 {
                     throw DatasetError.characterAfterClosingQuote(file: file, line: line)
                 }
                 continue
             }
-            let breakLength = lineBreak(at: index)
+            let breakLength = try lineBreak()
             if breakLength > 0 {
-                if recordHasContent {
-                    endField()
-                    records.append(Record(fields: fields, line: recordLine))
-                    fields.removeAll(keepingCapacity: true)
-                }
-                index += breakLength
+                stream.advance(breakLength)
                 line += 1
+                if recordHasContent {
+                    try endField()
+                    return Record(fields: fields, line: recordLine)
+                }
                 recordLine = line
                 atFieldStart = true
-                recordHasContent = false
                 continue
             }
             recordHasContent = true
             if byte == separator {
-                endField()
+                try endField()
                 atFieldStart = true
             } else {
                 field.append(byte)
                 atFieldStart = false
             }
-            index += 1
+            stream.advance()
         }
-        if recordHasContent {
-            endField()
-            records.append(Record(fields: fields, line: recordLine))
-        }
-        return records
+        guard recordHasContent else { return nil }
+        try endField()
+        return Record(fields: fields, line: recordLine)
     }
 }

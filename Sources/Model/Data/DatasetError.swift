@@ -14,6 +14,7 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable {
     case unknownLabel(file: String, line: Int, field: String, value: String, known: [String])
     case malformedRow(file: String, line: Int, reason: String)
     case writeFailed(file: String, reason: String)
+    case invalidUTF8(file: String, line: Int)
 
     public var description: String {
         switch self {
@@ -43,6 +44,8 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable {
             return "\(file):\(line): \(reason)"
         case .writeFailed(let file, let reason):
             return "cannot write \(file): \(reason)"
+        case .invalidUTF8(let file, let line):
+            return "\(file):\(line): not valid UTF-8 text (convert the file to UTF-8, e.g. with iconv)"
         }
     }
 }

@@ -114,27 +114,10 @@ extension LabeledDataset {
         for (offset, lineBytes) in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
             let line = offset + 1
             if lineBytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
-            let parsed: Any
-            do { parsed = try JSONSerialization.jsonObject(with: Data(lineBytes), options: [.fragmentsAllowed]) }
-            catch { throw DatasetError.invalidJSON(file: file, line: line, reason: "\(error.localizedDescription)") }
-            guard let object = parsed as? [String: Any] else {
-                throw DatasetError.invalidJSON(file: file, line: line, reason: "the line is JSON but not an object")
-            }
-            guard let textValue = object[textField] else { throw DatasetError.missingField(file: file, line: line, field: textField) }
-            guard let text = textValue as? String else {
-                throw DatasetError.wrongFieldType(file: file, line: line, field: textField, expected: "a string")
-            }
+            let (object, text) = try jsonLine(lineBytes, file: file, line: line, textField: textField)
             let field = object[labelField] != nil || object["labels"] == nil ? labelField : "labels"
             guard let labelValue = object[field] else { throw DatasetError.missingField(file: file, line: line, field: labelField) }
-            func label(_ value: Any) throws -> RawLabel {
-                if let name = value as? String { return .name(name) }
-                // JSON true/false arrive as NSNumber too and read as 1/0 (Linux Foundation cannot tell them from 1/0).
-                if let number = value as? NSNumber, let index = Int(exactly: number.doubleValue), index >= 0 {
-                    return .index(index)
-                }
-                throw DatasetError.wrongFieldType(file: file, line: line, field: field,
-                                                  expected: "a label name (string), a non-negative integer, or an array of them")
-            }
+            func label(_ value: Any) throws -> RawLabel { try rawLabel(value, file: file, line: line, field: field) }
             if let list = labelValue as? [Any] {
                 examples.append(RawExample(text: text, labels: try list.map(label), isList: true, line: line))
             } else {
@@ -167,24 +150,69 @@ extension LabeledDataset {
                 names = unique.sorted()
             }
         }
-        let indexByName = Dictionary(names.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
+        let indexByName = indexByName(names)
         let examples = try raw.map { example -> LabeledExample in
-            let labels = try example.labels.map { label -> Int in
-                switch label {
-                case .name(let name):
-                    if let index = indexByName[name] { return index }
-                    if let index = Int(name), index >= 0, index < names.count { return index }
-                    throw DatasetError.unknownLabel(file: file, line: example.line, field: labelField, value: name, known: names)
-                case .index(let index):
-                    guard index < names.count else {
-                        throw DatasetError.unknownLabel(file: file, line: example.line, field: labelField, value: String(index), known: names)
-                    }
-                    return index
-                }
+            let labels = try example.labels.map {
+                try labelIndex($0, names: names, indexByName: indexByName, file: file, line: example.line, field: labelField)
             }
             return LabeledExample(text: example.text, labels: labels)
         }
         return LabeledDataset(examples: examples, labelNames: names, isMultiLabel: isMultiLabel)
+    }
+
+    /// One JSONL line as an object and its text field (a string); anything else, invalid
+    /// UTF-8 included, is an error at `file`:`line`.
+    static func jsonLine(_ bytes: some Collection<UInt8>, file: String, line: Int, textField: String) throws -> (object: [String: Any], text: String) {
+        guard String(validating: bytes, as: UTF8.self) != nil else { throw DatasetError.invalidUTF8(file: file, line: line) }
+        let parsed: Any
+        do { parsed = try JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed]) }
+        catch { throw DatasetError.invalidJSON(file: file, line: line, reason: "\(error.localizedDescription)") }
+        guard let object = parsed as? [String: Any] else {
+            throw DatasetError.invalidJSON(file: file, line: line, reason: "the line is JSON but not an object")
+        }
+        guard let value = object[textField] else { throw DatasetError.missingField(file: file, line: line, field: textField) }
+        guard let text = value as? String else {
+            throw DatasetError.wrongFieldType(file: file, line: line, field: textField, expected: "a string")
+        }
+        return (object, text)
+    }
+
+    /// A JSON label value: a string, or a non-negative integer.
+    static func rawLabel(_ value: Any, file: String, line: Int, field: String) throws -> RawLabel {
+        if let name = value as? String { return .name(name) }
+        // JSON true/false arrive as NSNumber too and read as 1/0 (Linux Foundation cannot tell them from 1/0).
+        if let number = value as? NSNumber, let index = Int(exactly: number.doubleValue), index >= 0 {
+            return .index(index)
+        }
+        throw DatasetError.wrongFieldType(file: file, line: line, field: field,
+                                          expected: "a label name (string), a non-negative integer, or an array of them")
+    }
+
+    /// The index of a label written as `text` (a name, or an index below names.count) at
+    /// `file`:`line`; an unknown label is a DatasetError.unknownLabel naming both.
+    public static func labelIndex(of text: String, names: [String], file: String, line: Int, field: String) throws -> Int {
+        try labelIndex(.name(text), names: names, indexByName: indexByName(names), file: file, line: line, field: field)
+    }
+
+    static func indexByName(_ names: [String]) -> [String: Int] {
+        Dictionary(names.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// The index of a label among `names`: a name, or an integer (or integer string that is no
+    /// name) below names.count; anything else is an unknown label at `file`:`line`.
+    static func labelIndex(_ label: RawLabel, names: [String], indexByName: [String: Int],
+                           file: String, line: Int, field: String) throws -> Int {
+        switch label {
+        case .name(let name):
+            if let index = indexByName[name] { return index }
+            if let index = Int(name), index >= 0, index < names.count { return index }
+            throw DatasetError.unknownLabel(file: file, line: line, field: field, value: name, known: names)
+        case .index(let index):
+            guard index < names.count else {
+                throw DatasetError.unknownLabel(file: file, line: line, field: field, value: String(index), known: names)
+            }
+            return index
+        }
     }
 
     static func csvField(_ value: String) -> String {

@@ -1,5 +1,7 @@
 // BertActivations: the flat buffers a forward pass fills and the backward reads, sized for the
-// largest (B, T) seen and reused across steps.
+// largest (B, T) seen and reused across steps. Only a forward that a backward will follow keeps
+// every layer's buffers; inference and Gram passes run all layers through one set, so their
+// memory is one layer's activations, not numHiddenLayers of them.
 
 final class BertActivations {
     final class Layer {
@@ -28,6 +30,8 @@ final class BertActivations {
     }
 
     var layers: [Layer] = []
+    /// Whether the last reserve kept one Layer per encoder layer (a backward follows).
+    private(set) var keepsEveryLayer = false
     // Embeddings: sum (N, C), normalised + dropped output (N, C), stats (N), dropout mask (N, C).
     let embSum = FloatBuffer(), embOut = FloatBuffer(), embMean = FloatBuffer(), embRstd = FloatBuffer(), embDrop = FloatBuffer()
     // Head, all (B, C) except logits/probs (B, K).
@@ -42,10 +46,17 @@ final class BertActivations {
     // Non-padding rows gathered for statistics hooks: (N, max(C, I)).
     let compact = FloatBuffer()
 
-    func reserve(layers count: Int, b: Int, t: Int, c: Int, i: Int, heads: Int, labels k: Int, training: Bool, backward: Bool) {
-        while layers.count < count { layers.append(Layer()) }
+    /// The buffers of encoder layer l in the last forward.
+    func layer(_ l: Int) -> Layer { keepsEveryLayer ? layers[l] : layers[0] }
+
+    /// `collecting`: statistics hooks will see compacted rows, which need their own scratch.
+    func reserve(layers count: Int, b: Int, t: Int, c: Int, i: Int, heads: Int, labels k: Int, training: Bool, backward: Bool,
+                 collecting: Bool) {
+        keepsEveryLayer = backward
+        let used = backward ? count : min(count, 1)
+        while layers.count < used { layers.append(Layer()) }
         let n = b * t
-        for l in layers { l.reserve(n: n, c: c, i: i, probs: b * heads * t * t, training: training) }
+        for l in layers.prefix(used) { l.reserve(n: n, c: c, i: i, probs: b * heads * t * t, training: training) }
         for x in [embSum, embOut] { x.reserve(n * c) }
         for x in [embMean, embRstd] { x.reserve(n) }
         if training { embDrop.reserve(n * c); headDrop.reserve(b * c) }
@@ -57,6 +68,6 @@ final class BertActivations {
             for x in [dHeadIn, dHead, dCls] { x.reserve(b * c) }
             attnScratch.reserve(attentionScratchCount(AttentionShape(batch: b, length: t, channels: c, heads: heads)))
         }
-        compact.reserve(n * max(c, i))
+        if collecting { compact.reserve(n * max(c, i)) }
     }
 }

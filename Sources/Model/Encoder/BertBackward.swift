@@ -46,6 +46,7 @@ extension BertEncoder {
     /// `weight` is passed to collectors' output-gradient hooks.
     func backward(dlogits: UnsafePointer<Float>, weight: Double = 1) {
         guard let input = current, let k = classifier else { preconditionFailure("backward without a forward through the head") }
+        precondition(acts.keepsEveryLayer, "backward after a forward that did not keep its activations (backward: false)")
         let (B, T, C, I, H) = (input.batchSize, input.sequenceLength, config.hiddenSize, config.intermediateSize, config.numAttentionHeads)
         let N = B * T
         let training = currentTraining
@@ -101,8 +102,8 @@ extension BertEncoder {
 
             // layers, last to first; dX holds ∂loss/∂(layer output) and ends as ∂loss/∂(layer input)
             for (l, s) in layers.enumerated().reversed() {
-                let a = acts.layers[l]
-                let xIn = l == 0 ? acts.embOut.pointer : acts.layers[l - 1].out.pointer
+                let a = acts.layer(l)
+                let xIn = l == 0 ? acts.embOut.pointer : acts.layer(l - 1).out.pointer
                 let dResid = acts.dResid.pointer, dH1 = acts.dH1.pointer, dTmp = acts.dTmp.pointer
                 // out = LN(resid2)
                 dResid.update(repeating: 0, count: N * C)

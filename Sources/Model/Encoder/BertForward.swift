@@ -22,7 +22,8 @@ extension BertEncoder {
         let pHidden = training ? config.hiddenDropoutProb : 0
         let pAttn = training ? config.attentionProbsDropoutProb : 0
         acts.reserve(layers: layers.count, b: B, t: T, c: C, i: I, heads: H, labels: config.numLabels,
-                     training: training, backward: backward || collectors.contains { $0.needsBackward })
+                     training: training, backward: backward || collectors.contains { $0.needsBackward },
+                     collecting: !collectors.isEmpty)
         current = input
         currentTraining = training
         let observing = collectors.filter(\.needsInputs)
@@ -45,7 +46,10 @@ extension BertEncoder {
 
                     var x = acts.embOut.pointer
                     for (l, s) in layers.enumerated() {
-                        let a = acts.layers[l]
+                        // Without a backward to follow, every layer runs in the same buffers: x is
+                        // the previous layer's `out`, read for the last time by resid1 below,
+                        // before this layer overwrites `out`.
+                        let a = acts.layer(l)
                         // self-attention: q, k, v (N, C) from x (N, C); ctx (N, C)
                         linear(s.query, out: a.q.pointer, inp: x, rows: N)
                         linear(s.key, out: a.k.pointer, inp: x, rows: N)
@@ -187,7 +191,7 @@ extension BertEncoder {
     /// Last hidden states (B, T, C) of the last forward.
     public var lastHiddenState: Tensor<Float> {
         let (B, T, C) = (current!.batchSize, current!.sequenceLength, config.hiddenSize)
-        let src = layers.isEmpty ? acts.embOut.pointer : acts.layers[layers.count - 1].out.pointer
+        let src = layers.isEmpty ? acts.embOut.pointer : acts.layer(layers.count - 1).out.pointer
         return try! Tensor(shape: [B, T, C], storage: Array(UnsafeBufferPointer(start: src, count: B * T * C)))
     }
 
@@ -197,25 +201,16 @@ extension BertEncoder {
         return try! Tensor(shape: [B, K], storage: Array(UnsafeBufferPointer(start: acts.logits.pointer, count: B * K)))
     }
 
+    /// Runs `body` over the logits (B, K) of the last forward, without copying them.
+    func withLogits<R>(_ body: (UnsafePointer<Float>) throws -> R) rethrows -> R { try body(acts.logits.pointer) }
+
     /// Label probabilities (B, K) for `input`: softmax (single-label) or per-label sigmoid (multi-label).
     public func probabilities(_ input: EncoderInput) throws -> Tensor<Float> {
         guard classifier != nil else { throw EncoderError.noClassifier }
         try forward(input)
-        var out = logits
         let (B, K) = (input.batchSize, config.numLabels)
-        for b in 0..<B {
-            switch config.problemType {
-            case .singleLabel:
-                let row = (0..<K).map { Double(out.storage[b * K + $0]) }
-                let m = row.max() ?? 0
-                let e = row.map { exp($0 - m) }
-                let s = e.reduce(0, +)
-                for k in 0..<K { out.storage[b * K + k] = Float(e[k] / s) }
-            case .multiLabel:
-                for k in 0..<K { out.storage[b * K + k] = Float(1 / (1 + exp(-Double(out.storage[b * K + k])))) }
-            }
-        }
-        return out
+        let l = logits.storage
+        return try Tensor(shape: [B, K], storage: (0..<B).flatMap { config.problemType.probabilities(l[($0 * K)..<(($0 + 1) * K)]) })
     }
 
     /// Sentence embeddings (B, C): last hidden states mean-pooled over non-padding tokens and
@@ -224,7 +219,7 @@ extension BertEncoder {
         try forward(input, head: false)
         let (B, T, C) = (input.batchSize, input.sequenceLength, config.hiddenSize)
         var out = Tensor<Float>(shape: [B, C])
-        let src = layers.isEmpty ? acts.embOut.pointer : acts.layers[layers.count - 1].out.pointer
+        let src = layers.isEmpty ? acts.embOut.pointer : acts.layer(layers.count - 1).out.pointer
         input.attentionMask.withUnsafeBufferPointer { mask in
             out.withUnsafeMutableBufferPointer { o in
                 meanPool(out: o.baseAddress!, x: src, mask: mask.baseAddress!, b: B, t: T)
@@ -239,5 +234,21 @@ extension BertEncoder {
             }
         }
         return out
+    }
+}
+
+extension BertConfig.ProblemType {
+    /// Label probabilities of one row of logits: softmax in fp64 (single-label) or a sigmoid
+    /// per label (multi-label).
+    public func probabilities(_ logits: ArraySlice<Float>) -> [Float] {
+        switch self {
+        case .singleLabel:
+            let m = Double(logits.max() ?? 0)
+            let e = logits.map { exp(Double($0) - m) }
+            let s = e.reduce(0, +)
+            return e.map { Float($0 / s) }
+        case .multiLabel:
+            return logits.map { Float(1 / (1 + exp(-Double($0)))) }
+        }
     }
 }

@@ -1,6 +1,7 @@
 // ModelDirectory: loading and saving a Hugging Face model directory (config.json,
-// model.safetensors, vocab.txt, tokenizer files). Saved models use BertForSequenceClassification
-// names (`bert.` prefix, `classifier.*`); loading accepts prefixed and unprefixed names.
+// model.safetensors or its shards, vocab.txt, tokenizer files). Saved models use
+// BertForSequenceClassification names (`bert.` prefix, `classifier.*`); loading accepts
+// prefixed and unprefixed names.
 
 import Foundation
 import LinAlg
@@ -11,24 +12,23 @@ public enum ModelDirectory {
     /// Files copied verbatim from the source directory when present (vocab.txt is required).
     public static let tokenizerFiles = ["vocab.txt", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json"]
 
-    /// Loads config.json and model.safetensors from `directory`. A base BertModel (no
-    /// classifier) loads without a head; the pooler, when absent, keeps its random init as HF does.
+    /// Loads config.json and the weights (model.safetensors, or the shards its
+    /// model.safetensors.index.json lists) from `directory`. A base BertModel (no classifier)
+    /// loads without a head; the pooler, when absent, keeps its random init as HF does.
     public static func load(_ directory: String, seed: UInt64 = 0) throws -> BertEncoder {
         let config = try BertConfig(contentsOf: directory + "/config.json")
-        let weightsPath = directory + "/model.safetensors"
-        guard FileManager.default.fileExists(atPath: weightsPath) else { throw EncoderError.missingFile(path: weightsPath) }
-        let file = try SafeTensorsFile(path: weightsPath)
+        let file = try SafeTensorsCheckpoint(directory: directory)
         let model = BertEncoder(config: config, seed: seed, randomize: false)
         var rng = SplitMix64(seed: seed)
         for e in model.parameters.entries {
             let candidates = e.name.hasPrefix("classifier.") ? [e.name] : ["bert." + e.name, e.name]
             guard let name = candidates.first(where: { file.entry($0) != nil }) else {
                 if e.name.hasPrefix("pooler.") { model.initialize(e, using: &rng); continue }
-                throw EncoderError.missingTensor(file: weightsPath, tensor: candidates[0])
+                throw EncoderError.missingTensor(file: file.indexPath ?? file.files[0].path, tensor: candidates[0])
             }
             let shape = file.entry(name)!.shape
             guard shape == e.shape else {
-                throw EncoderError.tensorShapeMismatch(file: weightsPath, tensor: name, expected: e.shape, actual: shape)
+                throw EncoderError.tensorShapeMismatch(file: file.file(containing: name)!.path, tensor: name, expected: e.shape, actual: shape)
             }
             model.parameters.set(e.name, from: try file.floatTensor(name))
         }

@@ -2,6 +2,7 @@
 // buffer of the same layout), addressed by Hugging Face name. One buffer keeps the optimiser,
 // gradient clipping and statistics loops single BLAS-sized passes.
 
+import Foundation
 import LinAlg
 
 public final class ParameterStore {
@@ -31,13 +32,15 @@ public final class ParameterStore {
         count = offset
         values = .allocate(capacity: max(offset, 1))
         values.initialize(repeating: 0)
-        gradients = .allocate(capacity: max(offset, 1))
-        gradients.initialize(repeating: 0)
+        // calloc: a model that only runs inference never writes its gradients, and zero pages
+        // from the kernel that are never written never become resident memory.
+        let raw = calloc(max(offset, 1), MemoryLayout<Float>.stride)!
+        gradients = UnsafeMutableBufferPointer(start: raw.bindMemory(to: Float.self, capacity: max(offset, 1)), count: max(offset, 1))
     }
 
     deinit {
         values.deallocate()
-        gradients.deallocate()
+        free(gradients.baseAddress)
     }
 
     public func entry(_ name: String) -> Entry? { index[name].map { entries[$0] } }

@@ -1,73 +1,117 @@
-// ClassificationMetrics: accuracy, macro-F1 and multi-label exact match, with scikit-learn's default conventions.
+// ClassificationMetrics: the one definition of every classification metric FedMerge reports —
+// accuracy, precision, recall, F1, macro-F1 and multi-label exact match — read off counts
+// (a confusion matrix, or per-label true/false positives), with scikit-learn's default
+// conventions. `fedmerge evaluate`, the agents' EVAL, fine-tuning's test score and the
+// experiment runner all go through these counts.
 
-public enum ClassificationMetrics {
-    /// Fraction of positions where prediction equals label (0 for no examples).
-    public static func accuracy(predictions: [Int], labels: [Int]) -> Double {
-        precondition(predictions.count == labels.count, "accuracy: \(predictions.count) predictions for \(labels.count) labels")
-        guard !labels.isEmpty else { return 0 }
-        return Double(zip(predictions, labels).filter { $0 == $1 }.count) / Double(labels.count)
+/// Single-label counts: `counts[truth][predicted]` over classes 0..<classes.
+public struct ConfusionMatrix: Sendable, Equatable, Codable {
+    public let classes: Int
+    public private(set) var counts: [[Int]]
+
+    public init(classes: Int) {
+        self.classes = classes
+        counts = [[Int]](repeating: [Int](repeating: 0, count: classes), count: classes)
     }
 
-    /// Unweighted mean over classes of F1 = 2·TP / (2·TP + FP + FN), as sklearn's
-    /// f1_score(average="macro") for single-label data: the mean runs over the classes that
-    /// occur in the labels or the predictions. A class that never occurs in either is left
-    /// out; a class that is predicted but has no support (or has support but is never
-    /// predicted) counts with F1 = 0. `classes` bounds the valid indices 0..<classes.
-    public static func macroF1(predictions: [Int], labels: [Int], classes: Int) -> Double {
-        precondition(predictions.count == labels.count, "macroF1: \(predictions.count) predictions for \(labels.count) labels")
-        var truePositives = [Int](repeating: 0, count: classes)
-        var falsePositives = [Int](repeating: 0, count: classes)
-        var falseNegatives = [Int](repeating: 0, count: classes)
-        for (predicted, truth) in zip(predictions, labels) {
-            precondition((0..<classes).contains(predicted) && (0..<classes).contains(truth),
-                         "macroF1: class index \(predicted) or \(truth) outside 0..<\(classes)")
-            if predicted == truth {
-                truePositives[truth] += 1
-            } else {
-                falsePositives[predicted] += 1
-                falseNegatives[truth] += 1
+    /// The matrix of paired predictions and labels.
+    public init(predictions: [Int], labels: [Int], classes: Int) {
+        precondition(predictions.count == labels.count, "\(predictions.count) predictions for \(labels.count) labels")
+        self.init(classes: classes)
+        for (p, t) in zip(predictions, labels) { add(predicted: p, truth: t) }
+    }
+
+    public mutating func add(predicted: Int, truth: Int) {
+        precondition((0..<classes).contains(predicted) && (0..<classes).contains(truth),
+                     "class index \(predicted) or \(truth) outside 0..<\(classes)")
+        counts[truth][predicted] += 1
+    }
+
+    public var total: Int { counts.reduce(0) { $0 + $1.reduce(0, +) } }
+    /// Examples whose label is c (the row sum).
+    public func support(_ c: Int) -> Int { counts[c].reduce(0, +) }
+    /// Examples predicted as c (the column sum).
+    public func predicted(_ c: Int) -> Int { counts.reduce(0) { $0 + $1[c] } }
+
+    /// Fraction of examples on the diagonal (0 for no examples).
+    public var accuracy: Double {
+        let n = total
+        return n == 0 ? 0 : Double((0..<classes).reduce(0) { $0 + counts[$1][$1] }) / Double(n)
+    }
+
+    /// TP / (TP + FP); 0 when c is never predicted (sklearn's zero_division default).
+    public func precision(_ c: Int) -> Double { ratio(counts[c][c], predicted(c)) }
+    /// TP / (TP + FN); 0 when c has no support.
+    public func recall(_ c: Int) -> Double { ratio(counts[c][c], support(c)) }
+    /// 2·TP / (2·TP + FP + FN); 0 when c occurs neither as label nor as prediction.
+    public func f1(_ c: Int) -> Double { ratio(2 * counts[c][c], support(c) + predicted(c)) }
+
+    /// Unweighted mean of F1 over the classes that occur in the labels or the predictions, as
+    /// sklearn's f1_score(average="macro"): a class absent from both is left out; a class
+    /// predicted without support (or with support, never predicted) counts with F1 = 0.
+    public var macroF1: Double {
+        let present = (0..<classes).filter { support($0) + predicted($0) > 0 }
+        return present.isEmpty ? 0 : present.reduce(0) { $0 + f1($1) } / Double(present.count)
+    }
+}
+
+/// Multi-label counts: per label column, true positives, false positives and false negatives,
+/// plus the rows predicted exactly.
+public struct MultiLabelCounts: Sendable, Equatable, Codable {
+    public let columns: Int
+    public private(set) var truePositives: [Int], falsePositives: [Int], falseNegatives: [Int]
+    public private(set) var rows = 0, exactRows = 0
+
+    public init(columns: Int) {
+        self.columns = columns
+        truePositives = [Int](repeating: 0, count: columns)
+        falsePositives = truePositives
+        falseNegatives = truePositives
+    }
+
+    public mutating func add(predicted row: [Bool], truth: [Bool]) {
+        precondition(row.count == columns && truth.count == columns,
+                     "rows of \(row.count) and \(truth.count) labels; expected \(columns)")
+        rows += 1
+        if row == truth { exactRows += 1 }
+        for j in 0..<columns {
+            switch (row[j], truth[j]) {
+            case (true, true): truePositives[j] += 1
+            case (true, false): falsePositives[j] += 1
+            case (false, true): falseNegatives[j] += 1
+            case (false, false): break
             }
         }
-        var sum = 0.0
-        var present = 0
-        for c in 0..<classes {
-            let denominator = 2 * truePositives[c] + falsePositives[c] + falseNegatives[c]
-            guard denominator > 0 else { continue }  // absent from labels and predictions
-            sum += Double(2 * truePositives[c]) / Double(denominator)
-            present += 1
-        }
-        return present == 0 ? 0 : sum / Double(present)
     }
 
-    /// Multi-label rows of per-label booleans. exactMatch: fraction of rows predicted exactly
-    /// (sklearn's accuracy_score on indicator matrices). macroF1: mean over all label columns
-    /// of the column's F1, where a column with no true and no predicted positives counts as 0
-    /// (sklearn's f1_score(average="macro") with its default zero_division).
+    /// Fraction of rows predicted exactly (sklearn's accuracy_score on indicator matrices).
+    public var exactMatch: Double { ratio(exactRows, rows) }
+    public func support(_ j: Int) -> Int { truePositives[j] + falseNegatives[j] }
+    public func precision(_ j: Int) -> Double { ratio(truePositives[j], truePositives[j] + falsePositives[j]) }
+    public func recall(_ j: Int) -> Double { ratio(truePositives[j], support(j)) }
+    public func f1(_ j: Int) -> Double { ratio(2 * truePositives[j], 2 * truePositives[j] + falsePositives[j] + falseNegatives[j]) }
+    /// Mean F1 over all label columns; a column never positive in truth or prediction counts
+    /// as 0 (sklearn's f1_score(average="macro") on indicator matrices, zero_division default).
+    public var macroF1: Double { columns == 0 ? 0 : (0..<columns).reduce(0) { $0 + f1($1) } / Double(columns) }
+}
+
+/// a / b, or 0 when b is 0.
+private func ratio(_ a: Int, _ b: Int) -> Double { b == 0 ? 0 : Double(a) / Double(b) }
+
+/// Shorthands over paired arrays, for callers that have them already.
+public enum ClassificationMetrics {
+    public static func accuracy(predictions: [Int], labels: [Int]) -> Double {
+        ConfusionMatrix(predictions: predictions, labels: labels, classes: (predictions + labels).max().map { $0 + 1 } ?? 0).accuracy
+    }
+
+    public static func macroF1(predictions: [Int], labels: [Int], classes: Int) -> Double {
+        ConfusionMatrix(predictions: predictions, labels: labels, classes: classes).macroF1
+    }
+
     public static func multiLabel(predicted: [[Bool]], truth: [[Bool]]) -> (exactMatch: Double, macroF1: Double) {
         precondition(predicted.count == truth.count, "multiLabel: \(predicted.count) predicted rows for \(truth.count) true rows")
-        guard let columns = truth.first?.count else { return (0, 0) }
-        var truePositives = [Int](repeating: 0, count: columns)
-        var falsePositives = [Int](repeating: 0, count: columns)
-        var falseNegatives = [Int](repeating: 0, count: columns)
-        var exact = 0
-        for (row, expected) in zip(predicted, truth) {
-            precondition(row.count == columns && expected.count == columns,
-                         "multiLabel: rows of \(row.count) and \(expected.count) labels; expected \(columns)")
-            if row == expected { exact += 1 }
-            for j in 0..<columns {
-                switch (row[j], expected[j]) {
-                case (true, true): truePositives[j] += 1
-                case (true, false): falsePositives[j] += 1
-                case (false, true): falseNegatives[j] += 1
-                case (false, false): break
-                }
-            }
-        }
-        var sum = 0.0
-        for j in 0..<columns {
-            let denominator = 2 * truePositives[j] + falsePositives[j] + falseNegatives[j]
-            if denominator > 0 { sum += Double(2 * truePositives[j]) / Double(denominator) }
-        }
-        return (Double(exact) / Double(truth.count), columns == 0 ? 0 : sum / Double(columns))
+        var counts = MultiLabelCounts(columns: truth.first?.count ?? 0)
+        for (row, expected) in zip(predicted, truth) { counts.add(predicted: row, truth: expected) }
+        return (counts.exactMatch, counts.macroF1)
     }
 }

@@ -1,9 +1,12 @@
-// Evaluation: a classifier's predictions on a labelled dataset, scored by accuracy and macro-F1
-// (single-label: argmax; multi-label: σ > 0.5 per label, exact match and macro-F1).
+// Evaluation: a classifier scored on labelled texts — single-label by argmax (accuracy,
+// macro-F1, per-class precision/recall, confusion matrix), multi-label by σ > 0.5 per label
+// (exact match, macro-F1, per-label precision/recall) — through BatchedPredictor, so any
+// number of examples is scored in bounded memory. The one evaluation path: `fedmerge
+// evaluate`, `finetune --test` and the agents' EVAL call it.
 
 import Foundation
-import LinAlg
 
+/// The headline numbers of an evaluation (what an agent's EVAL and `finetune --test` report).
 public struct EvaluationResult: Sendable, Equatable, Codable {
     public let examples: Int
     /// Single-label accuracy, or multi-label exact-match ratio.
@@ -12,47 +15,80 @@ public struct EvaluationResult: Sendable, Equatable, Codable {
     public let meanLoss: Double
 }
 
-public enum Evaluation {
-    /// Runs the model (no dropout) over `data` in batches and scores it.
-    public static func evaluate(_ model: BertEncoder, tokenizer: WordPieceTokenizer, data: LabeledDataset,
-                                maxLength: Int = 128, batchSize: Int = 32) throws -> EvaluationResult {
-        guard model.config.numLabels > 0 else { throw EncoderError.noClassifier }
-        let k = model.config.numLabels
-        var predictions: [Int] = [], labels: [Int] = []
-        var predictedSets: [[Bool]] = [], truthSets: [[Bool]] = []
-        var lossSum = 0.0
-        for first in stride(from: 0, to: data.count, by: batchSize) {
-            let batch = data.examples[first..<min(first + batchSize, data.count)]
-            let input = EncoderInput(tokenizer.batch(batch.map(\.text), maxLength: maxLength))
-            let probs = try model.probabilities(input)
-            for (b, e) in batch.enumerated() {
-                let row = Array(probs.storage[(b * k)..<((b + 1) * k)])
-                switch model.config.problemType {
-                case .singleLabel:
-                    let best = row.indices.max { row[$0] < row[$1] }!
-                    predictions.append(best)
-                    labels.append(e.labels.first ?? 0)
-                    lossSum -= log(max(Double(row[e.labels.first ?? 0]), 1e-12))
-                case .multiLabel:
-                    let truth = (0..<k).map { e.labels.contains($0) }
-                    predictedSets.append(row.map { $0 > 0.5 })
-                    truthSets.append(truth)
-                    for j in 0..<k {
-                        let p = min(max(Double(row[j]), 1e-12), 1 - 1e-12)
-                        lossSum -= (truth[j] ? log(p) : log(1 - p)) / Double(k)
-                    }
-                }
+/// Everything an evaluation counted; every metric is read off these counts.
+public struct EvaluationReport: Sendable, Equatable {
+    public let labelNames: [String]
+    public let problemType: BertConfig.ProblemType
+    /// Single-label counts (empty for multi-label models).
+    public private(set) var confusion: ConfusionMatrix
+    /// Multi-label counts (empty for single-label models).
+    public private(set) var multiLabel: MultiLabelCounts
+    public private(set) var examples = 0
+    /// Σ cross-entropy (single-label) or Σ mean binary cross-entropy per label (multi-label).
+    public private(set) var lossSum = 0.0
+
+    public init(labelNames: [String], problemType: BertConfig.ProblemType) {
+        self.labelNames = labelNames
+        self.problemType = problemType
+        confusion = ConfusionMatrix(classes: problemType == .singleLabel ? labelNames.count : 0)
+        multiLabel = MultiLabelCounts(columns: problemType == .multiLabel ? labelNames.count : 0)
+    }
+
+    /// Counts one example from its logits and its label indices (single-label: the first one).
+    public mutating func add(logits: ArraySlice<Float>, labels: [Int]) {
+        let k = labelNames.count
+        let p = problemType.probabilities(logits)
+        examples += 1
+        switch problemType {
+        case .singleLabel:
+            let truth = labels.first ?? 0
+            confusion.add(predicted: p.indices.max { p[$0] < p[$1] }!, truth: truth)
+            lossSum -= log(max(Double(p[truth]), 1e-12))
+        case .multiLabel:
+            let truth = (0..<k).map { labels.contains($0) }
+            multiLabel.add(predicted: p.map { $0 > 0.5 }, truth: truth)
+            for j in 0..<k {
+                let q = min(max(Double(p[j]), 1e-12), 1 - 1e-12)
+                lossSum -= (truth[j] ? log(q) : log(1 - q)) / Double(k)
             }
         }
-        let n = max(data.count, 1)
-        switch model.config.problemType {
-        case .singleLabel:
-            return EvaluationResult(examples: data.count, accuracy: ClassificationMetrics.accuracy(predictions: predictions, labels: labels),
-                                    macroF1: ClassificationMetrics.macroF1(predictions: predictions, labels: labels, classes: k),
-                                    meanLoss: lossSum / Double(n))
-        case .multiLabel:
-            let m = ClassificationMetrics.multiLabel(predicted: predictedSets, truth: truthSets)
-            return EvaluationResult(examples: data.count, accuracy: m.exactMatch, macroF1: m.macroF1, meanLoss: lossSum / Double(n))
+    }
+
+    /// Single-label accuracy, or multi-label exact match.
+    public var accuracy: Double { problemType == .singleLabel ? confusion.accuracy : multiLabel.exactMatch }
+    public var macroF1: Double { problemType == .singleLabel ? confusion.macroF1 : multiLabel.macroF1 }
+    public func precision(_ c: Int) -> Double { problemType == .singleLabel ? confusion.precision(c) : multiLabel.precision(c) }
+    public func recall(_ c: Int) -> Double { problemType == .singleLabel ? confusion.recall(c) : multiLabel.recall(c) }
+    public func f1(_ c: Int) -> Double { problemType == .singleLabel ? confusion.f1(c) : multiLabel.f1(c) }
+    public func support(_ c: Int) -> Int { problemType == .singleLabel ? confusion.support(c) : multiLabel.support(c) }
+    public var meanLoss: Double { lossSum / Double(max(examples, 1)) }
+
+    public var result: EvaluationResult {
+        EvaluationResult(examples: examples, accuracy: accuracy, macroF1: macroF1, meanLoss: meanLoss)
+    }
+}
+
+public enum Evaluation {
+    /// Scores the model (no dropout) on the `(label indices, text)` pairs `next` yields until nil.
+    public static func evaluate(_ model: BertEncoder, tokenizer: WordPieceTokenizer, plan: BatchPlan,
+                                progress: (Int) -> Void = { _ in }, next: () throws -> (labels: [Int], text: String)?) throws -> EvaluationReport {
+        let predictor = try BatchedPredictor(model: model, tokenizer: tokenizer, plan: plan)
+        var report = EvaluationReport(labelNames: model.config.labels, problemType: model.config.problemType)
+        try predictor.run(next: { try next().map { ($0.labels, $0.text) } }, progress: progress) { labels, logits in
+            for l in labels where !(0..<report.labelNames.count).contains(l) {
+                throw EncoderError.labelOutOfRange(label: l, numLabels: report.labelNames.count)
+            }
+            report.add(logits: logits, labels: labels)
         }
+        return report
+    }
+
+    /// Scores the model on an in-memory dataset whose label indices follow the model's labels.
+    public static func evaluate(_ model: BertEncoder, tokenizer: WordPieceTokenizer, data: LabeledDataset,
+                                maxLength: Int = 128, batchSize: Int = 32) throws -> EvaluationResult {
+        var examples = data.examples.makeIterator()
+        return try evaluate(model, tokenizer: tokenizer, plan: BatchPlan(maxLength: maxLength, batchSize: batchSize)) {
+            examples.next().map { ($0.labels, $0.text) }
+        }.result
     }
 }
