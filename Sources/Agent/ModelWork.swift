@@ -89,7 +89,8 @@ public struct ModelWork: LocalWork {
         }
         guard !statistics.isEmpty else { return }
         let statsKey = Self.hash([modelKey, statistics.sorted().joined(separator: ","),
-                                  "\(config.stats.gramBatches),\(config.stats.fisherExamples),\(config.stats.kfacExamples),\(config.stats.batchSize)"].joined(separator: "\n"))
+                                  "\(config.stats.gramBatches),\(config.stats.fisherExamples),\(config.stats.kfacExamples),\(config.stats.batchSize)",
+                                  config.gramNoise.map { "gram_noise=\($0.epsilon),\($0.delta),\($0.clip)" } ?? ""].joined(separator: "\n"))
         if manifest.statsKey == statsKey && FileManager.default.fileExists(atPath: directory + "/stats.safetensors") {
             logger.info("reusing statistics in \(directory) (inputs unchanged)")
             return
@@ -140,6 +141,10 @@ public struct ModelWork: LocalWork {
         plan.fisherExamples = wanted.contains("fisher") ? config.stats.fisherExamples : 0
         plan.kfacExamples = wanted.contains("kfac_out") ? config.stats.kfacExamples : 0
         plan.seed = UInt64(config.train?.seed ?? 42)
+        if let g = config.gramNoise, plan.gramBatches > 0 {
+            plan.gramNoise = GramNoiseSettings(epsilon: g.epsilon, delta: g.delta, clip: g.clip)   // system randomness
+            logger.info("Grams will be differentially private", metadata: ["epsilon": "\(g.epsilon)", "delta": "\(g.delta)", "clip": "\(g.clip)"])
+        }
         try StatisticsRun.write(model: model, tokenizer: tokenizer, data: train, plan: plan,
                                 to: modelDirectory + "/stats.safetensors", showProgress: false)
         logger.info("statistics computed", metadata: ["kinds": "\(statistics.joined(separator: ","))",
