@@ -33,6 +33,7 @@ struct FedMerge: ParsableCommand {
             Predict.self,
             Certs.self,
             ExperimentCommand.self,
+            AuditCommand.self,
         ]
     )
 }

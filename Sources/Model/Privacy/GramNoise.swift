@@ -98,8 +98,8 @@ public enum GramNoise {
         for i in gramIndices {
             let linear = String(tensors[i].name.dropLast(".gram".count))
             let d = tensors[i].tensor.shape[0]
-            let bound = Double(settings.rowBound(inDim: d))
-            let sensitivity = (perExampleLinears.contains(linear) ? 1 : L) * bound * bound
+            let boundSquared = settings.clip * settings.clip * Double(d)          // (C√d)²
+            let sensitivity = (perExampleLinears.contains(linear) ? 1 : L) * boundSquared
             let std = s * sensitivity
             var noisy: Tensor<Double>
             if settings.seed == nil {
