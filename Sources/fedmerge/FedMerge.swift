@@ -34,6 +34,7 @@ struct FedMerge: ParsableCommand {
             Certs.self,
             ExperimentCommand.self,
             AuditCommand.self,
+            PrivacySweepCommand.self,
         ]
     )
 }

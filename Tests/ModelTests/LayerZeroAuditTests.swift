@@ -87,8 +87,10 @@ final class LayerZeroAuditTests: XCTestCase {
         XCTAssertEqual(score.exactCounts, 1)
         XCTAssertEqual(score.spearman, 1, accuracy: 1e-9)
         XCTAssertEqual(report.layer0.screenedPairs, 29 * 16)
-        XCTAssertEqual(report.layer0.top.first?.token, "the")
-        XCTAssertEqual(report.layer0.top.first?.recovered ?? 0, 3, accuracy: 1e-3)
+        // "the" and "bad" occur 3 times each, every other token at most twice.
+        XCTAssertEqual(Set(report.layer0.top.prefix(2).map(\.token)), ["the", "bad"])
+        for t in report.layer0.top.prefix(2) { XCTAssertEqual(t.recovered ?? 0, 3, accuracy: 1e-3) }
+        XCTAssertEqual(report.layer0.nnlsConverged, true)
         // The deeper layer is scored too (a ranking over the whole vocabulary).
         XCTAssertNotNil(report.deep?.score)
         XCTAssertEqual(report.deep?.linear, "bert.encoder.layer.1.attention.self.query")

@@ -15,24 +15,28 @@ public struct LayerZeroVectors {
 
     /// Rows (ids.count × C) v(w, position) for w in `ids`.
     public func vectors(ids: [Int32], position t: Int) -> [Float] {
-        let C = dim
-        let p = model.parameters
-        let wte = p.value("embeddings.word_embeddings.weight"), wpe = p.value("embeddings.position_embeddings.weight") + t * C
-        let wtt = p.value("embeddings.token_type_embeddings.weight")
-        var sums = [Float](repeating: 0, count: ids.count * C)
-        for (r, id) in ids.enumerated() {
-            let w = wte + Int(id) * C
-            for i in 0..<C { sums[r * C + i] = w[i] + wpe[i] + wtt[i] }
-        }
-        var out = [Float](repeating: 0, count: ids.count * C)
-        var mean = [Float](repeating: 0, count: ids.count), rstd = mean
-        layerNormForward(out: &out, mean: &mean, rstd: &rstd, inp: sums, weight: p.value("embeddings.LayerNorm.weight"),
-                         bias: p.value("embeddings.LayerNorm.bias"), rows: ids.count, dim: C, eps: model.config.layerNormEps)
+        var out = [Float](repeating: 0, count: ids.count * dim)
+        out.withUnsafeMutableBufferPointer { write(ids: ids, position: t, into: $0.baseAddress!) }
         return out
     }
 
     /// v(w, t) for every w of the vocabulary (V × C).
     public func allTokens(position t: Int) -> [Float] {
         vectors(ids: (0..<Int32(vocabularySize)).map { $0 }, position: t)
+    }
+
+    /// Writes v(w, t) for w in `ids` into `out` (ids.count × C); the LayerNorm runs in place.
+    public func write(ids: [Int32], position t: Int, into out: UnsafeMutablePointer<Float>) {
+        let C = dim
+        let p = model.parameters
+        let wte = p.value("embeddings.word_embeddings.weight"), wpe = p.value("embeddings.position_embeddings.weight") + t * C
+        let wtt = p.value("embeddings.token_type_embeddings.weight")
+        for (r, id) in ids.enumerated() {
+            let w = wte + Int(id) * C, o = out + r * C
+            for i in 0..<C { o[i] = w[i] + wpe[i] + wtt[i] }
+        }
+        var mean = [Float](repeating: 0, count: ids.count), rstd = mean
+        layerNormForward(out: out, mean: &mean, rstd: &rstd, inp: out, weight: p.value("embeddings.LayerNorm.weight"),
+                         bias: p.value("embeddings.LayerNorm.bias"), rows: ids.count, dim: C, eps: model.config.layerNormEps)
     }
 }

@@ -14,8 +14,8 @@ public struct RankOneNNLS {
     public let relativeResidual: Double
     public let sweeps: Int
 
-    /// `vectors` (m × d), `gram` (d × d).
-    public init(gram: Tensor<Float>, vectors: [Float], count m: Int, maxSweeps: Int = 400, tolerance: Double = 1e-7) {
+    /// `vectors` (m × d), `gram` (d × d); `start` warm-starts the coefficients (m, ≥ 0).
+    public init(gram: Tensor<Float>, vectors: [Float], count m: Int, start: [Double]? = nil, maxSweeps: Int = 400, tolerance: Double = 1e-7) {
         let d = gram.shape[0]
         let v = vectors.map(Double.init)
         let g = gram.converted(to: Double.self)
@@ -40,8 +40,11 @@ public struct RankOneNNLS {
         var gg = 0.0
         for x in g.storage { gg += x * x }
 
-        var c = [Double](repeating: 0, count: m)
-        var gradient = b.map { -$0 }                       // Kc − b at c = 0
+        var c = start ?? [Double](repeating: 0, count: m)
+        var gradient = b.map { -$0 }                       // Kc − b
+        for i in 0..<m where c[i] != 0 {
+            k.withUnsafeBufferPointer { pk in BLAS.axpy(n: m, alpha: c[i], x: pk.baseAddress! + i * m, y: &gradient) }
+        }
         var sweep = 0
         while sweep < maxSweeps {
             sweep += 1
@@ -51,7 +54,7 @@ public struct RankOneNNLS {
                 let delta = next - c[i]
                 if delta != 0 {
                     c[i] = next
-                    for j in 0..<m { gradient[j] += delta * k[i * m + j] }
+                    k.withUnsafeBufferPointer { pk in BLAS.axpy(n: m, alpha: delta, x: pk.baseAddress! + i * m, y: &gradient) }
                     largest = max(largest, abs(delta))
                 }
                 scale = max(scale, c[i])

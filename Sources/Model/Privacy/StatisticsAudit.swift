@@ -41,6 +41,8 @@ public struct StatisticsAuditReport: Sendable, Codable {
         public var survivingPairs: Int?
         public var solvedPairs: Int?
         public var nnlsRelativeResidual: Double?
+        public var nnlsRounds: Int?
+        public var nnlsConverged: Bool?
         /// Layer 0, with truth: recovered (token, position) pairs equal to the true ones, both ways.
         public var exactMultiset: Bool?
     }
@@ -71,7 +73,7 @@ public enum StatisticsAudit {
     }
 
     public static func run(model: BertEncoder, modelPath: String, tokenizer: WordPieceTokenizer, stats: SafeTensorsFile,
-                           positions: Int, deepLayer: Int?, truth: GramSampleTokens?, maxCandidates: Int = 3000,
+                           positions: Int, deepLayer: Int?, truth: GramSampleTokens?, batch: Int = 1500,
                            top: Int = 30) throws -> StatisticsAuditReport {
         let started = Date()
         let noise = try stats.metadata["gram.privacy"].map { text in
@@ -92,7 +94,7 @@ public enum StatisticsAudit {
         let name0 = queryName(0)
         let (g0, rows0) = try gram(name0, in: stats)
         let recovery = try LayerZeroAudit.recover(gram: g0, vectors: LayerZeroVectors(model: model), positions: positions,
-                                                  noiseFloor: floor(name0, g0.shape[0]), maxCandidates: maxCandidates)
+                                                  noiseFloor: floor(name0, g0.shape[0]), batch: batch)
         var exact: Bool?
         if let truth {
             var recovered: [GramSampleTokens.PairKey: Int] = [:]
@@ -100,11 +102,12 @@ public enum StatisticsAudit {
             exact = recovered == truth.pairCounts
         }
         let layer0 = StatisticsAuditReport.LayerResult(
-            linear: name0, method: "capacity screen 1/(vᵀ(G₊+μI)⁻¹v) over vocabulary × positions, then NNLS on rank-one terms",
+            linear: name0, method: "capacity screen 1/(vᵀ(G₊+μI)⁻¹v) over vocabulary × positions, then NNLS on the rank-one terms by column generation",
             numRows: rows0, top: topTokens(recovery.ranking, recovery.tokenCounts),
             score: truth.map { VocabularyScore(ranking: recovery.ranking, recovered: recovery.tokenCounts, truth: $0.tokenCounts, excluded: special) },
             screenedPairs: recovery.screened, survivingPairs: recovery.survivors, solvedPairs: recovery.solvedWith,
-            nnlsRelativeResidual: recovery.relativeResidual, exactMultiset: exact)
+            nnlsRelativeResidual: recovery.relativeResidual, nnlsRounds: recovery.rounds, nnlsConverged: recovery.converged,
+            exactMultiset: exact)
 
         var deep: StatisticsAuditReport.LayerResult?
         if let l = deepLayer {
