@@ -200,6 +200,19 @@ struct PrivacySweepCommand: ParsableCommand {
             print(String(format: "%@: RegMean mean accuracy %.3f, macro-F1 %.3f; audit recall@k %.3f", label, r.meanAccuracy, r.meanMacroF1,
                          r.audit?.recallAtDistinct ?? .nan))
         }
+        // A data-free reference for the audit: rank tokens by their counts in another member's Gram
+        // sample (a stand-in for public word frequencies). Recall above it is what the Gram adds.
+        var plan = StatisticsPlan()
+        plan.gramBatches = c.gramBatches; plan.batchSize = c.batchSize; plan.maxLength = c.maxLength; plan.seed = UInt64(c.seed)
+        let truth = GramSampleTokens(data: train[c.auditMember]!, tokenizer: tokenizer, plan: plan)
+        let other = c.members.first { $0.name != c.auditMember }!
+        let prior = GramSampleTokens(data: train[other.name]!, tokenizer: tokenizer, plan: plan).tokenCounts
+        let priorRanking = (0..<Int32(tokenizer.vocabularySize)).sorted { (prior[$0] ?? 0) > (prior[$1] ?? 0) }
+        let special: Set<Int32> = [tokenizer.clsID, tokenizer.sepID, tokenizer.padID]
+        var reference = PrivacySweepRow(epsilon: nil, method: "prior: \(other.name)'s token frequencies (no Gram)", accuracy: [:], macroF1: [:],
+                                        meanAccuracy: .nan, meanMacroF1: .nan)
+        reference.audit = VocabularyScore(ranking: priorRanking, recovered: nil, truth: truth.tokenCounts, excluded: special)
+        rows.append(reference)
         try PrivacySweepReport.write(config: c, rows: rows, minutes: Date().timeIntervalSince(started) / 60)
         print("wrote \(c.results)/report.md, report.json, tradeoff.svg")
     }

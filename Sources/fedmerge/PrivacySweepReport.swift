@@ -29,12 +29,13 @@ enum PrivacySweepReport {
         s += "| ε | method | " + names.joined(separator: " | ") + " | mean | audit recall@k | recall@100 | precision@100 | Spearman | solve paths |\n"
         s += "|---|---|" + String(repeating: "---:|", count: names.count + 6) + "\n"
         for r in rows {
-            let cells = names.map { String(format: "%.1f / %.1f", 100 * (r.accuracy[$0] ?? .nan), 100 * (r.macroF1[$0] ?? .nan)) }
+            let cells = names.map { r.accuracy[$0] == nil ? "–" : String(format: "%.1f / %.1f", 100 * r.accuracy[$0]!, 100 * (r.macroF1[$0] ?? .nan)) }
+            let mean = r.meanAccuracy.isNaN ? "–" : String(format: "%.1f / %.1f", 100 * r.meanAccuracy, 100 * r.meanMacroF1)
             let audit = r.audit.map { String(format: "%.3f | %.3f | %.2f | %.3f", $0.recallAtDistinct, $0.recallAt100, $0.precisionAt100, $0.spearman) } ?? "– | – | – | –"
             let paths = r.solvePaths.map { $0.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") } ?? "–"
             let epsilon = r.method.hasPrefix("regmean") ? label(r.epsilon) : "–"
             s += "| \(epsilon) | \(r.method) | " + cells.joined(separator: " | ")
-            s += String(format: " | %.1f / %.1f | ", 100 * r.meanAccuracy, 100 * r.meanMacroF1) + audit + " | \(paths) |\n"
+            s += " | \(mean) | " + audit + " | \(paths) |\n"
         }
         s += "\nCells are accuracy / macro-F1 (%) on each domain's test split. `own model` scores each agent's fine-tuned model on its own domain only.\n"
         return s
@@ -73,6 +74,9 @@ enum PrivacySweepReport {
         line(sorted.compactMap { r in r.audit.map { (x(r.epsilon), y($0.recallAtDistinct)) } }, "#c0392b", "audit recall@k", 1)
         if let average = rows.first(where: { $0.method.hasPrefix("average") }) {
             line([(left, y(average.meanAccuracy)), (left + width, y(average.meanAccuracy))], "#888", "simple average", 2, dashed: true)
+        }
+        if let prior = rows.first(where: { $0.method.hasPrefix("prior") }), let a = prior.audit {
+            line([(left, y(a.recallAtDistinct)), (left + width, y(a.recallAtDistinct))], "#e59866", "recall of a data-free prior", 4, dashed: true)
         }
         if let own = rows.first(where: { $0.method.hasPrefix("own") }) {
             line([(left, y(own.meanAccuracy)), (left + width, y(own.meanAccuracy))], "#27ae60", "own models", 3, dashed: true)

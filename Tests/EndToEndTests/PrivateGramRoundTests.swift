@@ -45,4 +45,25 @@ final class PrivateGramRoundTests: XCTestCase {
         let w = try merged.floatTensor("bert.encoder.layer.0.attention.self.query.weight")
         XCTAssertTrue(w.isFinite)
     }
+
+    func testBadPrivacySectionsAreNamed() throws {
+        let f = try Federation(name: "dp-config")
+        federation = f
+        try f.makeCertificates(agents: ["a"])
+        try f.makeBaseModel()
+        try f.makeData(agent: "a", domain: "alpha", seed: 100)
+        let good = try String(contentsOfFile: try f.writeAgentConfig("a"), encoding: .utf8)
+        let cases = [("zero-epsilon", "privacy: {gram_noise: {epsilon: 0}}", "'privacy.gram_noise.epsilon'"),
+                     ("missing-epsilon", "privacy: {gram_noise: {clip: 1}}", "'privacy.gram_noise.epsilon'"),
+                     ("unknown", "privacy: {weight_noise: {epsilon: 1}}", "'privacy.weight_noise'")]
+        for (name, section, key) in cases {
+            try (good + "\n" + section + "\n").write(toFile: f.root + "/\(name).yaml", atomically: true, encoding: .utf8)
+            try f.start(name, ["agent", "\(name).yaml", "--check"])
+            XCTAssertEqual(f.wait(name, limit: 60), 2, f.log(name))
+            XCTAssertTrue(f.log(name).contains(key), f.log(name))
+        }
+        try (good + "\nprivacy: {gram_noise: {epsilon: 2, clip: 0.5}}\n").write(toFile: f.root + "/ok.yaml", atomically: true, encoding: .utf8)
+        try f.start("ok", ["agent", "ok.yaml", "--check"])
+        XCTAssertEqual(f.wait("ok", limit: 60), 0, f.log("ok"))
+    }
 }
