@@ -32,6 +32,13 @@ struct PrivacySweepConfig {
     var auditMember: String
     var members: [Member]
 
+    /// The exact Gram pass every member runs (noise is added per ε).
+    var gramPlan: StatisticsPlan {
+        var plan = StatisticsPlan()
+        plan.gramBatches = gramBatches; plan.batchSize = batchSize; plan.maxLength = maxLength; plan.seed = UInt64(seed)
+        return plan
+    }
+
     static func load(file: String) throws -> PrivacySweepConfig {
         let top = try ConfigReader.load(file: file)
         try top.onlyKeys(["base_model", "workdir", "results", "train", "stats", "privacy", "alpha", "eval_max_examples", "audit_member", "members"])
@@ -73,8 +80,8 @@ struct PrivacySweepRow: Codable {
     var method: String
     var accuracy: [String: Double]
     var macroF1: [String: Double]
-    var meanAccuracy: Double
-    var meanMacroF1: Double
+    var meanAccuracy: Double?             // nil: a row that scores no model (the audit's prior)
+    var meanMacroF1: Double?
     var solvePaths: [String: Int]?
     var audit: VocabularyScore?
     var auditExactMultiset: Bool?
@@ -149,8 +156,7 @@ struct PrivacySweepCommand: ParsableCommand {
                 let path = c.workdir + "/stats/\(label)/\(m.name).safetensors"
                 if !FileManager.default.fileExists(atPath: path) {
                     try FileManager.default.createDirectory(atPath: c.workdir + "/stats/\(label)", withIntermediateDirectories: true)
-                    var plan = StatisticsPlan()
-                    plan.gramBatches = c.gramBatches; plan.batchSize = c.batchSize; plan.maxLength = c.maxLength; plan.seed = UInt64(c.seed)
+                    var plan = c.gramPlan
                     if epsilon.isFinite {
                         plan.gramNoise = GramNoiseSettings(epsilon: epsilon, delta: c.delta, clip: c.clip, seed: UInt64(1000 * i + j))
                     }
@@ -176,9 +182,7 @@ struct PrivacySweepCommand: ParsableCommand {
             if let data = FileManager.default.contents(atPath: auditPath), let cached = try? JSONDecoder().decode(StatisticsAuditReport.self, from: data) {
                 report = cached
             } else {
-                var plan = StatisticsPlan()
-                plan.gramBatches = c.gramBatches; plan.batchSize = c.batchSize; plan.maxLength = c.maxLength; plan.seed = UInt64(c.seed)
-                let truth = GramSampleTokens(data: train[c.auditMember]!, tokenizer: tokenizer, plan: plan)
+                let truth = GramSampleTokens(data: train[c.auditMember]!, tokenizer: tokenizer, plan: c.gramPlan)
                 report = try StatisticsAudit.run(model: try ModelDirectory.load(modelDir(c, c.auditMember)), modelPath: modelDir(c, c.auditMember),
                                                  tokenizer: tokenizer, stats: SafeTensorsFile(path: c.workdir + "/stats/\(label)/\(c.auditMember).safetensors"),
                                                  positions: c.maxLength, deepLayer: epsilon.isFinite ? nil : 1, truth: truth)
@@ -197,20 +201,18 @@ struct PrivacySweepCommand: ParsableCommand {
             r.audit = report.layer0.score
             r.auditExactMultiset = report.layer0.exactMultiset
             rows.append(r)
-            print(String(format: "%@: RegMean mean accuracy %.3f, macro-F1 %.3f; audit recall@k %.3f", label, r.meanAccuracy, r.meanMacroF1,
+            print(String(format: "%@: RegMean mean accuracy %.3f, macro-F1 %.3f; audit recall@k %.3f", label, r.meanAccuracy ?? .nan, r.meanMacroF1 ?? .nan,
                          r.audit?.recallAtDistinct ?? .nan))
         }
         // A data-free reference for the audit: rank tokens by their counts in another member's Gram
         // sample (a stand-in for public word frequencies). Recall above it is what the Gram adds.
-        var plan = StatisticsPlan()
-        plan.gramBatches = c.gramBatches; plan.batchSize = c.batchSize; plan.maxLength = c.maxLength; plan.seed = UInt64(c.seed)
-        let truth = GramSampleTokens(data: train[c.auditMember]!, tokenizer: tokenizer, plan: plan)
+        let truth = GramSampleTokens(data: train[c.auditMember]!, tokenizer: tokenizer, plan: c.gramPlan)
         let other = c.members.first { $0.name != c.auditMember }!
-        let prior = GramSampleTokens(data: train[other.name]!, tokenizer: tokenizer, plan: plan).tokenCounts
+        let prior = GramSampleTokens(data: train[other.name]!, tokenizer: tokenizer, plan: c.gramPlan).tokenCounts
         let priorRanking = (0..<Int32(tokenizer.vocabularySize)).sorted { (prior[$0] ?? 0) > (prior[$1] ?? 0) }
         let special: Set<Int32> = [tokenizer.clsID, tokenizer.sepID, tokenizer.padID]
         var reference = PrivacySweepRow(epsilon: nil, method: "prior: \(other.name)'s token frequencies (no Gram)", accuracy: [:], macroF1: [:],
-                                        meanAccuracy: .nan, meanMacroF1: .nan)
+                                        meanAccuracy: nil, meanMacroF1: nil)
         reference.audit = VocabularyScore(ranking: priorRanking, recovered: nil, truth: truth.tokenCounts, excluded: special)
         rows.append(reference)
         try PrivacySweepReport.write(config: c, rows: rows, minutes: Date().timeIntervalSince(started) / 60)
