@@ -30,6 +30,7 @@ struct AuditCommand: ParsableCommand {
     @Option(help: "Positions to try for every token (the agent's max_len, at most the model's).") var positions = 64
     @Option(help: "A deeper layer to attack by context-free candidates (0 skips it).") var deepLayer = 1
     @Option(help: "Token × position columns added to the least-squares solve per scoring pass.") var batch = 1500
+    @Option(help: "Scoring rounds of the least-squares solve at most (it stops earlier when no column can still help).") var rounds = 30
     @Option(help: "Tokens listed in the output.") var top = 30
     @Option(help: "Self-audit: the agent's training data (the text the statistics were computed from).") var data: String?
     @OptionGroup var dataOptions: DataArguments
@@ -39,8 +40,8 @@ struct AuditCommand: ParsableCommand {
     @Option(help: "Self-audit: seed of the statistics run's example order.") var seed: UInt64 = 42
 
     func validate() throws {
-        guard positions >= 1, batch >= 1, top >= 1, deepLayer >= 0, gramBatches >= 1, batchSize >= 1, maxLen >= 2 else {
-            throw ValidationError("--positions, --batch, --top, --gram-batches, --batch-size must be ≥ 1, --deep-layer ≥ 0, --max-len ≥ 2")
+        guard positions >= 1, batch >= 1, rounds >= 1, top >= 1, deepLayer >= 0, gramBatches >= 1, batchSize >= 1, maxLen >= 2 else {
+            throw ValidationError("--positions, --batch, --rounds, --top, --gram-batches, --batch-size must be ≥ 1, --deep-layer ≥ 0, --max-len ≥ 2")
         }
     }
 
@@ -58,7 +59,7 @@ struct AuditCommand: ParsableCommand {
         let report = try StatisticsAudit.run(model: encoder, modelPath: model, tokenizer: tokenizer, stats: file,
                                              positions: min(positions, encoder.config.maxPositionEmbeddings),
                                              deepLayer: deepLayer == 0 ? nil : deepLayer, truth: truth,
-                                             batch: batch, top: top)
+                                             batch: batch, rounds: rounds, top: top)
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         let encoder2 = JSONEncoder()
         encoder2.outputFormatting = [.prettyPrinted, .sortedKeys]

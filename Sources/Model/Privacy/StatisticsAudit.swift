@@ -73,7 +73,7 @@ public enum StatisticsAudit {
     }
 
     public static func run(model: BertEncoder, modelPath: String, tokenizer: WordPieceTokenizer, stats: SafeTensorsFile,
-                           positions: Int, deepLayer: Int?, truth: GramSampleTokens?, batch: Int = 1500,
+                           positions: Int, deepLayer: Int?, truth: GramSampleTokens?, batch: Int = 1500, rounds: Int = 30,
                            top: Int = 30) throws -> StatisticsAuditReport {
         let started = Date()
         let noise = try stats.metadata["gram.privacy"].map { text in
@@ -94,7 +94,7 @@ public enum StatisticsAudit {
         let name0 = queryName(0)
         let (g0, rows0) = try gram(name0, in: stats)
         let recovery = try LayerZeroAudit.recover(gram: g0, vectors: LayerZeroVectors(model: model), positions: positions,
-                                                  noiseFloor: floor(name0, g0.shape[0]), batch: batch)
+                                                  noiseFloor: floor(name0, g0.shape[0]), batch: batch, maxRounds: rounds)
         var exact: Bool?
         if let truth {
             var recovered: [GramSampleTokens.PairKey: Int] = [:]
