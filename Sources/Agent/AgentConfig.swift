@@ -35,6 +35,14 @@ public struct AgentConfig: Sendable {
         public var batchSize: Int
     }
 
+    /// `privacy: {gram_noise: {epsilon, delta, clip}}`: differentially private Grams (clip each
+    /// row to clip·√d_in, Gaussian noise on the sums, PSD projection; Model/Privacy/GramNoise.swift).
+    public struct GramNoiseSection: Sendable, Equatable {
+        public var epsilon: Double
+        public var delta: Double
+        public var clip: Double
+    }
+
     public var file: String
     public var name: String
     public var aggregator: String
@@ -51,8 +59,21 @@ public struct AgentConfig: Sendable {
     /// Evaluation: max sequence length and examples (nil: the whole test split).
     public var evalMaxLength: Int
     public var evalMaxExamples: Int?
+    /// nil: Grams are shared exactly as collected.
+    public var gramNoise: GramNoiseSection?
 
-    public static let topKeys = ["name", "aggregator", "server_name", "tls", "base_model", "data", "train", "finetuned", "stats", "workdir", "eval"]
+    public static let topKeys = ["name", "aggregator", "server_name", "tls", "base_model", "data", "train", "finetuned", "stats", "workdir", "eval", "privacy"]
+
+    /// The optional `privacy` section; only `gram_noise` exists so far.
+    static func loadPrivacy(_ top: ConfigReader) throws -> GramNoiseSection? {
+        guard let p = try top.optionalSection("privacy") else { return nil }
+        try p.onlyKeys(["gram_noise"])
+        guard let g = try p.optionalSection("gram_noise") else { return nil }
+        try g.onlyKeys(["epsilon", "delta", "clip"])
+        return GramNoiseSection(epsilon: try g.double("epsilon", range: 1e-3...1e3),
+                                delta: try g.double("delta", default: 1e-5, range: 1e-12...0.1),
+                                clip: try g.double("clip", default: 1, range: 1e-6...1e6))
+    }
 
     public static func load(file: String) throws -> AgentConfig {
         let top = try ConfigReader.load(file: file)
@@ -107,12 +128,15 @@ public struct AgentConfig: Sendable {
         let e = try top.optionalSection("eval") ?? ConfigReader(file: file, path: "eval", map: [:])
         try e.onlyKeys(["max_len", "max_examples"])
 
-        return AgentConfig(file: file, name: name, aggregator: aggregator,
+        let gramNoise = try loadPrivacy(top)
+        var config = AgentConfig(file: file, name: name, aggregator: aggregator,
                            serverName: try top.string("server_name", default: "aggregator"), tls: tls,
                            baseModel: try top.path("base_model", help: "the pretrained model directory shared by the federation"),
                            data: data, train: train, finetuned: finetuned, stats: stats,
                            workdir: try top.path("workdir", help: "where this agent keeps its model, statistics and downloads"),
                            evalMaxLength: try e.int("max_len", default: train?.maxLength ?? 128, range: 3...4096),
                            evalMaxExamples: e.has("max_examples") ? try e.int("max_examples", range: 1...Int(Int32.max)) : nil)
+        config.gramNoise = gramNoise
+        return config
     }
 }

@@ -69,8 +69,14 @@ public struct ModelWork: LocalWork {
     /// fine-tuned model's inputs and the statistics settings. Which kinds are computed is not
     /// part of it: the aggregator asks again when a stored contribution lacks a kind.
     public func contributionFingerprint() throws -> String? {
-        Self.hash([try modelKey(), "\(config.stats.gramBatches),\(config.stats.fisherExamples),\(config.stats.kfacExamples),\(config.stats.batchSize)"]
-            .joined(separator: "\n"))
+        Self.hash([try modelKey(), statisticsSettings].joined(separator: "\n"))
+    }
+
+    /// What the statistics depend on besides the model and the kinds asked for: the pass's
+    /// sizes and the DP noise (a noised Gram is another contribution than an exact one).
+    var statisticsSettings: String {
+        ["\(config.stats.gramBatches),\(config.stats.fisherExamples),\(config.stats.kfacExamples),\(config.stats.batchSize)",
+         config.gramNoise.map { "gram_noise=\($0.epsilon),\($0.delta),\($0.clip)" } ?? ""].joined(separator: "\n")
     }
 
     static func hash(_ text: String) -> String {
@@ -96,8 +102,7 @@ public struct ModelWork: LocalWork {
             try AtomicFile.write(try JSONEncoder().encode(manifest), to: manifestPath)
         }
         guard !statistics.isEmpty else { return }
-        let statsKey = Self.hash([modelKey, statistics.sorted().joined(separator: ","),
-                                  "\(config.stats.gramBatches),\(config.stats.fisherExamples),\(config.stats.kfacExamples),\(config.stats.batchSize)"].joined(separator: "\n"))
+        let statsKey = Self.hash([modelKey, statistics.sorted().joined(separator: ","), statisticsSettings].joined(separator: "\n"))
         if manifest.statsKey == statsKey && FileManager.default.fileExists(atPath: directory + "/stats.safetensors") {
             logger.info("reusing statistics in \(directory) (inputs unchanged)")
             return
@@ -148,6 +153,10 @@ public struct ModelWork: LocalWork {
         plan.fisherExamples = wanted.contains("fisher") ? config.stats.fisherExamples : 0
         plan.kfacExamples = wanted.contains("kfac_out") ? config.stats.kfacExamples : 0
         plan.seed = UInt64(config.train?.seed ?? 42)
+        if let g = config.gramNoise, plan.gramBatches > 0 {
+            plan.gramNoise = GramNoiseSettings(epsilon: g.epsilon, delta: g.delta, clip: g.clip)   // system randomness
+            logger.info("Grams will be differentially private", metadata: ["epsilon": "\(g.epsilon)", "delta": "\(g.delta)", "clip": "\(g.clip)"])
+        }
         try StatisticsRun.write(model: model, tokenizer: tokenizer, data: train, plan: plan,
                                 to: modelDirectory + "/stats.safetensors", showProgress: false)
         logger.info("statistics computed", metadata: ["kinds": "\(statistics.joined(separator: ","))",

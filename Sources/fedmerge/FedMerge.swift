@@ -36,6 +36,8 @@ struct FedMerge: ParsableCommand {
             Inspect.self,
             Certs.self,
             ExperimentCommand.self,
+            AuditCommand.self,
+            PrivacySweepCommand.self,
         ]
     )
 }

@@ -26,10 +26,19 @@ struct Stats: ParsableCommand {
     @Option(help: "Examples per Gram batch.") var batchSize = 16
     @Option(help: "Maximum tokens per text.") var maxLen = 128
     @Option(help: "Seed for the example order and label sampling.") var seed: UInt64 = 42
+    @Option(help: "Differentially private Grams at this ε (clip rows, Gaussian noise on the sums, PSD projection).")
+    var gramNoiseEpsilon: Double?
+    @Option(help: "δ of the private Grams.") var gramNoiseDelta = 1e-5
+    @Option(help: "Row bound of the private Grams, as an RMS per input coordinate (‖x‖ ≤ clip·√d).") var gramNoiseClip = 1.0
+    @Option(help: "Seed of the Gram noise (reproducible experiments only; default: the system's generator).")
+    var gramNoiseSeed: UInt64?
 
     func validate() throws {
         guard gramBatches >= 0, fisherExamples >= 0, kfacExamples >= 0, batchSize >= 1, maxLen >= 2 else {
             throw ValidationError("counts must be ≥ 0, --batch-size ≥ 1 and --max-len ≥ 2")
+        }
+        if let e = gramNoiseEpsilon, !(e > 0 && gramNoiseDelta > 0 && gramNoiseDelta < 1 && gramNoiseClip > 0) {
+            throw ValidationError("--gram-noise-epsilon \(e): ε and --gram-noise-clip must be > 0 and --gram-noise-delta in (0, 1)")
         }
         guard gramBatches + fisherExamples + kfacExamples > 0 else { throw ValidationError("nothing to collect: all counts are 0") }
     }
@@ -41,6 +50,7 @@ struct Stats: ParsableCommand {
         var plan = StatisticsPlan()
         plan.gramBatches = gramBatches; plan.batchSize = batchSize; plan.maxLength = maxLen
         plan.fisherExamples = fisherExamples; plan.kfacExamples = kfacExamples; plan.seed = seed
+        plan.gramNoise = gramNoiseEpsilon.map { GramNoiseSettings(epsilon: $0, delta: gramNoiseDelta, clip: gramNoiseClip, seed: gramNoiseSeed) }
         let start = DispatchTime.now().uptimeNanoseconds
         try StatisticsRun.write(model: encoder, tokenizer: tokenizer, data: dataset, plan: plan, to: out)
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9

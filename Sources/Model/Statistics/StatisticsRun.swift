@@ -19,6 +19,8 @@ public struct StatisticsPlan: Sendable, Equatable {
     public var sampledLabels = 8
     public var exactLabelLimit = 32
     public var seed: UInt64 = 42
+    /// Differentially private Grams: clip rows during collection, noise the sums (GramNoise.swift).
+    public var gramNoise: GramNoiseSettings?
     public init() {}
 }
 
@@ -36,7 +38,7 @@ public enum StatisticsRun {
         defer { model.collectors = saved }
 
         if plan.gramBatches > 0 {
-            let gram = GramCollector()
+            let gram = GramCollector(clip: plan.gramNoise?.clip)
             model.collectors = [gram]
             let batches = min(plan.gramBatches, (examples.count + plan.batchSize - 1) / plan.batchSize)
             let bar = showProgress ? ProgressBar(total: batches, label: "gram") : nil
@@ -46,7 +48,12 @@ public enum StatisticsRun {
                 bar?.update(completed: b + 1)
             }
             bar?.finish()
-            let out = gram.export(naming: naming)
+            var out = gram.export(naming: naming)
+            if let noise = plan.gramNoise {
+                let pooled = Set(model.linearSites.filter(\.perExample).map { naming($0.name) })
+                _ = try GramNoise.privatize(tensors: &out.tensors, metadata: &out.metadata, perExampleLinears: pooled,
+                                            settings: noise, maxRowsPerExample: plan.maxLength)
+            }
             tensors += out.tensors
             metadata.merge(out.metadata) { a, _ in a }
             metadata["gram.num_batches"] = "\(batches)"
