@@ -17,27 +17,22 @@ final class PrivateGramRoundTests: XCTestCase {
     }
 
     func testNoisyGramsFromADPAgentPassTheAggregatorAndMerge() throws {
-        let f = try Federation(name: "dp-round")
+        let f = try Federation.make("dp-round", agents: ["a", "b"])
         federation = f
-        try f.makeCertificates(agents: ["a", "b"])
-        try f.makeBaseModel()
-        try f.makeData(agent: "a", domain: "alpha", seed: 100)
-        try f.makeData(agent: "b", domain: "beta", seed: 101)
-        try f.writeAgentConfig("a")
-        let path = try f.writeAgentConfig("b")
+        let path = f.root + "/agent-b.yaml"
         try (String(contentsOfFile: path, encoding: .utf8) + "\nprivacy: {gram_noise: {epsilon: 1, delta: 1.0e-5, clip: 0.5}}\n")
             .write(toFile: path, atomically: true, encoding: .utf8)
         try f.writeAggregatorConfig(subset: ["a", "b"], allow: ["a", "b"], methods: "    - {merge_method: regmean, parameters: {alpha: 0.9}}")
 
-        try f.start("aggregator", ["aggregator", "aggregator.yaml"])
+        try f.start("aggregator", ["aggregator", "aggregator.yaml", "--once"])
         for agent in ["a", "b"] { try f.start(agent, ["agent", "agent-\(agent).yaml", "--connect-timeout", "120"]) }
         XCTAssertEqual(f.wait("aggregator"), 0, "the aggregator completes the round")
         for agent in ["a", "b"] { XCTAssertEqual(f.wait(agent, limit: 60), 0, "agent \(agent) finishes") }
         XCTAssertFalse(f.log("aggregator").contains("quarantine"), f.log("aggregator"))
 
         // What b uploaded carries its accounting and is noised: the exact agent's has neither.
-        let noisy = try SafeTensorsFile(path: f.root + "/spool/round-1/b/stats.safetensors")
-        let exact = try SafeTensorsFile(path: f.root + "/spool/round-1/a/stats.safetensors")
+        let noisy = try SafeTensorsFile(path: try XCTUnwrap(f.contributionDirectory("b")) + "/stats.safetensors")
+        let exact = try SafeTensorsFile(path: try XCTUnwrap(f.contributionDirectory("a")) + "/stats.safetensors")
         XCTAssertNotNil(noisy.metadata["gram.privacy"])
         XCTAssertNil(exact.metadata["gram.privacy"])
         XCTAssertTrue(f.log("b").contains("differentially private"), f.log("b"))
