@@ -156,6 +156,9 @@ final class AgentHardeningTests: XCTestCase {
         try f.writeAggregatorConfig(subset: ["a", "b"], allow: ["a", "b"], methods: "    - {merge_method: average}")
         try f.start("aggregator", ["aggregator", "aggregator.yaml", "--once"])
         let started = Date()
+        // Before its first admission an agent's clock runs from its start: let the aggregator
+        // bind first, so a 5 s timeout is not spent on the aggregator's own start-up.
+        XCTAssertTrue(f.waitUntil(limit: 120) { f.log("aggregator").contains("aggregator listening") }, f.log("aggregator"))
         try f.start("a", ["agent", "agent-a.yaml", "--connect-timeout", "5"])
         XCTAssertTrue(f.waitUntil(limit: 300) { f.uploadComplete("a", files: ["config.json", "model.safetensors"]) }, "a uploaded")
         // Older than its connect timeout, and connected all along (b is not there yet).
