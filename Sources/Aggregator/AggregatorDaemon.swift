@@ -217,10 +217,10 @@ public final class AggregatorDaemon: @unchecked Sendable {
             receivers[peer] = try ChunkReceiver(spool: store.directory(agent, fingerprint), sizeLimits: sizeLimits,
                                                 replacesCommitted: false, diskReserve: 256 << 20, logger: agentLogger)
             uploadAgents[peer] = agent
-            uploads.opened(agent)
+            uploads.opened(agent, at: Date().timeIntervalSince1970)
         case .receiveUpload(let peer, let message):
             guard let receiver = receivers[peer] else { return }
-            if let agent = uploadAgents[peer] { uploads.received(message, agent: agent, at: Date().timeIntervalSince1970) }
+            if let agent = uploadAgents[peer] { uploads.received(message, agent: agent) }
             do {
                 let outcome = try receiver.handle(message)
                 for reply in outcome.replies { try? server?.send(reply, to: peer) }
