@@ -188,7 +188,7 @@ run_round() {
     echo "netlab: round on profile $profile finished in $((SECONDS - start)) s, aggregator exit $status"
     local report
     report=$(ls "$dir"/output/*/report.md 2>/dev/null | head -1 || true)
-    [[ -n $report ]] && grep -E '^\| (agent|---|[A-Za-z0-9_-]+ \| [0-9]+ \| [0-9]+ \|)' "$report" | grep -v 'merge time' || true
+    [[ -n $report ]] && sed -n '/upload payload bytes/,/^$/p' "$report" || true
     return "$status"
 }
 

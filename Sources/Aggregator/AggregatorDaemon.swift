@@ -220,7 +220,7 @@ public final class AggregatorDaemon: @unchecked Sendable {
             uploads.opened(agent, at: Date().timeIntervalSince1970)
         case .receiveUpload(let peer, let message):
             guard let receiver = receivers[peer] else { return }
-            if let agent = uploadAgents[peer] { uploads.received(message, agent: agent) }
+            if let agent = uploadAgents[peer] { uploads.received(message, agent: agent, at: Date().timeIntervalSince1970) }
             do {
                 let outcome = try receiver.handle(message)
                 for reply in outcome.replies { try? server?.send(reply, to: peer) }

@@ -99,11 +99,12 @@ public struct RoundReport: Sendable {
         }
         if !uploads.isEmpty {
             lines.append("")
-            lines.append("| agent | upload payload bytes | links | upload seconds |")
-            lines.append("|---|---:|---:|---:|")
+            lines.append("| agent | upload payload bytes | links | admission → committed (s) | first chunk → committed (s) |")
+            lines.append("|---|---:|---:|---:|---:|")
             for agent in uploads.keys.sorted() {
                 let u = uploads[agent]!
-                lines.append("| \(agent) | \(u.payloadBytes) | \(u.links) | \(u.seconds.map { String(format: "%.2f", $0) } ?? "—") |")
+                let seconds = [u.seconds, u.transferSeconds].map { $0.map { String(format: "%.2f", $0) } ?? "—" }
+                lines.append("| \(agent) | \(u.payloadBytes) | \(u.links) | \(seconds[0]) | \(seconds[1]) |")
             }
         }
         lines.append("")

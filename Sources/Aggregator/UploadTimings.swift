@@ -12,6 +12,7 @@ public struct UploadTiming: Sendable, Equatable {
     /// Upload links opened (1 when the upload went through on its first connection).
     public var links = 0
     public var firstOpened: Double?
+    public var firstChunk: Double?
     public var lastCommit: Double?
 
     /// First upload link admitted to last committed file; nil until both happened.
@@ -20,9 +21,16 @@ public struct UploadTiming: Sendable, Equatable {
         return max(0, lastCommit - firstOpened)
     }
 
+    /// First chunk to last committed file.
+    public var transferSeconds: Double? {
+        guard let firstChunk, let lastCommit else { return nil }
+        return max(0, lastCommit - firstChunk)
+    }
+
     public var json: [String: Any] {
         var object: [String: Any] = ["payload_bytes": payloadBytes, "links": links]
         if let seconds { object["seconds"] = seconds }
+        if let transferSeconds { object["transfer_seconds"] = transferSeconds }
         return object
     }
 }
@@ -37,9 +45,10 @@ public struct UploadTimings: Sendable {
         if byAgent[agent]!.firstOpened == nil { byAgent[agent]!.firstOpened = now }
     }
 
-    mutating func received(_ message: Message, agent: String) {
+    mutating func received(_ message: Message, agent: String, at now: Double) {
         guard case .chunk(_, let payload) = message else { return }
         byAgent[agent, default: UploadTiming()].payloadBytes += UInt64(payload.count)
+        if byAgent[agent]!.firstChunk == nil { byAgent[agent]!.firstChunk = now }
     }
 
     mutating func committed(_ agent: String, at now: Double) {

@@ -115,10 +115,12 @@ final class NetlabTests: XCTestCase {
             XCTAssertGreaterThanOrEqual(payload, stored, "\(agent): payload bytes cover the stored files")
             let seconds = try XCTUnwrap((uploads[agent]?["seconds"] as? NSNumber)?.doubleValue, agent)
             XCTAssertGreaterThan(seconds, 0, agent)
+            let transfer = try XCTUnwrap((uploads[agent]?["transfer_seconds"] as? NSNumber)?.doubleValue, agent)
+            XCTAssertLessThanOrEqual(transfer, seconds, "\(agent): the transfer lies inside admission → committed")
             // Not a speed check: c's upload was under way when its link went down for 20 s, so
             // it cannot have been committed sooner after its admission.
             if agent == "c" { XCTAssertGreaterThanOrEqual(seconds, 20, "the 20 s cut lay inside c's upload") }
-            print("netlab upload \(agent): \(payload) bytes, \(String(format: "%.2f", seconds)) s, links \(uploads[agent]?["links"] ?? "?")")
+            print("netlab upload \(agent): \(payload) bytes, \(String(format: "%.2f", seconds)) s from admission, \(String(format: "%.2f", transfer)) s transfer, links \(uploads[agent]?["links"] ?? "?")")
         }
     }
 }
