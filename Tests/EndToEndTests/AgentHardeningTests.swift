@@ -18,14 +18,8 @@ final class AgentHardeningTests: XCTestCase {
     }
 
     private func setUpFederation(_ name: String, agents: [String]) throws -> Federation {
-        let f = try Federation(name: name)
+        let f = try Federation.make(name, agents: agents, domains: ["alpha", "beta"], seed: 200)
         federation = f
-        try f.makeCertificates(agents: agents)
-        try f.makeBaseModel()
-        for (i, agent) in agents.enumerated() {
-            try f.makeData(agent: agent, domain: ["alpha", "beta"][i % 2], seed: UInt64(200 + i))
-            try f.writeAgentConfig(agent)
-        }
         return f
     }
 

@@ -6,6 +6,7 @@ import Foundation
 import LinAlg
 import Model
 import Protocol
+import SafeTensors
 import XCTest
 
 final class Federation {
@@ -22,6 +23,21 @@ final class Federation {
     }
 
     deinit { stopAll() }
+
+    /// A federation with certificates, the tiny base model, and data and a config per agent
+    /// (domains in turn from `domains`, data seeds from `seed`); `alsoCertified` get a
+    /// certificate only (e.g. the tests' rogue members).
+    static func make(_ name: String, agents: [String], alsoCertified: [String] = [], domains: [String] = ["alpha", "beta", "gamma", "delta"],
+                     seed: UInt64 = 100) throws -> Federation {
+        let f = try Federation(name: name)
+        try f.makeCertificates(agents: agents + alsoCertified)
+        try f.makeBaseModel()
+        for (i, agent) in agents.enumerated() {
+            try f.makeData(agent: agent, domain: domains[i % domains.count], seed: seed + UInt64(i))
+            try f.writeAgentConfig(agent)
+        }
+        return f
+    }
 
     func cleanUp() {
         stopAll()
@@ -258,6 +274,27 @@ final class Federation {
     /// `contributionDirectory` relative to the federation root (for configs the daemons read).
     func relativeContribution(_ agent: String) -> String {
         String((contributionDirectory(agent) ?? "missing").dropFirst(root.count + 1))
+    }
+
+    /// `fedmerge merge` of the stored contributions of `agents` into offline/NAME (the
+    /// independent path every daemon merge is compared with).
+    func offlineMerge(_ name: String, method: String, parameters: String, agents: [String]) throws {
+        try FileManager.default.createDirectory(atPath: root + "/offline", withIntermediateDirectories: true)
+        try ("merge_method: \(method)\nmodels:\n" + agents.map { "  - {model: \(relativeContribution($0)), name: \($0)}\n" }.joined() + "parameters: \(parameters)\n")
+            .write(toFile: root + "/offline/\(name).yaml", atomically: true, encoding: .utf8)
+        try start("offline-\(name)", ["merge", "offline/\(name).yaml", "--out", "offline/\(name)"])
+        XCTAssertEqual(wait("offline-\(name)", limit: 120), 0, log("offline-\(name)"))
+    }
+
+    /// The largest |difference| between two safetensors files' fp32 tensors (their names must agree).
+    static func maxDifference(_ a: String, _ b: String) throws -> Double {
+        let x = try SafeTensorsFile(path: a), y = try SafeTensorsFile(path: b)
+        XCTAssertEqual(Set(x.names), Set(y.names))
+        var worst = 0.0
+        for name in y.names where y.entry(name)!.dtype == .F32 {
+            worst = max(worst, try x.floatTensor(name).maxAbsDifference(try y.floatTensor(name)))
+        }
+        return worst
     }
 
     /// True when the aggregator's store holds every file of `agent`'s upload.

@@ -20,14 +20,8 @@ final class HardeningTests: XCTestCase {
     }
 
     private func setUp(_ name: String, honest: [String], rogues names: [String] = []) throws -> Federation {
-        let f = try Federation(name: name)
+        let f = try Federation.make(name, agents: honest, alsoCertified: names, domains: ["alpha", "beta", "gamma"], seed: 200)
         federation = f
-        try f.makeCertificates(agents: honest + names)
-        try f.makeBaseModel()
-        for (i, agent) in honest.enumerated() {
-            try f.makeData(agent: agent, domain: ["alpha", "beta", "gamma"][i % 3], seed: UInt64(200 + i))
-            try f.writeAgentConfig(agent)
-        }
         return f
     }
 
@@ -122,22 +116,8 @@ final class HardeningTests: XCTestCase {
         XCTAssertEqual(published["id2label"] as? [String: String], honestConfig["id2label"] as? [String: String])
 
         // The daemon's RegMean equals `fedmerge merge` run offline on exactly the honest uploads.
-        try """
-        merge_method: regmean
-        models:
-          - {model: \(f.relativeContribution("a"))}
-          - {model: \(f.relativeContribution("b"))}
-        parameters: {alpha: 0.9, heads: average}
-        """.write(toFile: f.root + "/offline.yaml", atomically: true, encoding: .utf8)
-        try f.start("offline", ["merge", "offline.yaml", "--out", "offline-regmean"])
-        XCTAssertEqual(f.wait("offline", limit: 120), 0)
-        let daemon = try SafeTensorsFile(path: f.root + "/output/round-1/regmean/model.safetensors")
-        let offline = try SafeTensorsFile(path: f.root + "/offline-regmean/model.safetensors")
-        XCTAssertEqual(Set(daemon.names), Set(offline.names))
-        var worst = 0.0
-        for name in offline.names where offline.entry(name)!.dtype == .F32 {
-            worst = max(worst, try daemon.floatTensor(name).maxAbsDifference(try offline.floatTensor(name)))
-        }
+        try f.offlineMerge("regmean", method: "regmean", parameters: "{alpha: 0.9, heads: average}", agents: ["a", "b"])
+        let worst = try Federation.maxDifference(f.root + "/output/round-1/regmean/model.safetensors", f.root + "/offline/regmean/model.safetensors")
         XCTAssertLessThanOrEqual(worst, 1e-6, "daemon vs offline RegMean of the honest agents")
     }
 

@@ -17,14 +17,9 @@ final class PrivateGramRoundTests: XCTestCase {
     }
 
     func testNoisyGramsFromADPAgentPassTheAggregatorAndMerge() throws {
-        let f = try Federation(name: "dp-round")
+        let f = try Federation.make("dp-round", agents: ["a", "b"])
         federation = f
-        try f.makeCertificates(agents: ["a", "b"])
-        try f.makeBaseModel()
-        try f.makeData(agent: "a", domain: "alpha", seed: 100)
-        try f.makeData(agent: "b", domain: "beta", seed: 101)
-        try f.writeAgentConfig("a")
-        let path = try f.writeAgentConfig("b")
+        let path = f.root + "/agent-b.yaml"
         try (String(contentsOfFile: path, encoding: .utf8) + "\nprivacy: {gram_noise: {epsilon: 1, delta: 1.0e-5, clip: 0.5}}\n")
             .write(toFile: path, atomically: true, encoding: .utf8)
         try f.writeAggregatorConfig(subset: ["a", "b"], allow: ["a", "b"], methods: "    - {merge_method: regmean, parameters: {alpha: 0.9}}")

@@ -16,15 +16,8 @@ final class EndToEndRoundTests: XCTestCase {
     }
 
     private func setUpFederation(_ name: String, agents: [String]) throws -> Federation {
-        let f = try Federation(name: name)
+        let f = try Federation.make(name, agents: agents)
         federation = f
-        try f.makeCertificates(agents: agents)
-        try f.makeBaseModel()
-        let domains = ["alpha", "beta", "gamma", "delta"]
-        for (i, agent) in agents.enumerated() {
-            try f.makeData(agent: agent, domain: domains[i % domains.count], seed: UInt64(100 + i))
-            try f.writeAgentConfig(agent)
-        }
         return f
     }
 
@@ -67,23 +60,8 @@ final class EndToEndRoundTests: XCTestCase {
         XCTAssertNotNil(stats.metadata["bert.encoder.layer.0.intermediate.dense.kfac_out.num_rows"])
 
         // The daemon's RegMean equals `fedmerge merge` run offline on the same uploads.
-        try """
-        merge_method: regmean
-        models:
-          - {model: \(f.relativeContribution("a"))}
-          - {model: \(f.relativeContribution("b"))}
-          - {model: \(f.relativeContribution("c"))}
-        parameters: {alpha: 0.9, heads: average}
-        """.write(toFile: f.root + "/offline.yaml", atomically: true, encoding: .utf8)
-        try f.start("offline", ["merge", "offline.yaml", "--out", "offline-regmean"])
-        XCTAssertEqual(f.wait("offline", limit: 120), 0)
-        let daemon = try SafeTensorsFile(path: f.root + "/output/round-1/regmean/model.safetensors")
-        let offline = try SafeTensorsFile(path: f.root + "/offline-regmean/model.safetensors")
-        XCTAssertEqual(Set(daemon.names), Set(offline.names))
-        var worst = 0.0
-        for name in offline.names where offline.entry(name)!.dtype == .F32 {
-            worst = max(worst, try daemon.floatTensor(name).maxAbsDifference(try offline.floatTensor(name)))
-        }
+        try f.offlineMerge("regmean", method: "regmean", parameters: "{alpha: 0.9, heads: average}", agents: ["a", "b", "c"])
+        let worst = try Federation.maxDifference(f.root + "/output/round-1/regmean/model.safetensors", f.root + "/offline/regmean/model.safetensors")
         XCTAssertLessThanOrEqual(worst, 1e-6, "daemon vs offline RegMean")
     }
 

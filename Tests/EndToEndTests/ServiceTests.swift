@@ -38,16 +38,6 @@ final class ServiceTests: XCTestCase {
         for agent in agents { XCTAssertEqual(f.wait("\(agent)-\(pass)", limit: 600), 0, "\(agent), pass \(pass)") }
     }
 
-    private func maxDifference(_ a: String, _ b: String) throws -> Double {
-        let x = try SafeTensorsFile(path: a), y = try SafeTensorsFile(path: b)
-        XCTAssertEqual(Set(x.names), Set(y.names))
-        var worst = 0.0
-        for name in y.names where y.entry(name)!.dtype == .F32 {
-            worst = max(worst, try x.floatTensor(name).maxAbsDifference(try y.floatTensor(name)))
-        }
-        return worst
-    }
-
     func testOneServiceServesThreeMergeFilesFromOneUploadEachThenForgets() throws {
         let f = try Federation(name: "service")
         federation = f
@@ -128,8 +118,8 @@ final class ServiceTests: XCTestCase {
             XCTAssertEqual(f.log("\(agent)-1").components(separatedBy: "\n").filter { $0.contains("uploading") }.count, 3, agent)
         }
         // The service's RegMean of the subset {a, b} equals the offline merge of those contributions.
-        try offlineMerge(f, "subset-ab-regmean", method: "regmean", parameters: "{alpha: 0.9, heads: average}", agents: ["a", "b"])
-        XCTAssertLessThanOrEqual(try maxDifference(f.root + "/output/ab/regmean/model.safetensors", f.root + "/offline/subset-ab-regmean/model.safetensors"), 1e-6)
+        try f.offlineMerge("subset-ab-regmean", method: "regmean", parameters: "{alpha: 0.9, heads: average}", agents: ["a", "b"])
+        XCTAssertLessThanOrEqual(try Federation.maxDifference(f.root + "/output/ab/regmean/model.safetensors", f.root + "/offline/subset-ab-regmean/model.safetensors"), 1e-6)
 
         // Forget c: its contribution goes, every merge that used it runs again without it.
         let cDirectory = try XCTUnwrap(f.contributionDirectory("c"))
@@ -146,8 +136,8 @@ final class ServiceTests: XCTestCase {
         }
         XCTAssertEqual(try json(f.root + "/output/ab/merge.json")["generation"] as? Int, 0, "a merge without c is not redone")
         for (method, parameters) in [("regmean", "{alpha: 0.9, heads: average}"), ("fisher", "{heads: average}"), ("average", "{heads: average}")] {
-            try offlineMerge(f, "ab-\(method)", method: method, parameters: parameters, agents: ["a", "b"])
-            let worst = try maxDifference(f.root + "/output/all/\(method)/model.safetensors", f.root + "/offline/ab-\(method)/model.safetensors")
+            try f.offlineMerge("ab-\(method)", method: method, parameters: parameters, agents: ["a", "b"])
+            let worst = try Federation.maxDifference(f.root + "/output/all/\(method)/model.safetensors", f.root + "/offline/ab-\(method)/model.safetensors")
             XCTAssertLessThanOrEqual(worst, 1e-6, "after forget, \(method) equals a fresh merge of a and b")
         }
 
@@ -168,12 +158,4 @@ final class ServiceTests: XCTestCase {
         XCTAssertEqual(f.wait("aggregator", limit: 60), 130, "the service stops on SIGTERM")
     }
 
-    /// `fedmerge merge` of the stored contributions of `agents` into offline/NAME.
-    private func offlineMerge(_ f: Federation, _ name: String, method: String, parameters: String, agents: [String]) throws {
-        try FileManager.default.createDirectory(atPath: f.root + "/offline", withIntermediateDirectories: true)
-        try ("merge_method: \(method)\nmodels:\n" + agents.map { "  - {model: \(f.relativeContribution($0)), name: \($0)}\n" }.joined() + "parameters: \(parameters)\n")
-            .write(toFile: f.root + "/offline/\(name).yaml", atomically: true, encoding: .utf8)
-        try f.start("offline-\(name)", ["merge", "offline/\(name).yaml", "--out", "offline/\(name)"])
-        XCTAssertEqual(f.wait("offline-\(name)", limit: 120), 0, f.log("offline-\(name)"))
-    }
 }
