@@ -30,6 +30,9 @@ public final class AggregatorDaemon: @unchecked Sendable {
     private var sizeLimits: [String: UInt64] = [:]
     private var receivers: [PeerID: ChunkReceiver] = [:]
     private var senders: [PeerID: ChunkSender] = [:]
+    /// Which agent each upload link belongs to, and how each agent's upload went (for the report).
+    private var uploadAgents: [PeerID: String] = [:]
+    private var uploads = UploadTimings()
     /// Merge outcomes of the current generation, for the reports: merge → outcomes.
     private var outcomes: [String: [MergeRunner.Outcome]] = [:]
     private var pending: [AggregatorEvent] = []
@@ -148,6 +151,7 @@ public final class AggregatorDaemon: @unchecked Sendable {
         case .disconnected(let peer, let reason):
             receivers[peer] = nil
             senders[peer] = nil
+            uploadAgents[peer] = nil
             if case .superseded = reason { return .disconnected(peer, reason: "\(reason)", superseded: true) }
             return .disconnected(peer, reason: "\(reason)", superseded: false)
         case .message(let peer, let message): return .message(peer, message)
@@ -212,12 +216,16 @@ public final class AggregatorDaemon: @unchecked Sendable {
             agentLogger[metadataKey: "agent"] = "\(agent)"
             receivers[peer] = try ChunkReceiver(spool: store.directory(agent, fingerprint), sizeLimits: sizeLimits,
                                                 replacesCommitted: false, diskReserve: 256 << 20, logger: agentLogger)
+            uploadAgents[peer] = agent
+            uploads.opened(agent, at: Date().timeIntervalSince1970)
         case .receiveUpload(let peer, let message):
             guard let receiver = receivers[peer] else { return }
+            if let agent = uploadAgents[peer] { uploads.received(message, agent: agent, at: Date().timeIntervalSince1970) }
             do {
                 let outcome = try receiver.handle(message)
                 for reply in outcome.replies { try? server?.send(reply, to: peer) }
                 if let file = outcome.completed {
+                    if let agent = uploadAgents[peer] { uploads.committed(agent, at: Date().timeIntervalSince1970) }
                     let kinds = file.name == "stats.safetensors" ? ContributionStore.statisticKinds(path: file.path) : []
                     pending.append(.uploadCommitted(peer, file: file.name, bytes: file.size, kinds: kinds))
                 }
@@ -284,7 +292,8 @@ public final class AggregatorDaemon: @unchecked Sendable {
             let report = RoundReport(definition: merge.definition, baseModel: config.baseModel, merged: members,
                                      absent: subset.filter { !members.contains($0) && quarantined[$0] == nil },
                                      evaluations: merge.ledger.evaluations, outcomes: outcomes[name] ?? [], missingEvaluations: missing,
-                                     quarantined: quarantined, failedEvaluations: merge.ledger.failures)
+                                     quarantined: quarantined, failedEvaluations: merge.ledger.failures,
+                                     uploads: uploads.byAgent.filter { subset.contains($0.key) })
             let output = MergeOutput(outputRoot: config.output, merge: name)
             try report.write(to: output.directory)
             logger.info("report written", metadata: ["merge": "\(name)", "report": "\(output.directory)/report.md"])

@@ -19,6 +19,8 @@ public struct RoundReport: Sendable {
     public var quarantined: [String: [String]] = [:]
     /// Evaluations an agent reported as failed: agent → method → reason.
     public var failedEvaluations: [String: [String: String]] = [:]
+    /// How each agent's upload went on the wire (this aggregator process's view).
+    public var uploads: [String: UploadTiming] = [:]
 
     /// Rows of the table: the agents' own models, then each method in config order.
     var rows: [(label: String, title: String)] {
@@ -59,6 +61,7 @@ public struct RoundReport: Sendable {
             "merged_agents": merged, "absent_agents": absent, "missing_evaluations": missingEvaluations,
             "quarantined_agents": quarantined, "failed_evaluations": failedEvaluations,
             "methods": methods, "evaluations": evaluations, "mean_over_agents": means,
+            "uploads": uploads.mapValues(\.json),
         ]
         return try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
     }
@@ -93,6 +96,16 @@ public struct RoundReport: Sendable {
         if !missingEvaluations.isEmpty {
             lines.append("")
             lines.append("No complete evaluation from: \(missingEvaluations.joined(separator: ", ")) (eval_timeout).")
+        }
+        if !uploads.isEmpty {
+            lines.append("")
+            lines.append("| agent | upload payload bytes | links | admission → committed (s) | first chunk → committed (s) |")
+            lines.append("|---|---:|---:|---:|---:|")
+            for agent in uploads.keys.sorted() {
+                let u = uploads[agent]!
+                let seconds = [u.seconds, u.transferSeconds].map { $0.map { String(format: "%.2f", $0) } ?? "—" }
+                lines.append("| \(agent) | \(u.payloadBytes) | \(u.links) | \(seconds[0]) | \(seconds[1]) |")
+            }
         }
         lines.append("")
         lines.append("| method | merge time (s) | tensors by rule | solve paths |")

@@ -55,6 +55,12 @@ final class Federation {
         throw XCTSkip("fedmerge binary not found; run `swift build` first")
     }
 
+    /// scripts/netlab.sh of this checkout.
+    static var netlabScript: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("scripts/netlab.sh").path
+    }
+
     /// A TCP port free right now on 127.0.0.1 (bound and released).
     static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -139,7 +145,9 @@ final class Federation {
 
     // MARK: configs
 
-    var endpoint: String { "tcp://127.0.0.1:\(port)" }
+    /// The aggregator's address in the configs: loopback, or its host's address in the netlab.
+    var host = "127.0.0.1"
+    var endpoint: String { "tcp://\(host):\(port)" }
 
     @discardableResult
     func writeAggregatorConfig(subset: [String], allow: [String], methods: String, minAgents: Int? = nil,
@@ -194,17 +202,23 @@ final class Federation {
 
     // MARK: processes
 
-    /// Starts `fedmerge ARGS` in the federation root with output to logs/NAME.log.
+    /// Starts `fedmerge ARGS` in the federation root with output to logs/NAME.log; with
+    /// `netlabHost`, inside that host of scripts/netlab.sh (which execs, so the pid is fedmerge's).
     @discardableResult
-    func start(_ name: String, _ arguments: [String]) throws -> Process {
+    func start(_ name: String, _ arguments: [String], netlabHost: String? = nil) throws -> Process {
         try FileManager.default.createDirectory(atPath: root + "/logs", withIntermediateDirectories: true)
         let log = root + "/logs/\(name).log"
         XCTAssertTrue(FileManager.default.createFile(atPath: log, contents: nil), "cannot create \(log)")
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         handle.seekToEndOfFile()
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = arguments
+        if let netlabHost {
+            process.executableURL = URL(fileURLWithPath: Self.netlabScript)
+            process.arguments = ["exec", netlabHost, binary] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: binary)
+            process.arguments = arguments
+        }
         process.currentDirectoryURL = URL(fileURLWithPath: root)
         var environment = ProcessInfo.processInfo.environment
         environment["OPENBLAS_NUM_THREADS"] = "1"
