@@ -49,6 +49,7 @@ public final class AgentDaemon: @unchecked Sendable {
     /// A merged model on its way: its method, the file MERGED announced, the receiver.
     private struct Download {
         var method: String
+        var headsPrefix: String
         var file: MergedFile
         var receiver: ChunkReceiver
     }
@@ -69,8 +70,8 @@ public final class AgentDaemon: @unchecked Sendable {
     private var prepareStarted = false
     private var sender: ChunkSender?
     private var download: Download?
-    /// Merged weights received and waiting to be checked and assembled: (label, file).
-    private var received: [(label: String, file: String)] = []
+    /// Merged weights received and waiting to be checked and assembled: (label, MERGED's heads prefix, file).
+    private var received: [(label: String, headsPrefix: String, file: String)] = []
     /// Models waiting for the worker to evaluate them, one at a time: (label, model directory).
     private var pending: [(label: String, directory: String)] = []
     /// Evaluations made, and those the aggregator has acknowledged as durable (both
@@ -86,8 +87,10 @@ public final class AgentDaemon: @unchecked Sendable {
     public var connectTimeout: Double = 600
     /// Upload chunk size in bytes (the wire's maximum by default).
     public var chunkSize = 4 << 20
-    /// Fault injection for tests: exit abruptly (status 99) once this many upload bytes were sent.
-    public var crashAfterBytes: Int?
+    /// Called with the running total of upload payload bytes after each chunk leaves. The
+    /// daemon itself never acts on it; only the debug build's `--crash-after-bytes` (tests'
+    /// fault injection) installs one, so no shipping path can end the process from here.
+    public var uploadObserver: (@Sendable (Int) -> Void)?
     private var uploadedBytes = 0
 
     public init(config: AgentConfig, work: LocalWork, logger: Logger) {
@@ -292,12 +295,9 @@ public final class AgentDaemon: @unchecked Sendable {
 
     private func sendUpload(_ message: Message) throws {
         try client!.send(message)
-        if case .chunk(_, let payload) = message, let limit = crashAfterBytes {
+        if case .chunk(_, let payload) = message, let observer = uploadObserver {
             uploadedBytes += payload.count
-            if uploadedBytes >= limit {
-                logger.critical("fault injection: exiting after \(uploadedBytes) upload bytes")
-                _exit(99)
-            }
+            observer(uploadedBytes)
         }
     }
 
@@ -322,7 +322,7 @@ public final class AgentDaemon: @unchecked Sendable {
                 return
             }
             let receiver = try ChunkReceiver(spool: roundDirectory(merged.round) + "/downloads", maxFileSize: file.size, logger: logger)
-            download = Download(method: merged.method, file: file, receiver: receiver)
+            download = Download(method: merged.method, headsPrefix: merged.headsPrefix, file: file, receiver: receiver)
             failed[merged.method] = nil     // delivered again: try again
             logger.info("merged model announced", metadata: ["method": "\(merged.method)", "bytes": "\(file.size)"])
         case .offer, .chunk, .commit:
@@ -342,7 +342,7 @@ public final class AgentDaemon: @unchecked Sendable {
             if let file = outcome.completed {
                 logger.info("merged model received", metadata: ["method": "\(download.method)", "bytes": "\(file.size)", "sha256": "\(file.sha256.prefix(12))"])
                 self.download = nil
-                received.append((download.method, file.path))
+                received.append((download.method, download.headsPrefix, file.path))
             }
         case .evaluated(let ack):
             guard let welcome, ack.round == welcome.round, sent[ack.method] != nil else {
@@ -371,9 +371,9 @@ public final class AgentDaemon: @unchecked Sendable {
     private func assembleReceived() throws {
         guard let welcome else { return }
         while !received.isEmpty {
-            let (label, file) = received.removeFirst()
+            let (label, headsPrefix, file) = received.removeFirst()
             do {
-                try MergedDownload.assemble(weights: file, localModel: preparedDirectory, agentName: config.name,
+                try MergedDownload.assemble(weights: file, localModel: preparedDirectory, agentName: config.name, headsPrefix: headsPrefix,
                                             mergedRoot: roundDirectory(welcome.round) + "/merged", label: label)
                 pending.append((label, roundDirectory(welcome.round) + "/merged/" + label))
             } catch {
@@ -383,8 +383,9 @@ public final class AgentDaemon: @unchecked Sendable {
     }
 
     private func reportLocalEvaluation(_ welcome: Welcome) throws {
-        if sent["local"] == nil && failed["local"] == nil && !pending.contains(where: { $0.label == "local" }) {
-            pending.append(("local", preparedDirectory))
+        let local = ReservedLabel.local
+        if sent[local] == nil && failed[local] == nil && !pending.contains(where: { $0.label == local }) {
+            pending.append((local, preparedDirectory))
         }
     }
 
@@ -415,7 +416,7 @@ public final class AgentDaemon: @unchecked Sendable {
 
     /// Every model evaluated and acknowledged by the aggregator, or failed.
     private func allSettled(_ welcome: Welcome) -> Bool {
-        (["local"] + welcome.methods).allSatisfy { acknowledged.contains($0) || failed[$0] != nil }
+        ([ReservedLabel.local] + welcome.methods).allSatisfy { acknowledged.contains($0) || failed[$0] != nil }
     }
 
     private func finishRound() -> DaemonExit {

@@ -36,7 +36,11 @@ struct AgentCommand: ParsableCommand {
     var logLevel: Logger.Level = .info
 
     @Option(help: .hidden) var chunkSize: Int?
+    #if DEBUG
+    /// Fault injection for the end-to-end tests (they run the debug build): exit abruptly with
+    /// status 99 once this many upload bytes left. Absent from release builds.
     @Option(help: .hidden) var crashAfterBytes: Int?
+    #endif
 
     func run() throws {
         DaemonLogging.bootstrap(level: logLevel)
@@ -57,7 +61,15 @@ struct AgentCommand: ParsableCommand {
         StopSignal.install()
         daemon.connectTimeout = connectTimeout
         if let chunkSize { daemon.chunkSize = chunkSize }
-        daemon.crashAfterBytes = crashAfterBytes
+        #if DEBUG
+        if let limit = crashAfterBytes {
+            daemon.uploadObserver = { sent in
+                guard sent >= limit else { return }
+                logger.critical("fault injection: exiting after \(sent) upload bytes")
+                _exit(99)
+            }
+        }
+        #endif
         let exit = try Self.exitOnStartError {
             do { return try daemon.run() } catch let error as AgentStartError { throw error } catch {
                 DaemonLogging.fail("\(error)")
