@@ -5,7 +5,12 @@
 // link keeps its heartbeats.
 //
 // Phases (one `switch` each in `step`):
-//   connecting → awaitingWelcome → preparing → uploading → awaitingMerged ⇄ receiving → done
+//   connecting → awaitingWelcome → preparing → uploading → awaitingMerged ⇄ receiving → done (`--once`)
+//   … awaitingMerged → enrolled → (HELLO on the same link) awaitingWelcome → … (default: stays enrolled)
+// Without `--once` the agent is a long-lived member: when every model of the merge it serves
+// is settled it keeps the link and asks for the next merge (a repeated HELLO; the aggregator
+// answers with a WELCOME for the first merge with work left for it), uploading only the
+// files WELCOME's `required` lists and `committed` lacks for its contribution fingerprint.
 // A broken link at any point goes back to connecting; everything durable is on disk
 // (prepared model, the aggregator's spool, downloads, evals sent), so nothing is redone.
 // `--connect-timeout` counts from the moment the link was lost (from the start before the
@@ -43,6 +48,9 @@ public final class AgentDaemon: @unchecked Sendable {
         case preparing
         case uploading
         case awaitingMerged
+        /// Enrolled (no `--once`): every model of the served merge is settled; the link stays
+        /// up (heartbeats) and at `nextHello` a HELLO on it asks for the next merge.
+        case enrolled
         case done
     }
 
@@ -85,6 +93,12 @@ public final class AgentDaemon: @unchecked Sendable {
     private var linkDownSince: Date?
     /// Seconds to keep trying to (re)connect, counted from the loss of the link.
     public var connectTimeout: Double = 600
+    /// `--once`: one merge, then exit (0 when every model was evaluated, 1 when one failed).
+    /// Otherwise the agent stays enrolled: it keeps its link and evaluates every merge it is sent for.
+    public var once = false
+    /// Enrolled: seconds between HELLOs asking whether a next merge has work for this agent.
+    public var enrolledHelloInterval: Double = 15
+    private var nextHello = Date()
     /// Upload chunk size in bytes (the wire's maximum by default).
     public var chunkSize = 4 << 20
     /// Called with the running total of upload payload bytes after each chunk leaves. The
@@ -192,7 +206,7 @@ public final class AgentDaemon: @unchecked Sendable {
             let client = try makeClient()
             self.client = client
             try client.connect(timeout: 10)
-            try client.send(.hello(Hello(name: config.name, baseFingerprint: fingerprint, contribution: try work.contributionFingerprint())))
+            try sendHello()
             phase = .awaitingWelcome
         case .awaitingWelcome:
             guard let message = try client!.receive(timeout: 30) else { throw LinkFailure.heartbeatTimeout(seconds: 30) }
@@ -202,6 +216,14 @@ public final class AgentDaemon: @unchecked Sendable {
                     logger.error("refusing the aggregator's WELCOME: \(refusal)")
                     try? client!.send(.error(ErrorReport(code: "welcome_refused", message: refusal.description)))
                     return .failure
+                }
+                if let previous = welcome, previous.round != w.round {
+                    // A new merge: the last one's failures, queue and downloads are its own.
+                    failed = [:]
+                    pending = []
+                    received = []
+                    download = nil
+                    logger.info("next merge", metadata: ["round": "\(w.round)", "merge": "\(loggable(w.merge))"])
                 }
                 welcome = w
                 connectAttempts = 0
@@ -213,7 +235,13 @@ public final class AgentDaemon: @unchecked Sendable {
                 }
                 logger.info("admitted", metadata: ["round": "\(w.round)", "statistics": "\(w.wantedStatistics.map(\.rawValue).joined(separator: ","))",
                                                    "methods": "\(w.methods.map { loggable($0) }.joined(separator: ","))", "phase": "\(w.phase.rawValue)"])
-                if allSettled(w) { return finishRound() }
+                if allSettled(w) {
+                    if once { return finishRound() }
+                    // Nothing new on this merge: stay enrolled and ask again later.
+                    phase = .enrolled
+                    nextHello = Date().addingTimeInterval(enrolledHelloInterval)
+                    return nil
+                }
                 uploads = w.required.filter { !w.committed.contains($0) }
                 // Always prepare: it reuses the model and statistics on disk when their inputs match,
                 // and the local evaluation needs them even when the aggregator has everything.
@@ -278,11 +306,28 @@ public final class AgentDaemon: @unchecked Sendable {
                 let work = self.work, logger = self.logger
                 worker.start(label: label) { try work.evaluate(modelDirectory: directory, logger: logger) }
             }
-            if !worker.isBusy, pending.isEmpty, received.isEmpty, allSettled(welcome!) { return finishRound() }
+            if !worker.isBusy, pending.isEmpty, received.isEmpty, allSettled(welcome!) {
+                let exit = finishRound()
+                if once { return exit }
+                phase = .enrolled               // ask for the next merge right away
+                nextHello = Date()
+            }
+        case .enrolled:
+            _ = try receiveMerged(timeout: 0.5)        // heartbeats, late EVALUATED
+            // The aggregator delivers a model again (e.g. one whose evaluation failed): evaluate it.
+            if download != nil || !received.isEmpty { phase = .awaitingMerged; return nil }
+            guard Date() >= nextHello else { return nil }
+            try sendHello()
+            phase = .awaitingWelcome
         case .done:
             return .success
         }
         return nil
+    }
+
+    /// HELLO: the first message on a link, and (enrolled) the request for the next merge.
+    private func sendHello() throws {
+        try client!.send(.hello(Hello(name: config.name, baseFingerprint: fingerprint, contribution: try work.contributionFingerprint())))
     }
 
     private func startNextUpload() throws {
@@ -419,8 +464,9 @@ public final class AgentDaemon: @unchecked Sendable {
         ([ReservedLabel.local] + welcome.methods).allSatisfy { acknowledged.contains($0) || failed[$0] != nil }
     }
 
+    /// Logs how the served merge ended; with `--once` that ends the run (phase done).
     private func finishRound() -> DaemonExit {
-        phase = .done
+        if once { phase = .done }
         guard failed.isEmpty else {
             for (label, reason) in failed.sorted(by: { $0.key < $1.key }) {
                 logger.error("round ended with a failed evaluation of '\(label)': \(loggable(reason, limit: 1000))")

@@ -30,7 +30,7 @@ final class PrivateGramRoundTests: XCTestCase {
         try f.writeAggregatorConfig(subset: ["a", "b"], allow: ["a", "b"], methods: "    - {merge_method: regmean, parameters: {alpha: 0.9}}")
 
         try f.start("aggregator", ["aggregator", "aggregator.yaml"])
-        for agent in ["a", "b"] { try f.start(agent, ["agent", "agent-\(agent).yaml", "--connect-timeout", "120"]) }
+        for agent in ["a", "b"] { try f.start(agent, ["agent", "agent-\(agent).yaml", "--once", "--connect-timeout", "120"]) }
         XCTAssertEqual(f.wait("aggregator"), 0, "the aggregator completes the round")
         for agent in ["a", "b"] { XCTAssertEqual(f.wait(agent, limit: 60), 0, "agent \(agent) finishes") }
         XCTAssertFalse(f.log("aggregator").contains("quarantine"), f.log("aggregator"))
