@@ -217,8 +217,10 @@ public final class AgentDaemon: @unchecked Sendable {
                     try? client!.send(.error(ErrorReport(code: "welcome_refused", message: refusal.description)))
                     return .failure
                 }
-                if let previous = welcome, previous.round != w.round {
-                    // A new merge: the last one's failures, queue and downloads are its own.
+                let saved = loadSentEvaluations(round: w.round)
+                let plan = WelcomePlan.plan(w, servedRound: welcome?.round, sent: saved.0, acknowledged: saved.1,
+                                            failed: Set(failed.keys), once: once)
+                if plan.newRound {
                     failed = [:]
                     pending = []
                     received = []
@@ -228,21 +230,23 @@ public final class AgentDaemon: @unchecked Sendable {
                 welcome = w
                 connectAttempts = 0
                 linkDownSince = nil
-                (sent, acknowledged) = loadSentEvaluations(round: w.round)
+                (sent, acknowledged) = saved
                 // EVALs whose acknowledgement a broken link swallowed go again (the aggregator is idempotent).
-                for (label, metrics) in sent.sorted(by: { $0.key < $1.key }) where !acknowledged.contains(label) {
-                    try client!.send(.eval(Eval(round: w.round, method: label, metrics: metrics)))
-                }
+                for eval in plan.resend { try client!.send(.eval(eval)) }
                 logger.info("admitted", metadata: ["round": "\(w.round)", "statistics": "\(w.wantedStatistics.map(\.rawValue).joined(separator: ","))",
                                                    "methods": "\(w.methods.map { loggable($0) }.joined(separator: ","))", "phase": "\(w.phase.rawValue)"])
-                if allSettled(w) {
-                    if once { return finishRound() }
-                    // Nothing new on this merge: stay enrolled and ask again later.
+                switch plan.next {
+                case .finish:
+                    return finishRound()
+                case .stayEnrolled:
+                    // Nothing new on this merge: keep the link and ask again later.
                     phase = .enrolled
                     nextHello = Date().addingTimeInterval(enrolledHelloInterval)
                     return nil
+                case .prepare:
+                    break
                 }
-                uploads = w.required.filter { !w.committed.contains($0) }
+                uploads = plan.uploads
                 // Always prepare: it reuses the model and statistics on disk when their inputs match,
                 // and the local evaluation needs them even when the aggregator has everything.
                 phase = .preparing
@@ -461,7 +465,7 @@ public final class AgentDaemon: @unchecked Sendable {
 
     /// Every model evaluated and acknowledged by the aggregator, or failed.
     private func allSettled(_ welcome: Welcome) -> Bool {
-        ([ReservedLabel.local] + welcome.methods).allSatisfy { acknowledged.contains($0) || failed[$0] != nil }
+        WelcomePlan.allSettled(methods: welcome.methods, acknowledged: acknowledged, failed: Set(failed.keys))
     }
 
     /// Logs how the served merge ended; with `--once` that ends the run (phase done).
