@@ -511,7 +511,10 @@ final class WorkerThread: @unchecked Sendable {
     private var result: Result?
     private var busy = false
 
-    var isBusy: Bool { lock.lock(); defer { lock.unlock() }; return busy }
+    /// Running, or finished with a result nobody took yet: a new job must wait, or its start
+    /// would overwrite that result (a job finishing between `take()` and `start` was lost so,
+    /// and the agent waited forever for the EVAL it never sent).
+    var isBusy: Bool { lock.lock(); defer { lock.unlock() }; return busy || result != nil }
 
     func start(_ job: @escaping @Sendable () throws -> Void) {
         start(label: nil) { try job(); return [:] }
