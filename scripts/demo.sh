@@ -37,7 +37,7 @@ echo "demo: starting the aggregator and three agents (one BLAS thread each on th
 "$FEDMERGE" aggregator configs/demo/aggregator.yaml --once >"$DEMO/logs/aggregator.log" 2>&1 &
 aggregator=$!
 for agent in movies amazon tweets; do
-    OPENBLAS_NUM_THREADS=1 "$FEDMERGE" agent "configs/demo/agents/$agent.yaml" >"$DEMO/logs/$agent.log" 2>&1 &
+    OPENBLAS_NUM_THREADS=1 "$FEDMERGE" agent "configs/demo/agents/$agent.yaml" --once >"$DEMO/logs/$agent.log" 2>&1 &
     pids+=($!)
 done
 pids+=("$aggregator")

@@ -175,7 +175,7 @@ run_round() {
     (cd "$dir" && exec ip netns exec "$(ns_of agg)" "$fedmerge" aggregator aggregator.yaml --once) > "$dir/logs/aggregator.log" 2>&1 &
     local aggregator=$!
     for a in "${agents[@]}"; do
-        (cd "$dir" && exec ip netns exec "$(ns_of "$a")" "$fedmerge" agent "agent-$a.yaml" --connect-timeout 120) > "$dir/logs/$a.log" 2>&1 &
+        (cd "$dir" && exec ip netns exec "$(ns_of "$a")" "$fedmerge" agent "agent-$a.yaml" --once --connect-timeout 120) > "$dir/logs/$a.log" 2>&1 &
     done
     if [[ -n $cut ]]; then
         index_of "$cut" >/dev/null

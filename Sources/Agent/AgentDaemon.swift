@@ -5,7 +5,12 @@
 // link keeps its heartbeats.
 //
 // Phases (one `switch` each in `step`):
-//   connecting → awaitingWelcome → preparing → uploading → awaitingMerged ⇄ receiving → done
+//   connecting → awaitingWelcome → preparing → uploading → awaitingMerged ⇄ receiving → done (`--once`)
+//   … awaitingMerged → enrolled → (HELLO on the same link) awaitingWelcome → … (default: stays enrolled)
+// Without `--once` the agent is a long-lived member: when every model of the merge it serves
+// is settled it keeps the link and asks for the next merge (a repeated HELLO; the aggregator
+// answers with a WELCOME for the first merge with work left for it), uploading only the
+// files WELCOME's `required` lists and `committed` lacks for its contribution fingerprint.
 // A broken link at any point goes back to connecting; everything durable is on disk
 // (prepared model, the aggregator's spool, downloads, evals sent), so nothing is redone.
 // `--connect-timeout` counts from the moment the link was lost (from the start before the
@@ -43,12 +48,16 @@ public final class AgentDaemon: @unchecked Sendable {
         case preparing
         case uploading
         case awaitingMerged
+        /// Enrolled (no `--once`): every model of the served merge is settled; the link stays
+        /// up (heartbeats) and at `nextHello` a HELLO on it asks for the next merge.
+        case enrolled
         case done
     }
 
     /// A merged model on its way: its method, the file MERGED announced, the receiver.
     private struct Download {
         var method: String
+        var headsPrefix: String
         var file: MergedFile
         var receiver: ChunkReceiver
     }
@@ -69,8 +78,8 @@ public final class AgentDaemon: @unchecked Sendable {
     private var prepareStarted = false
     private var sender: ChunkSender?
     private var download: Download?
-    /// Merged weights received and waiting to be checked and assembled: (label, file).
-    private var received: [(label: String, file: String)] = []
+    /// Merged weights received and waiting to be checked and assembled: (label, MERGED's heads prefix, file).
+    private var received: [(label: String, headsPrefix: String, file: String)] = []
     /// Models waiting for the worker to evaluate them, one at a time: (label, model directory).
     private var pending: [(label: String, directory: String)] = []
     /// Evaluations made, and those the aggregator has acknowledged as durable (both
@@ -84,10 +93,18 @@ public final class AgentDaemon: @unchecked Sendable {
     private var linkDownSince: Date?
     /// Seconds to keep trying to (re)connect, counted from the loss of the link.
     public var connectTimeout: Double = 600
+    /// `--once`: one merge, then exit (0 when every model was evaluated, 1 when one failed).
+    /// Otherwise the agent stays enrolled: it keeps its link and evaluates every merge it is sent for.
+    public var once = false
+    /// Enrolled: seconds between HELLOs asking whether a next merge has work for this agent.
+    public var enrolledHelloInterval: Double = 15
+    private var nextHello = Date()
     /// Upload chunk size in bytes (the wire's maximum by default).
     public var chunkSize = 4 << 20
-    /// Fault injection for tests: exit abruptly (status 99) once this many upload bytes were sent.
-    public var crashAfterBytes: Int?
+    /// Called with the running total of upload payload bytes after each chunk leaves. The
+    /// daemon itself never acts on it; only the debug build's `--crash-after-bytes` (tests'
+    /// fault injection) installs one, so no shipping path can end the process from here.
+    public var uploadObserver: (@Sendable (Int) -> Void)?
     private var uploadedBytes = 0
 
     public init(config: AgentConfig, work: LocalWork, logger: Logger) {
@@ -189,7 +206,7 @@ public final class AgentDaemon: @unchecked Sendable {
             let client = try makeClient()
             self.client = client
             try client.connect(timeout: 10)
-            try client.send(.hello(Hello(name: config.name, baseFingerprint: fingerprint, contribution: try work.contributionFingerprint())))
+            try sendHello()
             phase = .awaitingWelcome
         case .awaitingWelcome:
             guard let message = try client!.receive(timeout: 30) else { throw LinkFailure.heartbeatTimeout(seconds: 30) }
@@ -200,18 +217,36 @@ public final class AgentDaemon: @unchecked Sendable {
                     try? client!.send(.error(ErrorReport(code: "welcome_refused", message: refusal.description)))
                     return .failure
                 }
+                let saved = loadSentEvaluations(round: w.round)
+                let plan = WelcomePlan.plan(w, servedRound: welcome?.round, sent: saved.0, acknowledged: saved.1,
+                                            failed: Set(failed.keys), once: once)
+                if plan.newRound {
+                    failed = [:]
+                    pending = []
+                    received = []
+                    download = nil
+                    logger.info("next merge", metadata: ["round": "\(w.round)", "merge": "\(loggable(w.merge))"])
+                }
                 welcome = w
                 connectAttempts = 0
                 linkDownSince = nil
-                (sent, acknowledged) = loadSentEvaluations(round: w.round)
+                (sent, acknowledged) = saved
                 // EVALs whose acknowledgement a broken link swallowed go again (the aggregator is idempotent).
-                for (label, metrics) in sent.sorted(by: { $0.key < $1.key }) where !acknowledged.contains(label) {
-                    try client!.send(.eval(Eval(round: w.round, method: label, metrics: metrics)))
-                }
+                for eval in plan.resend { try client!.send(.eval(eval)) }
                 logger.info("admitted", metadata: ["round": "\(w.round)", "statistics": "\(w.wantedStatistics.map(\.rawValue).joined(separator: ","))",
                                                    "methods": "\(w.methods.map { loggable($0) }.joined(separator: ","))", "phase": "\(w.phase.rawValue)"])
-                if allSettled(w) { return finishRound() }
-                uploads = w.required.filter { !w.committed.contains($0) }
+                switch plan.next {
+                case .finish:
+                    return finishRound()
+                case .stayEnrolled:
+                    // Nothing new on this merge: keep the link and ask again later.
+                    phase = .enrolled
+                    nextHello = Date().addingTimeInterval(enrolledHelloInterval)
+                    return nil
+                case .prepare:
+                    break
+                }
+                uploads = plan.uploads
                 // Always prepare: it reuses the model and statistics on disk when their inputs match,
                 // and the local evaluation needs them even when the aggregator has everything.
                 phase = .preparing
@@ -275,11 +310,28 @@ public final class AgentDaemon: @unchecked Sendable {
                 let work = self.work, logger = self.logger
                 worker.start(label: label) { try work.evaluate(modelDirectory: directory, logger: logger) }
             }
-            if !worker.isBusy, pending.isEmpty, received.isEmpty, allSettled(welcome!) { return finishRound() }
+            if !worker.isBusy, pending.isEmpty, received.isEmpty, allSettled(welcome!) {
+                let exit = finishRound()
+                if once { return exit }
+                phase = .enrolled               // ask for the next merge right away
+                nextHello = Date()
+            }
+        case .enrolled:
+            _ = try receiveMerged(timeout: 0.5)        // heartbeats, late EVALUATED
+            // The aggregator delivers a model again (e.g. one whose evaluation failed): evaluate it.
+            if download != nil || !received.isEmpty { phase = .awaitingMerged; return nil }
+            guard Date() >= nextHello else { return nil }
+            try sendHello()
+            phase = .awaitingWelcome
         case .done:
             return .success
         }
         return nil
+    }
+
+    /// HELLO: the first message on a link, and (enrolled) the request for the next merge.
+    private func sendHello() throws {
+        try client!.send(.hello(Hello(name: config.name, baseFingerprint: fingerprint, contribution: try work.contributionFingerprint())))
     }
 
     private func startNextUpload() throws {
@@ -292,12 +344,9 @@ public final class AgentDaemon: @unchecked Sendable {
 
     private func sendUpload(_ message: Message) throws {
         try client!.send(message)
-        if case .chunk(_, let payload) = message, let limit = crashAfterBytes {
+        if case .chunk(_, let payload) = message, let observer = uploadObserver {
             uploadedBytes += payload.count
-            if uploadedBytes >= limit {
-                logger.critical("fault injection: exiting after \(uploadedBytes) upload bytes")
-                _exit(99)
-            }
+            observer(uploadedBytes)
         }
     }
 
@@ -322,7 +371,7 @@ public final class AgentDaemon: @unchecked Sendable {
                 return
             }
             let receiver = try ChunkReceiver(spool: roundDirectory(merged.round) + "/downloads", maxFileSize: file.size, logger: logger)
-            download = Download(method: merged.method, file: file, receiver: receiver)
+            download = Download(method: merged.method, headsPrefix: merged.headsPrefix, file: file, receiver: receiver)
             failed[merged.method] = nil     // delivered again: try again
             logger.info("merged model announced", metadata: ["method": "\(merged.method)", "bytes": "\(file.size)"])
         case .offer, .chunk, .commit:
@@ -342,7 +391,7 @@ public final class AgentDaemon: @unchecked Sendable {
             if let file = outcome.completed {
                 logger.info("merged model received", metadata: ["method": "\(download.method)", "bytes": "\(file.size)", "sha256": "\(file.sha256.prefix(12))"])
                 self.download = nil
-                received.append((download.method, file.path))
+                received.append((download.method, download.headsPrefix, file.path))
             }
         case .evaluated(let ack):
             guard let welcome, ack.round == welcome.round, sent[ack.method] != nil else {
@@ -371,9 +420,9 @@ public final class AgentDaemon: @unchecked Sendable {
     private func assembleReceived() throws {
         guard let welcome else { return }
         while !received.isEmpty {
-            let (label, file) = received.removeFirst()
+            let (label, headsPrefix, file) = received.removeFirst()
             do {
-                try MergedDownload.assemble(weights: file, localModel: preparedDirectory, agentName: config.name,
+                try MergedDownload.assemble(weights: file, localModel: preparedDirectory, agentName: config.name, headsPrefix: headsPrefix,
                                             mergedRoot: roundDirectory(welcome.round) + "/merged", label: label)
                 pending.append((label, roundDirectory(welcome.round) + "/merged/" + label))
             } catch {
@@ -383,8 +432,9 @@ public final class AgentDaemon: @unchecked Sendable {
     }
 
     private func reportLocalEvaluation(_ welcome: Welcome) throws {
-        if sent["local"] == nil && failed["local"] == nil && !pending.contains(where: { $0.label == "local" }) {
-            pending.append(("local", preparedDirectory))
+        let local = ReservedLabel.local
+        if sent[local] == nil && failed[local] == nil && !pending.contains(where: { $0.label == local }) {
+            pending.append((local, preparedDirectory))
         }
     }
 
@@ -415,11 +465,12 @@ public final class AgentDaemon: @unchecked Sendable {
 
     /// Every model evaluated and acknowledged by the aggregator, or failed.
     private func allSettled(_ welcome: Welcome) -> Bool {
-        (["local"] + welcome.methods).allSatisfy { acknowledged.contains($0) || failed[$0] != nil }
+        WelcomePlan.allSettled(methods: welcome.methods, acknowledged: acknowledged, failed: Set(failed.keys))
     }
 
+    /// Logs how the served merge ended; with `--once` that ends the run (phase done).
     private func finishRound() -> DaemonExit {
-        phase = .done
+        if once { phase = .done }
         guard failed.isEmpty else {
             for (label, reason) in failed.sorted(by: { $0.key < $1.key }) {
                 logger.error("round ended with a failed evaluation of '\(label)': \(loggable(reason, limit: 1000))")
@@ -460,7 +511,10 @@ final class WorkerThread: @unchecked Sendable {
     private var result: Result?
     private var busy = false
 
-    var isBusy: Bool { lock.lock(); defer { lock.unlock() }; return busy }
+    /// Running, or finished with a result nobody took yet: a new job must wait, or its start
+    /// would overwrite that result (a job finishing between `take()` and `start` was lost so,
+    /// and the agent waited forever for the EVAL it never sent).
+    var isBusy: Bool { lock.lock(); defer { lock.unlock() }; return busy || result != nil }
 
     func start(_ job: @escaping @Sendable () throws -> Void) {
         start(label: nil) { try job(); return [:] }

@@ -15,11 +15,12 @@ enum MergedDownload {
 
     /// Builds `mergedRoot/label` from `weights`. `label` must be a method label (checked
     /// again here: it becomes a directory name).
-    static func assemble(weights: String, localModel: String, agentName: String, mergedRoot: String, label: String) throws {
+    static func assemble(weights: String, localModel: String, agentName: String, headsPrefix: String = HeadsNaming.defaultPrefix,
+                         mergedRoot: String, label: String) throws {
         guard PortableName.isMethodLabel(label) else { throw MergedWeightsError.label(label) }
         let file = try SafeTensorsFile(path: weights)
         let own = try SafeTensorsFile(path: localModel + "/model.safetensors")
-        let selection = try select(file, like: own, agentName: agentName)
+        let selection = try select(file, like: own, agentName: agentName, headsPrefix: headsPrefix)
 
         try FileManager.default.createDirectory(atPath: mergedRoot, withIntermediateDirectories: true)
         let building = mergedRoot + "/.building-" + label
@@ -46,18 +47,19 @@ enum MergedDownload {
     }
 
     /// Checks `file`'s tensors against this agent's model `own`: the same names, shapes and
-    /// floating-point kind. With one head per agent (`classifier_<agent>.*` present) the
-    /// agent's head stands in for `classifier.*` and the other agents' heads are dropped.
-    /// Returns (name in file, name to save) when tensors must be renamed, nil when the file
-    /// is used as it is.
-    static func select(_ file: SafeTensorsFile, like own: SafeTensorsFile, agentName: String) throws -> [(String, String)]? {
-        let ownHead = "classifier_\(agentName)."
+    /// floating-point kind. With one head per agent (MERGED's `headsPrefix` "classifier." and
+    /// `classifier_<agent>.*` present; names spelt by HeadsNaming) the agent's head stands in
+    /// for `classifier.*` and the other agents' heads are dropped. Returns (name in file, name
+    /// to save) when tensors must be renamed, nil when the file is used as it is.
+    static func select(_ file: SafeTensorsFile, like own: SafeTensorsFile, agentName: String,
+                       headsPrefix: String = HeadsNaming.defaultPrefix) throws -> [(String, String)]? {
+        let ownHead = HeadsNaming.keptPrefix(agent: agentName, headsPrefix: headsPrefix)
         let keptHeads = file.names.contains { $0.hasPrefix(ownHead) }
         var selection: [(String, String)] = []
         for name in file.names.sorted() {
             if keptHeads {
-                if name.hasPrefix(ownHead) { selection.append((name, "classifier." + name.dropFirst(ownHead.count))); continue }
-                if name.hasPrefix("classifier_") || name.hasPrefix("classifier.") { continue }
+                if name.hasPrefix(ownHead) { selection.append((name, headsPrefix + name.dropFirst(ownHead.count))); continue }
+                if HeadsNaming.isAnyHead(name, headsPrefix: headsPrefix) { continue }
             }
             selection.append((name, name))
         }

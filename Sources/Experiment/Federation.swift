@@ -180,7 +180,7 @@ public struct Federation {
         Thread.sleep(forTimeInterval: 1)
         for a in agents where subset.contains(a.name) {
             let log = logs + "/\(a.name).log"
-            children.append((a.name, try start(["agent", dir + "/\(a.name).yaml"], log: log, environment: ["OPENBLAS_NUM_THREADS": "1"]), log))
+            children.append((a.name, try start(["agent", dir + "/\(a.name).yaml", "--once"], log: log, environment: ["OPENBLAS_NUM_THREADS": "1"]), log))
         }
         say("round \(id): aggregator on 127.0.0.1:\(port), agents \(subset.joined(separator: ", ")); logs \(logs)")
         // Every agent exits once the aggregator acknowledged its last EVAL (EVALUATED), and the

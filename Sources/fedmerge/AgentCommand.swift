@@ -1,4 +1,5 @@
-// `fedmerge agent CONFIG.yaml`: runs one agent next to its private data for one round.
+// `fedmerge agent CONFIG.yaml`: runs one agent next to its private data: enrolled for every
+// merge it takes part in, or for one with `--once`.
 
 import Agent
 import ArgumentParser
@@ -17,7 +18,9 @@ struct AgentCommand: ParsableCommand {
         mats with objective kfac) and uploads model and statistics. Then it evaluates each merged model
         it receives, and its own model, on `data.test` and reports the metrics. Nothing else leaves the machine.
         Work is kept in `workdir` and reused on restart when the config is unchanged; an
-        interrupted upload resumes from the last acknowledged byte.
+        interrupted upload resumes from the last acknowledged byte. Without `--once` the agent
+        stays enrolled after a merge: it keeps its link, uploads again only when its contribution
+        changed, and evaluates each further merge it is sent for until stopped.
 
         \(DaemonExit.help)
         """
@@ -32,11 +35,18 @@ struct AgentCommand: ParsableCommand {
     @Option(help: "Seconds to keep retrying when the aggregator is unreachable, counted from the loss of the link (from the start until first admitted).")
     var connectTimeout: Double = 600
 
+    @Flag(help: "Serve one merge, then exit (0 when every model was evaluated). Without it the agent stays enrolled and evaluates every merge it is sent for until stopped.")
+    var once = false
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: Logger.Level = .info
 
     @Option(help: .hidden) var chunkSize: Int?
+    #if DEBUG
+    /// Fault injection for the end-to-end tests (they run the debug build): exit abruptly with
+    /// status 99 once this many upload bytes left. Absent from release builds.
     @Option(help: .hidden) var crashAfterBytes: Int?
+    #endif
 
     func run() throws {
         DaemonLogging.bootstrap(level: logLevel)
@@ -56,8 +66,17 @@ struct AgentCommand: ParsableCommand {
         try Self.exitOnStartError { try work.checkData() }
         StopSignal.install()
         daemon.connectTimeout = connectTimeout
+        daemon.once = once
         if let chunkSize { daemon.chunkSize = chunkSize }
-        daemon.crashAfterBytes = crashAfterBytes
+        #if DEBUG
+        if let limit = crashAfterBytes {
+            daemon.uploadObserver = { sent in
+                guard sent >= limit else { return }
+                logger.critical("fault injection: exiting after \(sent) upload bytes")
+                _exit(99)
+            }
+        }
+        #endif
         let exit = try Self.exitOnStartError {
             do { return try daemon.run() } catch let error as AgentStartError { throw error } catch {
                 DaemonLogging.fail("\(error)")

@@ -52,7 +52,7 @@ final class AgentHardeningTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: victim, withIntermediateDirectories: true)
         try "precious".write(toFile: victim + "/keep.txt", atomically: true, encoding: .utf8)
         let fake = try FakeAggregator(endpoint: f.endpoint, certificates: f.root + "/certs")
-        try f.start("a", ["agent", "agent-a.yaml", "--connect-timeout", "60"])
+        try f.start("a", ["agent", "agent-a.yaml", "--once", "--connect-timeout", "60"])
         XCTAssertTrue(fake.serve { $0.contains(where: isHello) }, "the agent says HELLO")
         try fake.send(distributingWelcome(methods: ["regmean", "average"]))
         XCTAssertTrue(fake.serve { _ in fake.evaluations.contains { $0.method == "local" } }, "the agent evaluates its own model")
@@ -119,7 +119,7 @@ final class AgentHardeningTests: XCTestCase {
     func testFailedEvaluationIsReportedAndEndsTheAgentInsteadOfHanging() throws {
         let f = try setUpFederation("eval-fails", agents: ["a"])
         let fake = try FakeAggregator(endpoint: f.endpoint, certificates: f.root + "/certs")
-        try f.start("a", ["agent", "agent-a.yaml", "--connect-timeout", "60"])
+        try f.start("a", ["agent", "agent-a.yaml", "--once", "--connect-timeout", "60"])
         XCTAssertTrue(fake.serve { $0.contains(where: isHello) })
         // After the start-up checks passed: the test split gains a label the model does not know.
         let test = f.root + "/data/a/test.csv"
@@ -139,9 +139,9 @@ final class AgentHardeningTests: XCTestCase {
     func testSecondAgentOnTheSameWorkdirExitsNamingTheHolder() throws {
         let f = try setUpFederation("lock", agents: ["a"])
         // Nobody listens: the first agent keeps retrying, holding the workdir.
-        let first = try f.start("first", ["agent", "agent-a.yaml", "--connect-timeout", "120"])
+        let first = try f.start("first", ["agent", "agent-a.yaml", "--once", "--connect-timeout", "120"])
         XCTAssertTrue(f.waitUntil(limit: 60) { f.log("first").contains("link lost") }, f.log("first"))
-        try f.start("second", ["agent", "agent-a.yaml", "--connect-timeout", "120"])
+        try f.start("second", ["agent", "agent-a.yaml", "--once", "--connect-timeout", "120"])
         XCTAssertEqual(f.wait("second", limit: 30), 2)
         let log = f.log("second")
         XCTAssertTrue(log.contains("work/a/agent.lock") && log.contains("process \(first.processIdentifier)"), log)
@@ -159,13 +159,13 @@ final class AgentHardeningTests: XCTestCase {
         // Before its first admission an agent's clock runs from its start: let the aggregator
         // bind first, so a 5 s timeout is not spent on the aggregator's own start-up.
         XCTAssertTrue(f.waitUntil(limit: 120) { f.log("aggregator").contains("aggregator listening") }, f.log("aggregator"))
-        try f.start("a", ["agent", "agent-a.yaml", "--connect-timeout", "5"])
+        try f.start("a", ["agent", "agent-a.yaml", "--once", "--connect-timeout", "5"])
         XCTAssertTrue(f.waitUntil(limit: 300) { f.uploadComplete("a", files: ["config.json", "model.safetensors"]) }, "a uploaded")
         // Older than its connect timeout, and connected all along (b is not there yet).
         Thread.sleep(forTimeInterval: max(0, 6 - Date().timeIntervalSince(started)))
         f.kill("aggregator")
         try f.start("aggregator-restarted", ["aggregator", "aggregator.yaml", "--once"])
-        try f.start("b", ["agent", "agent-b.yaml", "--connect-timeout", "120"])
+        try f.start("b", ["agent", "agent-b.yaml", "--once", "--connect-timeout", "120"])
         XCTAssertEqual(f.wait("aggregator-restarted"), 0, "the round completes")
         XCTAssertEqual(f.wait("a", limit: 60), 0, "a reconnected and finished")
         XCTAssertTrue(f.log("a").contains("link lost"), "a did lose its link")
@@ -175,7 +175,7 @@ final class AgentHardeningTests: XCTestCase {
 
     /// Runs `fedmerge agent CONFIG ARGS` to its end and returns (status, log).
     private func run(_ f: Federation, _ label: String, _ arguments: [String]) throws -> (Int32?, String) {
-        try f.start(label, ["agent"] + arguments)
+        try f.start(label, ["agent", "--once"] + arguments)
         let status = f.wait(label, limit: 60)
         f.kill(label)
         return (status, f.log(label))

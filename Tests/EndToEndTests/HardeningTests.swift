@@ -40,7 +40,7 @@ final class HardeningTests: XCTestCase {
         let subset = rogueNames + ["a", "b"]
         try f.writeAggregatorConfig(subset: subset, allow: subset, methods: Federation.threeMethods, minAgents: 2, deadline: 150)
         try f.start("aggregator", ["aggregator", "aggregator.yaml", "--once"])
-        for agent in ["a", "b"] { try f.start(agent, ["agent", "agent-\(agent).yaml", "--connect-timeout", "300"]) }
+        for agent in ["a", "b"] { try f.start(agent, ["agent", "agent-\(agent).yaml", "--once", "--connect-timeout", "300"]) }
         XCTAssertTrue(f.waitUntil(limit: 300) { f.uploadComplete("a") && f.uploadComplete("b") }, "honest uploads committed")
 
         let honest = f.root + "/work/a/prepared"
@@ -128,7 +128,7 @@ final class HardeningTests: XCTestCase {
         let f = try setUp("new-stats", honest: ["a", "b"])
         try f.writeAggregatorConfig(subset: ["a", "b", "late"], allow: ["a", "b", "late"], methods: "    - {merge_method: regmean}")
         try f.start("aggregator", ["aggregator", "aggregator.yaml", "--once"])
-        for agent in ["a", "b"] { try f.start(agent, ["agent", "agent-\(agent).yaml", "--connect-timeout", "300"]) }
+        for agent in ["a", "b"] { try f.start(agent, ["agent", "agent-\(agent).yaml", "--once", "--connect-timeout", "300"]) }
         XCTAssertTrue(f.waitUntil(limit: 300) { f.uploadComplete("a") && f.uploadComplete("b") }, "uploads with Grams only")
         let before = try SafeTensorsFile(path: try XCTUnwrap(f.contributionDirectory("a")) + "/stats.safetensors")
         XCTAssertFalse(before.names.contains { $0.hasSuffix(".fisher") }, "the first round asked for Grams only")

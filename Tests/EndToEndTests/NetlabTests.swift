@@ -64,7 +64,7 @@ final class NetlabTests: XCTestCase {
         for agent in agents { try loopback.writeAgentConfig(agent) }
         try loopback.writeAggregatorConfig(subset: agents, allow: agents, methods: Federation.threeMethods)
         try loopback.start("aggregator", ["aggregator", "aggregator.yaml", "--once"])
-        for agent in agents { try loopback.start(agent, ["agent", "agent-\(agent).yaml", "--connect-timeout", "120"]) }
+        for agent in agents { try loopback.start(agent, ["agent", "agent-\(agent).yaml", "--once", "--connect-timeout", "120"]) }
         XCTAssertEqual(loopback.wait("aggregator"), 0, "the loopback round completes")
 
         // The lab: a on "wan", b and c on "bad"; c's link goes down for 20 s once its upload began.
@@ -78,7 +78,7 @@ final class NetlabTests: XCTestCase {
         for agent in agents { try lab.writeAgentConfig(agent) }
         try lab.writeAggregatorConfig(subset: agents, allow: agents, methods: Federation.threeMethods)
         try lab.start("aggregator", ["aggregator", "aggregator.yaml", "--once"], netlabHost: "agg")
-        for agent in agents { try lab.start(agent, ["agent", "agent-\(agent).yaml", "--connect-timeout", "120"], netlabHost: agent) }
+        for agent in agents { try lab.start(agent, ["agent", "agent-\(agent).yaml", "--once", "--connect-timeout", "120"], netlabHost: agent) }
 
         // Mid-upload: as soon as c is admitted (its store directory appears, polled every 10 ms),
         // its files are on their way. Not later: the whole tiny upload fits in the socket

@@ -25,14 +25,14 @@ final class PrivateGramRoundTests: XCTestCase {
         try f.writeAggregatorConfig(subset: ["a", "b"], allow: ["a", "b"], methods: "    - {merge_method: regmean, parameters: {alpha: 0.9}}")
 
         try f.start("aggregator", ["aggregator", "aggregator.yaml", "--once"])
-        for agent in ["a", "b"] { try f.start(agent, ["agent", "agent-\(agent).yaml", "--connect-timeout", "120"]) }
+        for agent in ["a", "b"] { try f.start(agent, ["agent", "agent-\(agent).yaml", "--once", "--connect-timeout", "120"]) }
         XCTAssertEqual(f.wait("aggregator"), 0, "the aggregator completes the round")
         for agent in ["a", "b"] { XCTAssertEqual(f.wait(agent, limit: 60), 0, "agent \(agent) finishes") }
         XCTAssertFalse(f.log("aggregator").contains("quarantine"), f.log("aggregator"))
 
         // What b uploaded carries its accounting and is noised: the exact agent's has neither.
-        let noisy = try SafeTensorsFile(path: try XCTUnwrap(f.contributionDirectory("b")) + "/stats.safetensors")
-        let exact = try SafeTensorsFile(path: try XCTUnwrap(f.contributionDirectory("a")) + "/stats.safetensors")
+        let noisy = try SafeTensorsFile(path: try XCTUnwrap(f.contributionDirectory("b"), "b's contribution is stored") + "/stats.safetensors")
+        let exact = try SafeTensorsFile(path: try XCTUnwrap(f.contributionDirectory("a"), "a's contribution is stored") + "/stats.safetensors")
         XCTAssertNotNil(noisy.metadata["gram.privacy"])
         XCTAssertNil(exact.metadata["gram.privacy"])
         XCTAssertTrue(f.log("b").contains("differentially private"), f.log("b"))

@@ -30,7 +30,7 @@ final class EndToEndRoundTests: XCTestCase {
                                     methods: Federation.fourMethods)
 
         try f.start("aggregator", ["aggregator", "aggregator.yaml", "--once"])
-        for agent in ["a", "b", "c", "outsider", "mallory"] { try f.start(agent, ["agent", "agent-\(agent).yaml", "--connect-timeout", "120"]) }
+        for agent in ["a", "b", "c", "outsider", "mallory"] { try f.start(agent, ["agent", "agent-\(agent).yaml", "--once", "--connect-timeout", "120"]) }
 
         XCTAssertEqual(f.wait("aggregator"), 0, "the aggregator completes the round")
         for agent in ["a", "b", "c"] { XCTAssertEqual(f.wait(agent, limit: 60), 0, "agent \(agent) finishes") }
@@ -69,14 +69,14 @@ final class EndToEndRoundTests: XCTestCase {
         let f = try setUpFederation("restart", agents: ["a", "b", "c"])
         try f.writeAggregatorConfig(subset: ["a", "b", "c"], allow: ["a", "b", "c"], methods: Federation.threeMethods)
         try f.start("aggregator", ["aggregator", "aggregator.yaml", "--once"])
-        try f.start("a", ["agent", "agent-a.yaml", "--connect-timeout", "300"])
-        try f.start("b", ["agent", "agent-b.yaml", "--connect-timeout", "300"])
+        try f.start("a", ["agent", "agent-a.yaml", "--once", "--connect-timeout", "300"])
+        try f.start("b", ["agent", "agent-b.yaml", "--once", "--connect-timeout", "300"])
         XCTAssertTrue(f.waitUntil { f.uploadComplete("a") && f.uploadComplete("b") }, "two uploads committed")
         f.kill("aggregator")
         let before = try ["a", "b"].map { try FileManager.default.attributesOfItem(atPath: try XCTUnwrap(f.contributionDirectory($0)) + "/model.safetensors") }
 
         try f.start("aggregator-restarted", ["aggregator", "aggregator.yaml", "--once"])
-        try f.start("c", ["agent", "agent-c.yaml", "--connect-timeout", "300"])
+        try f.start("c", ["agent", "agent-c.yaml", "--once", "--connect-timeout", "300"])
         XCTAssertEqual(f.wait("aggregator-restarted"), 0, "the restarted aggregator completes the round")
         for agent in ["a", "b", "c"] { XCTAssertEqual(f.wait(agent, limit: 60), 0, agent) }
 
@@ -95,12 +95,12 @@ final class EndToEndRoundTests: XCTestCase {
         let f = try setUpFederation("resume", agents: ["a", "b"])
         try f.writeAggregatorConfig(subset: ["a", "b"], allow: ["a", "b"], methods: "    - {merge_method: regmean}")
         try f.start("aggregator", ["aggregator", "aggregator.yaml", "--once"])
-        try f.start("b", ["agent", "agent-b.yaml"])
-        try f.start("a-crash", ["agent", "agent-a.yaml", "--chunk-size", "4096", "--crash-after-bytes", "30000"])
+        try f.start("b", ["agent", "agent-b.yaml", "--once"])
+        try f.start("a-crash", ["agent", "agent-a.yaml", "--once", "--chunk-size", "4096", "--crash-after-bytes", "30000"])
         XCTAssertEqual(f.wait("a-crash", limit: 300), 99, "fault injection ends the first agent run mid-upload")
         XCTAssertFalse(f.uploadComplete("a", files: ["model.safetensors"]), "nothing renamed before the upload completed")
 
-        try f.start("a", ["agent", "agent-a.yaml", "--chunk-size", "4096"])
+        try f.start("a", ["agent", "agent-a.yaml", "--once", "--chunk-size", "4096"])
         XCTAssertEqual(f.wait("aggregator"), 0)
         XCTAssertEqual(f.wait("a", limit: 60), 0)
 
@@ -135,7 +135,7 @@ final class EndToEndRoundTests: XCTestCase {
 
         try "name: a\naggregator: tcp://127.0.0.1:1\ntls: {ca: x, cert: y, key: z}\nbase_model: base\nworkdir: w\ndata: {train: t.csv, test: t.csv}\ntrain: {epochs: zero}\n"
             .write(toFile: f.root + "/bad-agent.yaml", atomically: true, encoding: .utf8)
-        try f.start("bad-agent", ["agent", "bad-agent.yaml"])
+        try f.start("bad-agent", ["agent", "bad-agent.yaml", "--once"])
         XCTAssertEqual(f.wait("bad-agent", limit: 60), 2)
         XCTAssertTrue(f.log("bad-agent").contains("'train.epochs' must be a whole number"), f.log("bad-agent"))
 

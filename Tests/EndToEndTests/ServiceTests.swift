@@ -34,7 +34,7 @@ final class ServiceTests: XCTestCase {
 
     /// Runs the agents once more (each a new process) and waits for them to finish.
     private func runAgents(_ f: Federation, _ agents: [String], pass: Int) {
-        for agent in agents { XCTAssertNoThrow(try f.start("\(agent)-\(pass)", ["agent", "agent-\(agent).yaml", "--connect-timeout", "300"])) }
+        for agent in agents { XCTAssertNoThrow(try f.start("\(agent)-\(pass)", ["agent", "agent-\(agent).yaml", "--once", "--connect-timeout", "300"])) }
         for agent in agents { XCTAssertEqual(f.wait("\(agent)-\(pass)", limit: 600), 0, "\(agent), pass \(pass)") }
     }
 
