@@ -244,27 +244,19 @@ public final class SecureClient: @unchecked Sendable {
         case .established(let session, let connection):
             guard Data(frames[0]) == connection else { return }
             guard bytes.count > 0 else { try fail(.connectionClosed) }
-            var failure: LinkFailure?
+            let failure: LinkFailure?
             do {
-                try session.withFrame(bytes) {
-                    while let plaintext = try reassembler.next(from: session) {
-                        let message: Message
-                        do throws(MessageDecodingError) { message = try codec.decode(plaintext) } catch {
-                            failure = .malformedMessage(error)
-                            return
-                        }
-                        switch message {
-                        case .heartbeat: continue
-                        case .error(let report) where ["malformed", "oversize", "timeout", "superseded", "link"].contains(report.code):
-                            // The server's link layer ended the link and says why.
-                            failure = .errorFromPeer(code: report.code, message: report.message)
-                            return
-                        default: inbox.append(message)
-                        }
+                failure = try SecureFraming.readMessages(bytes, session: session, reassembler: reassembler, codec: codec) { message, _ in
+                    switch message {
+                    case .heartbeat: return nil
+                    case .error(let report) where ["malformed", "oversize", "timeout", "superseded", "link"].contains(report.code):
+                        // The server's link layer ended the link and says why.
+                        return .errorFromPeer(code: report.code, message: report.message)
+                    default:
+                        inbox.append(message)
+                        return nil
                     }
                 }
-            } catch let error as MessageDecodingError {
-                failure = .malformedMessage(error)
             } catch {
                 try fail(.record(error as? TLSError ?? .recordFailed("\(error)")))
             }

@@ -95,6 +95,30 @@ func monotonicSeconds() -> Double { Double(DispatchTime.now().uptimeNanoseconds)
 enum SecureFraming {
     static let lengthBytes = 4
 
+    /// Decrypts `bytes` of an established session and hands each whole message to `body`, in
+    /// order, until `body` returns a failure. What the codec or the length prefix rejects is
+    /// returned as `.malformedMessage`; TLS errors are thrown. Both ends read this way.
+    static func readMessages(_ bytes: UnsafeRawBufferPointer, session: TLSSession, reassembler: MessageReassembler,
+                             codec: MessageCodec, _ body: (_ message: Message, _ bytes: Int) -> LinkFailure?) throws -> LinkFailure? {
+        var failure: LinkFailure?
+        do {
+            try session.withFrame(bytes) {
+                while let plaintext = try reassembler.next(from: session) {
+                    let message: Message
+                    do throws(MessageDecodingError) { message = try codec.decode(plaintext) } catch {
+                        failure = .malformedMessage(error)
+                        return
+                    }
+                    failure = body(message, plaintext.count)
+                    if failure != nil { return }
+                }
+            }
+        } catch let error as MessageDecodingError {
+            failure = .malformedMessage(error)
+        }
+        return failure
+    }
+
     /// Encrypts `message` (length, head, then payload, no concatenation) into `session`'s
     /// output; the caller sends it (`PendingOutput.take`).
     static func encrypt(_ message: Message, codec: MessageCodec, session: TLSSession) throws {

@@ -411,22 +411,14 @@ public final class SecureServer: @unchecked Sendable {
     /// Decrypts `bytes` of an admitted link and reports each whole message. A message the
     /// codec rejects ends the link with an ERROR naming why; undecryptable bytes end it bare.
     private func readMessages(from peer: PeerID, session: TLSSession, name: String, reassembler: MessageReassembler, bytes: UnsafeRawBufferPointer) {
-        var failure: LinkFailure?
+        let failure: LinkFailure?
         do {
-            try session.withFrame(bytes) {
-                while let plaintext = try reassembler.next(from: session) {
-                    let message: Message
-                    do throws(MessageDecodingError) { message = try codec.decode(plaintext) } catch {
-                        failure = .malformedMessage(error)
-                        return
-                    }
-                    if case .heartbeat = message { continue }
-                    logger.trace("message", metadata: ["peer": "\(peer)", "name": "\(loggable(name))", "type": "\(message.type)", "bytes": "\(plaintext.count)"])
-                    events.append(.message(peer, message))
-                }
+            failure = try SecureFraming.readMessages(bytes, session: session, reassembler: reassembler, codec: codec) { message, size in
+                if case .heartbeat = message { return nil }
+                logger.trace("message", metadata: ["peer": "\(peer)", "name": "\(loggable(name))", "type": "\(message.type)", "bytes": "\(size)"])
+                events.append(.message(peer, message))
+                return nil
             }
-        } catch let error as MessageDecodingError {
-            failure = .malformedMessage(error)
         } catch {
             end(peer, .record(error as? TLSError ?? .recordFailed("\(error)")), farewell: .none)
             return
