@@ -8,15 +8,7 @@ import Protocol
 import SafeTensors
 import XCTest
 
-final class AgentHardeningTests: XCTestCase {
-    private var federation: Federation!
-
-    override func tearDown() {
-        if let federation, testRun?.failureCount ?? 0 > 0 { print(federation.logs()) }
-        federation?.cleanUp()
-        super.tearDown()
-    }
-
+final class AgentHardeningTests: FederationTestCase {
     private func setUpFederation(_ name: String, agents: [String]) throws -> Federation {
         let f = try Federation.make(name, agents: agents, domains: ["alpha", "beta"], seed: 200)
         federation = f

@@ -6,15 +6,7 @@
 import Foundation
 import XCTest
 
-final class EnrolledAgentTests: XCTestCase {
-    private var federation: Federation!
-
-    override func tearDown() {
-        if let federation, testRun?.failureCount ?? 0 > 0 { print(federation.logs()) }
-        federation?.cleanUp()
-        super.tearDown()
-    }
-
+final class EnrolledAgentTests: FederationTestCase {
     private func writeMerge(_ f: Federation, _ name: String, _ yaml: String) throws {
         try FileManager.default.createDirectory(atPath: f.root + "/merges", withIntermediateDirectories: true)
         try yaml.write(toFile: f.root + "/\(name).yaml.tmp", atomically: true, encoding: .utf8)

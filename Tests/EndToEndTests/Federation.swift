@@ -307,3 +307,15 @@ final class Federation {
         processes.keys.sorted().map { "=== \($0)\n" + log($0).suffix(4000) }.joined(separator: "\n")
     }
 }
+
+/// Base of the end-to-end tests that run one federation: prints its logs when a test failed,
+/// then stops its processes and removes its directory.
+class FederationTestCase: XCTestCase {
+    var federation: Federation!
+
+    override func tearDown() {
+        if let federation, testRun?.failureCount ?? 0 > 0 { print(federation.logs()) }
+        federation?.cleanUp()
+        super.tearDown()
+    }
+}

@@ -8,14 +8,11 @@ import Protocol
 import SafeTensors
 import XCTest
 
-final class HardeningTests: XCTestCase {
-    private var federation: Federation!
+final class HardeningTests: FederationTestCase {
     private var rogues: [RogueAgent] = []
 
     override func tearDown() {
         rogues.forEach { $0.close() }
-        if let federation, testRun?.failureCount ?? 0 > 0 { print(federation.logs()) }
-        federation?.cleanUp()
         super.tearDown()
     }
 

@@ -7,15 +7,7 @@ import LinAlg
 import SafeTensors
 import XCTest
 
-final class PrivateGramRoundTests: XCTestCase {
-    private var federation: Federation!
-
-    override func tearDown() {
-        if let federation, testRun?.failureCount ?? 0 > 0 { print(federation.logs()) }
-        federation?.cleanUp()
-        super.tearDown()
-    }
-
+final class PrivateGramRoundTests: FederationTestCase {
     func testNoisyGramsFromADPAgentPassTheAggregatorAndMerge() throws {
         let f = try Federation.make("dp-round", agents: ["a", "b"])
         federation = f

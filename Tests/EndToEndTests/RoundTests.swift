@@ -6,15 +6,7 @@ import LinAlg
 import SafeTensors
 import XCTest
 
-final class EndToEndRoundTests: XCTestCase {
-    private var federation: Federation!
-
-    override func tearDown() {
-        if let federation, testRun?.failureCount ?? 0 > 0 { print(federation.logs()) }
-        federation?.cleanUp()
-        super.tearDown()
-    }
-
+final class EndToEndRoundTests: FederationTestCase {
     private func setUpFederation(_ name: String, agents: [String]) throws -> Federation {
         let f = try Federation.make(name, agents: agents)
         federation = f

@@ -10,15 +10,7 @@ import LinAlg
 import SafeTensors
 import XCTest
 
-final class ServiceTests: XCTestCase {
-    private var federation: Federation!
-
-    override func tearDown() {
-        if let federation, testRun?.failureCount ?? 0 > 0 { print(federation.logs()) }
-        federation?.cleanUp()
-        super.tearDown()
-    }
-
+final class ServiceTests: FederationTestCase {
     private func json(_ path: String) throws -> [String: Any] {
         try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any], path)
     }
