@@ -8,14 +8,19 @@ enum BaseLookup {
     /// The base tensor for model tensor `name`, or nil when the base has none (e.g. a new head).
     /// A counterpart with a different shape is an error naming both shapes.
     static func counterpart(of name: String, shape: [Int], in base: NamedTensors) throws -> Tensor<Float>? {
-        var candidates = [name]
-        if let dot = name.firstIndex(of: ".") { candidates.append(String(name[name.index(after: dot)...])) }
-        for candidate in candidates {
-            guard let t = base[candidate] else { continue }
-            guard t.shape == shape else {
-                throw MergeError.shapeMismatch(model: "base", tensor: candidate, expected: shape, actual: t.shape)
-            }
-            return t
+        guard let (candidate, t) = find(name, in: base) else { return nil }
+        guard t.shape == shape else {
+            throw MergeError.shapeMismatch(model: "base", tensor: candidate, expected: shape, actual: t.shape)
+        }
+        return t
+    }
+
+    /// The base's name and tensor for model tensor `name` by the rule above, whatever its shape.
+    static func find(_ name: String, in base: NamedTensors) -> (name: String, tensor: Tensor<Float>)? {
+        if let t = base[name] { return (name, t) }
+        if let dot = name.firstIndex(of: ".") {
+            let stripped = String(name[name.index(after: dot)...])
+            if let t = base[stripped] { return (stripped, t) }
         }
         return nil
     }

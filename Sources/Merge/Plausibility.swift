@@ -80,7 +80,7 @@ public enum Plausibility {
         for name in model.names {
             let tensor = model[name]!
             guard allFinite(tensor) else { fail(.nonFinite, name, "contains NaN or infinity"); continue }
-            guard let (baseName, reference) = counterpart(of: name, in: base) else {
+            guard let (baseName, reference) = BaseLookup.find(name, in: base) else {
                 if name.hasPrefix(limits.headsPrefix) {
                     let largest = maxAbs(tensor)
                     if largest > limits.maxHeadValue {
@@ -197,16 +197,6 @@ public enum Plausibility {
             return PlausibilityViolation(kind: .notPositiveSemidefinite, tensor: name,
                                          detail: "not positive semi-definite: an eigenvalue lies below −\(format(limits.psdTolerance))·max(diag G) = −\(format(shift))")
         }
-    }
-
-    /// The base tensor for `name` by BaseLookup's rule (the name, else without its first component).
-    static func counterpart(of name: String, in base: NamedTensors) -> (String, Tensor<Float>)? {
-        if let t = base[name] { return (name, t) }
-        if let dot = name.firstIndex(of: ".") {
-            let stripped = String(name[name.index(after: dot)...])
-            if let t = base[stripped] { return (stripped, t) }
-        }
-        return nil
     }
 
     /// "encoder.layer.0.attention.self.query.weight" → "encoder.layer.0.attention.self.query".
