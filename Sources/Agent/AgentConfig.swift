@@ -3,6 +3,7 @@
 
 import DaemonSupport
 import Foundation
+import Model
 import Protocol
 
 public struct AgentConfig: Sendable {
@@ -30,6 +31,8 @@ public struct AgentConfig: Sendable {
     public struct StatsSection: Sendable, Equatable {
         public var gramBatches: Int
         public var fisherExamples: Int
+        /// Which labels the Fisher averages over (FisherLabels; default exact).
+        public var fisherLabels: FisherLabels
         /// Examples for the K-FAC output factors (MaTS with objective kfac).
         public var kfacExamples: Int
         public var batchSize: Int
@@ -120,9 +123,11 @@ public struct AgentConfig: Sendable {
         }
 
         let s = try top.optionalSection("stats") ?? ConfigReader(file: file, path: "stats", map: [:])
-        try s.onlyKeys(["gram_batches", "fisher_examples", "kfac_examples", "batch_size"])
+        try s.onlyKeys(["gram_batches", "fisher_examples", "fisher_labels", "kfac_examples", "batch_size"])
         let stats = StatsSection(gramBatches: try s.int("gram_batches", default: 16, range: 1...1_000_000),
                                  fisherExamples: try s.int("fisher_examples", default: 256, range: 1...10_000_000),
+                                 fisherLabels: FisherLabels(rawValue: try s.choice("fisher_labels", FisherLabels.allCases.map(\.rawValue),
+                                                                                   default: FisherLabels.exact.rawValue))!,
                                  kfacExamples: try s.int("kfac_examples", default: 256, range: 1...10_000_000),
                                  batchSize: try s.int("batch_size", default: 16, range: 1...4096))
         let e = try top.optionalSection("eval") ?? ConfigReader(file: file, path: "eval", map: [:])

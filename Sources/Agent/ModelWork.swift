@@ -151,6 +151,7 @@ public struct ModelWork: LocalWork {
         plan.maxLength = maxLength
         plan.gramBatches = wanted.contains("gram") ? config.stats.gramBatches : 0
         plan.fisherExamples = wanted.contains("fisher") ? config.stats.fisherExamples : 0
+        plan.fisherLabels = config.stats.fisherLabels
         plan.kfacExamples = wanted.contains("kfac_out") ? config.stats.kfacExamples : 0
         plan.seed = UInt64(config.train?.seed ?? 42)
         if let g = config.gramNoise, plan.gramBatches > 0 {

@@ -3,6 +3,7 @@
 
 import DaemonSupport
 import Foundation
+import Model
 
 public struct ExperimentConfig: Sendable {
     /// One agent's data: a corpus file (optionally a separate test file) and its own max_len.
@@ -41,6 +42,7 @@ public struct ExperimentConfig: Sendable {
     public var testSize: Int
     public var gramBatches: Int
     public var fisherExamples: Int
+    public var fisherLabels: FisherLabels
     public var kfacExamples: Int
     public var alphas: [Double]
     public var members: [Member]
@@ -69,7 +71,7 @@ public struct ExperimentConfig: Sendable {
         let sizes = try top.section("sizes")
         try sizes.onlyKeys(["train", "validation", "test"])
         let stats = try top.optionalSection("stats") ?? ConfigReader(file: file, path: "stats", map: [:])
-        try stats.onlyKeys(["gram_batches", "fisher_examples", "kfac_examples"])
+        try stats.onlyKeys(["gram_batches", "fisher_examples", "fisher_labels", "kfac_examples"])
 
         var members: [Member] = []
         for m in try top.sections("members") {
@@ -127,6 +129,8 @@ public struct ExperimentConfig: Sendable {
             testSize: try sizes.int("test", range: 1...1_000_000),
             gramBatches: try stats.int("gram_batches", default: 8, range: 1...100_000),
             fisherExamples: try stats.int("fisher_examples", default: 64, range: 1...1_000_000),
+            fisherLabels: FisherLabels(rawValue: try stats.choice("fisher_labels", FisherLabels.allCases.map(\.rawValue),
+                                                                  default: FisherLabels.exact.rawValue))!,
             kfacExamples: try stats.int("kfac_examples", default: 64, range: 1...1_000_000),
             alphas: alphas, members: members,
             outOfDomain: try top.bool("out_of_domain", default: setting == .domains),

@@ -304,7 +304,7 @@ public struct ExperimentRunner {
         md.append("- git revision: `\(revision)`; finished \(ISO8601DateFormatter().string(from: Date())) in \(Int(seconds)) s on this machine")
         md.append("- base model: \(URL(fileURLWithPath: config.baseModel).lastPathComponent); fine-tuning \(config.epochs) epoch(s), lr \(config.learningRate), batch \(config.batchSize); max_len \(agents.map { "\($0.name) \($0.maxLength)" }.joined(separator: ", "))")
         md.append("- sizes (caps): train \(config.trainSize)\(config.setting == .noniid ? " per partition" : " per agent"), validation \(config.validationSize), test \(config.testSize); data seed \(config.seed); agent seeds \(config.agentSeeds.map(String.init).joined(separator: ", "))\(Set(config.agentSeeds).count == 1 ? " (same classifier-head initialisation)" : " (different head initialisations)")")
-        md.append("- statistics: Gram over \(config.gramBatches) batches, Fisher over \(config.fisherExamples) examples, K-FAC over \(config.kfacExamples) examples")
+        md.append("- statistics: Gram over \(config.gramBatches) batches, Fisher (\(config.fisherLabels.rawValue) labels) over \(config.fisherExamples) examples, K-FAC over \(config.kfacExamples) examples")
         md.append("- one seed only: repeating with more seeds (mean ± std) did not fit this machine's time budget (2 shared cores)")
         md.append("- cells: accuracy / macro-F1 in percent; \"—\" = not applicable or not run")
         md.append("")
@@ -354,7 +354,7 @@ public struct ExperimentRunner {
                             "max_len": Dictionary(uniqueKeysWithValues: agents.map { ($0.name, $0.maxLength) }),
                             "train": config.trainSize, "validation": config.validationSize, "test": config.testSize,
                             "seed": config.seed, "agent_seeds": config.agentSeeds, "gram_batches": config.gramBatches,
-                            "fisher_examples": config.fisherExamples, "kfac_examples": config.kfacExamples] as [String: Any]
+                            "fisher_examples": config.fisherExamples, "fisher_labels": config.fisherLabels.rawValue, "kfac_examples": config.kfacExamples] as [String: Any]
         json["tables"] = tablesJSON
         json["merge_seconds"] = report.mergeSeconds.map { ["round": $0.round, "seconds": $0.seconds, "wall_seconds": $0.wall] as [String: Any] }
         json["notes"] = report.notes

@@ -161,7 +161,7 @@ public struct Federation {
               test: \(a.testPath)
               labels: [\(a.labels.map { "\"\($0)\"" }.joined(separator: ", "))]
             train: {epochs: \(config.epochs), lr: \(config.learningRate), batch_size: \(config.batchSize), max_len: \(a.maxLength), seed: \(config.agentSeeds[i])}
-            stats: {gram_batches: \(config.gramBatches), fisher_examples: \(config.fisherExamples), kfac_examples: \(config.kfacExamples)}
+            stats: {gram_batches: \(config.gramBatches), fisher_examples: \(config.fisherExamples), fisher_labels: \(config.fisherLabels.rawValue), kfac_examples: \(config.kfacExamples)}
             eval: {max_len: \(a.maxLength)\(agentEvalCap.map { ", max_examples: \($0)" } ?? "")}
             workdir: \(workdir)/agents/\(a.name)
 

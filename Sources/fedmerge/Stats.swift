@@ -22,6 +22,7 @@ struct Stats: ParsableCommand {
     @OptionGroup var dataOptions: DataArguments
     @Option(help: "No-grad forward batches for the Grams (0 skips them).") var gramBatches = 16
     @Option(help: "Examples for the diagonal Fisher (0 skips it).") var fisherExamples = 0
+    @Option(help: "Labels the Fisher averages over: \(FisherLabels.help).") var fisherLabels: FisherLabels = .exact
     @Option(help: "Examples for the K-FAC output factors (0 skips them).") var kfacExamples = 0
     @Option(help: "Examples per Gram batch.") var batchSize = 16
     @Option(help: "Maximum tokens per text.") var maxLen = 128
@@ -50,6 +51,7 @@ struct Stats: ParsableCommand {
         var plan = StatisticsPlan()
         plan.gramBatches = gramBatches; plan.batchSize = batchSize; plan.maxLength = maxLen
         plan.fisherExamples = fisherExamples; plan.kfacExamples = kfacExamples; plan.seed = seed
+        plan.fisherLabels = fisherLabels
         plan.gramNoise = gramNoiseEpsilon.map { GramNoiseSettings(epsilon: $0, delta: gramNoiseDelta, clip: gramNoiseClip, seed: gramNoiseSeed) }
         let start = DispatchTime.now().uptimeNanoseconds
         try StatisticsRun.write(model: encoder, tokenizer: tokenizer, data: dataset, plan: plan, to: out)

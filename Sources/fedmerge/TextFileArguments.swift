@@ -7,6 +7,7 @@ import Foundation
 import Model
 
 extension TextFormat: ExpressibleByArgument {}
+extension FisherLabels: ExpressibleByArgument {}
 
 struct TextFileArguments: ParsableArguments {
     @Option(help: "Input layout: text (one per line), csv (header row), jsonl (one object per line). Default: from the extension; stdin is text.")

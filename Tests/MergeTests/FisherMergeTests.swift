@@ -42,6 +42,26 @@ final class FisherMergeTests: XCTestCase {
         XCTAssertEqual(try FisherMerge().merge(models: ms, parameters: ["fisher_floor": .number(0)]).report.entry("p")?.fallbackCount, 0)
     }
 
+    func testL2NormalisationStopsAModelWithALargerFisherFromDominating() throws {
+        // Model 1's Fisher is 1000× model 0's, entry for entry. Raw Fisher weights are then
+        // 1 : 1000 everywhere (merged ≈ model 1); after per-model L2 normalisation both Fishers
+        // are the same unit vector, so the merge is the plain average (closed form).
+        var rng = SplitMix64(seed: 21)
+        var f = TestSupport.random([5, 2], &rng)
+        f.storage = f.storage.map { abs($0) + 0.05 }
+        var big = f
+        big.storage = f.storage.map { $0 * 1000 }
+        let ms = models(fishers: [f, big], seed: 22)
+        let (a, b) = (ms[0].tensors["p"]!.storage.map(Double.init), ms[1].tensors["p"]!.storage.map(Double.init))
+        let raw = try FisherMerge().merge(models: ms, parameters: [:]).tensors["p"]!
+        let normalised = try FisherMerge().merge(models: ms, parameters: ["fisher_normalize": .string("l2")]).tensors["p"]!
+        for i in 0..<10 {
+            XCTAssertEqual(Double(raw.storage[i]), (a[i] + 1000 * b[i]) / 1001, accuracy: 1e-5, "raw [\(i)]")
+            XCTAssertEqual(Double(normalised.storage[i]), (a[i] + b[i]) / 2, accuracy: 1e-5, "l2 [\(i)]")
+        }
+        XCTAssertThrowsError(try FisherMerge().merge(models: ms, parameters: ["fisher_normalize": .string("l1")]))
+    }
+
     func testMatchesNumpyFixture() throws { try TestSupport.checkFixture(method: "fisher") }
 
     func testMissingFisherInALaterModelIsANamedError() throws {

@@ -1,6 +1,11 @@
 // `fisher`: per parameter entry Σ wᵢFᵢθᵢ / Σ wᵢFᵢ with Fᵢ the diagonal Fisher from
 // `<param>.fisher` (Matena & Raffel, "Merging Models with Fisher-Weighted Averaging");
 // entries where Σ wᵢFᵢ < fisher_floor fall back to the weighted average.
+// `fisher_normalize: l2` first divides each model's Fisher by its L2 norm over every Fisher-merged
+// tensor, F̂ᵢ = Fᵢ / ‖Fᵢ‖₂ (the per-model normalisation of MergeLM and FusionBench): without it a
+// model whose Fisher is larger overall — a sharper task, more classes — outweighs the others
+// everywhere, which is how Fisher merging collapses on different tasks. The floor then applies to
+// Σ wᵢF̂ᵢ.
 
 import LinAlg
 
@@ -11,13 +16,16 @@ public struct FisherMerge: MergeMethod {
     public let parameters: [ParameterSpec] = [
         ParameterSpec("fisher_floor", .number(0...1e30), default: .number(1e-6),
                       doc: "Entries whose Σ wᵢFᵢ is below this use Σ wᵢθᵢ / Σ wᵢ instead (Matena & Raffel use 1e-6)."),
+        ParameterSpec("fisher_normalize", .choice(["none", "l2"]), default: .string("none"),
+                      doc: "none: raw Fisher; l2: divide each model's Fisher by its L2 norm over all merged tensors first."),
     ]
     public let needsBase = false
     public func requiredStatistics(_ parameters: MergeParameters) -> Set<StatisticKind> {
         CommonParameters.headsStatistics(parameters).union([.fisher])
     }
     public func makeAccumulator(validated parameters: MergeParameters, base: NamedTensors?) throws -> any MergeAccumulator {
-        FisherAccumulator(fold: ModelFold(method: name, parameters: parameters), floor: parameters.number("fisher_floor") ?? 1e-6)
+        FisherAccumulator(fold: ModelFold(method: name, parameters: parameters), floor: parameters.number("fisher_floor") ?? 1e-6,
+                          normalize: parameters.string("fisher_normalize") == "l2")
     }
 }
 
@@ -33,9 +41,18 @@ final class FisherAccumulator: MergeAccumulator {
 
     private let fold: ModelFold
     private let floor: Double
+    private let normalize: Bool
     private var sums: [String: Sums] = [:]
 
-    init(fold: ModelFold, floor: Double) { self.fold = fold; self.floor = floor }
+    init(fold: ModelFold, floor: Double, normalize: Bool) { self.fold = fold; self.floor = floor; self.normalize = normalize }
+
+    /// 1/‖F‖₂ over every Fisher-merged tensor of one model (1 when not normalising or all zero).
+    private func scale(of fishers: [String: Tensor<Float>]) -> Double {
+        guard normalize else { return 1 }
+        var squares = 0.0
+        for f in fishers.values { f.withUnsafeBufferPointer { p in for v in p { squares += Double(v) * Double(v) } } }
+        return squares > 0 ? 1 / squares.squareRoot() : 1
+    }
 
     func add(model: NamedTensors, statistics: NamedStatistics, weight: Double, name: String) throws {
         let (_, seconds) = try timed {
@@ -57,6 +74,7 @@ final class FisherAccumulator: MergeAccumulator {
                 guard TensorKernels.allFinite(f) else { throw MergeError.nonFinite(model: checked.name, tensor: StatisticKey.fisher(n)) }
                 fishers[n] = f
             }
+            let fisherScale = weight * scale(of: fishers)
             fold.commit(checked, model: model, weight: weight)
             if sums.isEmpty { for n in claimed { sums[n] = Sums(count: model[n]!.count) } }
             for n in fold.order where !fold.isSeparateHead(n) {
@@ -70,7 +88,7 @@ final class FisherAccumulator: MergeAccumulator {
                             s.fisher.withUnsafeMutableBufferPointer { pF in
                                 s.plain.withUnsafeMutableBufferPointer { pp in
                                     for i in 0..<pt.count {
-                                        let t = Double(pt[i]), wf = weight * Double(pf[i])
+                                        let t = Double(pt[i]), wf = fisherScale * Double(pf[i])
                                         pw[i] += wf * t; pF[i] += wf; pp[i] += weight * t
                                     }
                                 }

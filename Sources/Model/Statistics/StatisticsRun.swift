@@ -18,6 +18,8 @@ public struct StatisticsPlan: Sendable, Equatable {
     /// Labels y drawn from p(y|x) per example when there are more than `exactLabelLimit` classes.
     public var sampledLabels = 8
     public var exactLabelLimit = 32
+    /// Which labels y the Fisher's expectation runs over (FisherLabels).
+    public var fisherLabels: FisherLabels = .exact
     public var seed: UInt64 = 42
     /// Differentially private Grams: clip rows during collection, noise the sums (GramNoise.swift).
     public var gramNoise: GramNoiseSettings?
@@ -72,7 +74,7 @@ public enum StatisticsRun {
                 if let kfac, i < plan.kfacExamples { active.append(kfac) }
                 model.collectors = active.filter { $0 !== fisher }  // Fisher reads gradients after each backward
                 try backwardPasses(model: model, input: EncoderInput(tokenizer.batch([examples[i].text], maxLength: plan.maxLength)),
-                                   plan: plan, rng: &rng) { weight in
+                                   gold: examples[i].labels, plan: plan, rng: &rng) { weight in
                     if let fisher, i < plan.fisherExamples { fisher.observeParameterGradients(model.parameters, weight: weight) }
                 }
                 for c in active { c.finishExample() }
@@ -86,6 +88,7 @@ public enum StatisticsRun {
                 metadata.merge(out.metadata) { a, _ in a }
             }
             if kfac != nil { metadata[StatisticKey.kfacExamples] = "\(min(plan.kfacExamples, n))" }
+            if fisher != nil { metadata["fisher.labels"] = plan.fisherLabels.rawValue }
         }
         let counts = data.labelCounts()
         metadata[StatisticKey.labelCounts] = "[" + counts.map(String.init).joined(separator: ",") + "]"
@@ -95,16 +98,24 @@ public enum StatisticsRun {
 
     /// For one example (batch of 1): forward, then for each label choice a backward of
     /// log p(y|x) with its expectation weight, calling `afterBackward(weight)` with the
-    /// parameter gradients of that pass in the store.
-    /// Single-label: ∂ log p_y/∂z = e_y − p, weight p_y (all y when K ≤ limit, else y ∼ p with 1/S).
-    /// Multi-label (independent Bernoullis): E[g gᵀ] = Σ_k σ_k(1−σ_k) (∂z_k/∂·)(∂z_k/∂·)ᵀ, so
-    /// dlogits = e_k with weight σ_k(1−σ_k), exactly, for every k.
-    static func backwardPasses(model: BertEncoder, input: EncoderInput, plan: StatisticsPlan, rng: inout SplitMix64,
-                               afterBackward: (Double) -> Void) throws {
+    /// parameter gradients of that pass in the store. `gold` is the example's own labels
+    /// (used by `.empirical` only).
+    /// Single-label: ∂ log p_y/∂z = e_y − p. `.exact`: every y with weight p_y (y ∼ p with 1/S
+    /// beyond `exactLabelLimit` classes); `.sampled`: one y ∼ p, weight 1; `.empirical`: the gold y.
+    /// Multi-label (independent Bernoullis): `.exact` uses E[g gᵀ] = Σ_k σ_k(1−σ_k) (∂z_k/∂·)(∂z_k/∂·)ᵀ,
+    /// so dlogits = e_k with weight σ_k(1−σ_k) for every k; `.sampled` one backward of
+    /// ∂ log p(ŷ|x)/∂z = ŷ − σ with ŷ_k ∼ Bernoulli(σ_k); `.empirical` the same with the gold ŷ.
+    static func backwardPasses(model: BertEncoder, input: EncoderInput, gold: [Int] = [], plan: StatisticsPlan,
+                               rng: inout SplitMix64, afterBackward: (Double) -> Void) throws {
         try model.forward(input, training: false, head: true, backward: true)
         let z = model.logits.storage.map(Double.init)
         let K = z.count
         var passes: [(dlogits: [Float], weight: Double)] = []
+        func draw(_ p: [Double]) -> Int {
+            var u = Double.random(in: 0..<1, using: &rng), y = K - 1
+            for k in 0..<K { u -= p[k]; if u < 0 { y = k; break } }
+            return y
+        }
         switch model.config.problemType {
         case .singleLabel:
             let m = z.max()!
@@ -114,19 +125,29 @@ public enum StatisticsRun {
             func pass(_ y: Int, _ w: Double) -> ([Float], Double) {
                 ((0..<K).map { Float(($0 == y ? 1 : 0) - p[$0]) }, w)
             }
-            if K <= plan.exactLabelLimit {
+            switch plan.fisherLabels {
+            case .exact where K <= plan.exactLabelLimit:
                 passes = (0..<K).map { pass($0, p[$0]) }
-            } else {
-                passes = (0..<plan.sampledLabels).map { _ in
-                    var u = Double.random(in: 0..<1, using: &rng), y = K - 1
-                    for k in 0..<K { u -= p[k]; if u < 0 { y = k; break } }
-                    return pass(y, 1 / Double(plan.sampledLabels))
-                }
+            case .exact:
+                passes = (0..<plan.sampledLabels).map { _ in pass(draw(p), 1 / Double(plan.sampledLabels)) }
+            case .sampled:
+                passes = [pass(draw(p), 1)]
+            case .empirical:
+                guard let y = gold.first, (0..<K).contains(y) else { throw EncoderError.labelOutOfRange(label: gold.first ?? -1, numLabels: K) }
+                passes = [pass(y, 1)]
             }
         case .multiLabel:
-            passes = (0..<K).map { k in
-                let sigma = 1 / (1 + exp(-z[k]))
-                return ((0..<K).map { $0 == k ? Float(1) : 0 }, sigma * (1 - sigma))
+            let sigma = z.map { 1 / (1 + exp(-$0)) }
+            switch plan.fisherLabels {
+            case .exact:
+                passes = (0..<K).map { k in ((0..<K).map { $0 == k ? Float(1) : 0 }, sigma[k] * (1 - sigma[k])) }
+            case .sampled:
+                let y = sigma.map { Double.random(in: 0..<1, using: &rng) < $0 ? 1.0 : 0.0 }
+                passes = [((0..<K).map { Float(y[$0] - sigma[$0]) }, 1)]
+            case .empirical:
+                if let bad = gold.first(where: { !(0..<K).contains($0) }) { throw EncoderError.labelOutOfRange(label: bad, numLabels: K) }
+                let on = Set(gold)
+                passes = [((0..<K).map { Float((on.contains($0) ? 1 : 0) - sigma[$0]) }, 1)]
             }
         }
         for (d, w) in passes where w > 0 {

@@ -119,11 +119,15 @@ def regmean(alpha_for, normalize="mean", heads="average"):
     return out
 
 
-def fisher(floor=1e-6):
+def fisher(floor=1e-6, normalize="none"):
     out = {}
+    # normalize l2: each model's Fisher divided by its L2 norm over every tensor's Fisher.
+    scale = [1.0] * 3
+    if normalize == "l2":
+        scale = [1 / np.sqrt(sum(np.sum(stats[k][0][n + ".fisher"].astype(np.float64) ** 2) for n in SHAPES)) for k in range(3)]
     for n in SHAPES:
-        fs = sum(w[k] * stats[k][0][n + ".fisher"] for k in range(3))
-        num = sum(w[k] * stats[k][0][n + ".fisher"] * models[k][n] for k in range(3))
+        fs = sum(w[k] * scale[k] * stats[k][0][n + ".fisher"] for k in range(3))
+        num = sum(w[k] * scale[k] * stats[k][0][n + ".fisher"] * models[k][n] for k in range(3))
         with np.errstate(divide="ignore", invalid="ignore"):
             out[n] = np.where(fs < floor, average(n), num / fs)
     return out
@@ -185,6 +189,7 @@ cases = [
     ("average", {}, {n: average(n) for n in SHAPES}),
     ("fisher", {}, fisher()),
     ("fisher", {"fisher_floor": 0.05}, fisher(0.05)),
+    ("fisher", {"fisher_normalize": "l2", "fisher_floor": 1e-4}, fisher(1e-4, normalize="l2")),
     ("regmean", {}, regmean(lambda n: 0.9)),
     ("regmean", {"alpha": [{"filter": "layer.1", "value": 0.5}, {"value": 0.9}], "gram_normalize": "sum"},
      regmean(alpha_schedule, normalize="sum")),
