@@ -40,6 +40,9 @@ struct Finetune: ParsableCommand {
     @Option(help: "Held-out fraction when --test is not given.") var testFraction = 0.2
     @Option(help: "Classifier input: cls (HF BertForSequenceClassification: CLS → pooler) or mean.") var pooling = "cls"
     @Option(help: "Weight decay (AdamW, not on biases/LayerNorm).") var weightDecay: Float = 0.01
+    @Option(help: "Fraction of the steps spent warming the learning rate up (transformers' recipe: 0.06).") var warmupRatio = 0.06
+    @Option(help: "Clip the global gradient norm to this.") var maxGradNorm: Float = 1
+    @Flag(help: "Train without dropout (deterministic; the model's config keeps its dropout for later runs).") var noDropout = false
     @Option(help: "Use only the first N training examples (after the seeded shuffle); for quick runs.") var limit: Int?
 
     func validate() throws {
@@ -47,6 +50,7 @@ struct Finetune: ParsableCommand {
             throw ValidationError("--epochs, --batch-size ≥ 1, --max-len ≥ 2 and --lr > 0 are required")
         }
         guard BertConfig.Pooling(rawValue: pooling) != nil else { throw ValidationError("--pooling must be cls or mean") }
+        guard warmupRatio >= 0, warmupRatio <= 1, maxGradNorm > 0 else { throw ValidationError("--warmup-ratio must be in [0, 1] and --max-grad-norm > 0") }
         guard testFraction > 0, testFraction < 1 else { throw ValidationError("--test-fraction must be in (0, 1)") }
     }
 
@@ -71,6 +75,7 @@ struct Finetune: ParsableCommand {
         var options = TrainingOptions()
         options.epochs = epochs; options.learningRate = lr; options.batchSize = batchSize
         options.maxLength = maxLen; options.seed = seed; options.weightDecay = weightDecay
+        options.warmupFraction = warmupRatio; options.maxGradNorm = maxGradNorm; options.dropout = !noDropout
         print("fine-tuning \(model) on \(trainSet.count) examples (\(trainSet.labelNames.joined(separator: "/")), label counts \(trainSet.labelCounts())), testing on \(testSet.count); OpenBLAS \(OpenBLASCore.current) × \(BLAS.threads) threads")
         fflush(nil) // all C streams: the line shows before the long run, also when stdout is a file
         let summary = try Trainer(model: classifier, tokenizer: tokenizer, options: options).train(trainSet)

@@ -1,6 +1,7 @@
 // Trainer: fine-tuning a BertEncoder with a classification head on a labelled dataset —
-// seeded shuffling per epoch, mini-batches padded to their longest row, AdamW with linear
-// warmup/decay and gradient-norm clipping, progress on a TTY or as log lines.
+// seeded shuffling per epoch, mini-batches padded to their longest row, one TrainingSteps
+// (AdamW, linear warmup/decay, gradient-norm clipping: transformers' recipe) per run, progress
+// on a TTY or as log lines.
 
 import Console
 import Foundation
@@ -12,10 +13,15 @@ public struct TrainingOptions: Sendable, Equatable {
     public var batchSize = 16
     public var maxLength = 128
     public var seed: UInt64 = 42
-    /// Fraction of all steps spent warming the learning rate up from 0.
-    public var warmupFraction = 0.1
+    /// Fraction of all steps spent warming the learning rate up from 0 (transformers' recipe for
+    /// GLUE-style fine-tuning: 6%).
+    public var warmupFraction = 0.06
+    /// AdamW weight decay, not applied to biases and LayerNorm weights (as transformers' Trainer).
     public var weightDecay: Float = 0.01
+    /// Global gradient-norm clipping (transformers' max_grad_norm).
     public var maxGradNorm: Float = 1
+    /// Dropout as the model's config says; false trains without it (deterministic runs, parity checks).
+    public var dropout = true
     public init() {}
 }
 
@@ -59,21 +65,12 @@ public final class Trainer {
         for e in data.examples { for l in e.labels where l < 0 || l >= model.config.numLabels {
             throw EncoderError.labelOutOfRange(label: l, numLabels: model.config.numLabels)
         } }
-        let p = model.parameters
         let stepsPerEpoch = (data.count + options.batchSize - 1) / options.batchSize
         let total = stepsPerEpoch * options.epochs
-        let schedule = LinearWarmupDecay(peak: options.learningRate,
-                                         warmupSteps: Int((Double(total) * options.warmupFraction).rounded()), totalSteps: total)
-        let optimizer = AdamW(config: AdamWConfig(learningRate: options.learningRate, weightDecay: options.weightDecay),
-                              parameterSizes: p.entries.map(\.count))
-        let slices = p.entries.map { UnsafeMutableBufferPointer(rebasing: p.values[$0.offset..<($0.offset + $0.count)]) }
-        let gradSlices = p.entries.map { UnsafeBufferPointer(rebasing: p.gradients[$0.offset..<($0.offset + $0.count)]) }
-        let decayMask = p.entries.map(\.decays)
-        model.dropoutRNG = SplitMix64(seed: options.seed &+ 0x5EED)
+        let steps = TrainingSteps(model: model, options: options, totalSteps: total)
 
         let bar = ProgressBar(total: total, label: progressLabel)
         let start = DispatchTime.now().uptimeNanoseconds
-        var step = 0
         var epochLosses: [Double] = []
         for epoch in 0..<options.epochs {
             let order = data.shuffled(seed: options.seed &+ UInt64(epoch)).examples
@@ -81,20 +78,16 @@ public final class Trainer {
             for first in stride(from: 0, to: order.count, by: options.batchSize) {
                 let batch = order[first..<min(first + options.batchSize, order.count)]
                 let input = EncoderInput(tokenizer.batch(batch.map(\.text), maxLength: options.maxLength))
-                p.zeroGradients()
-                let loss = try model.lossAndGradients(input, targets: Self.targets(batch, model: model), training: true)
-                let norm = clipGradientNorm([p.gradients], maxNorm: options.maxGradNorm)
-                optimizer.step(parameters: slices, gradients: gradSlices, learningRate: schedule.rate(at: step), decayMask: decayMask)
-                step += 1
-                lossSum += loss * Double(batch.count)
-                bar.update(completed: step, metrics: [("epoch", "\(epoch + 1)/\(options.epochs)"),
-                                                      ("loss", String(format: "%.4f", loss)),
-                                                      ("grad", String(format: "%.2f", norm))])
+                let step = try steps.step(input, targets: Self.targets(batch, model: model))
+                lossSum += step.loss * Double(batch.count)
+                bar.update(completed: steps.taken, metrics: [("epoch", "\(epoch + 1)/\(options.epochs)"),
+                                                             ("loss", String(format: "%.4f", step.loss)),
+                                                             ("grad", String(format: "%.2f", step.gradientNorm))])
             }
             epochLosses.append(lossSum / Double(max(order.count, 1)))
         }
         bar.finish()
-        return TrainingSummary(steps: step, examples: data.count, epochLosses: epochLosses,
+        return TrainingSummary(steps: steps.taken, examples: data.count, epochLosses: epochLosses,
                                seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
     }
 }
