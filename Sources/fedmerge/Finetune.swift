@@ -33,7 +33,7 @@ struct Finetune: ParsableCommand {
     @OptionGroup var data: DataArguments
 
     @Option(help: "Passes over the training data.") var epochs = 3
-    @Option(help: "Peak learning rate (linear warmup over 10% of the steps, then linear decay).") var lr: Float = 5e-5
+    @Option(help: "Peak learning rate (linear warmup over --warmup-ratio of the steps, then linear decay).") var lr: Float = 5e-5
     @Option(help: "Examples per step.") var batchSize = 16
     @Option(help: "Maximum tokens per text, [CLS] and [SEP] included.") var maxLen = 128
     @Option(help: "Seed for the head's init, shuffling, dropout and the split.") var seed: UInt64 = 42
