@@ -296,6 +296,8 @@ struct AgentTransition {
             log(.warning, "aggregator reported an error: \(loggable(report.code)): \(loggable(report.message))")
         case .message(let message):
             log(.warning, "ignoring an unexpected \(message.type)")
+        case .welcome:
+            log(.warning, "ignoring an unexpected WELCOME (this agent sent no HELLO)")
         default:
             break
         }
