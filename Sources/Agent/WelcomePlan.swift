@@ -1,6 +1,7 @@
 // What the agent does when a WELCOME arrives, decided by a pure function of the WELCOME and
 // what the agent remembers (the round it served, the EVALs it made and had acknowledged, the
-// evaluations that failed), so tests drive it with plain values. The daemon executes the plan.
+// evaluations that failed), so tests drive it with plain values. The agent's transition
+// (AgentTransition.swift) turns the plan into its next state and effects.
 
 import Protocol
 
@@ -27,7 +28,7 @@ struct WelcomePlan: Equatable {
                      failed: Set<String>, once: Bool) -> WelcomePlan {
         let newRound = servedRound != nil && servedRound != welcome.round
         let failed = newRound ? [] : failed
-        let resend = sent.keys.sorted().filter { !acknowledged.contains($0) }.map { Eval(round: welcome.round, method: $0, metrics: sent[$0]!) }
+        let resend = sent.sorted { $0.key < $1.key }.filter { !acknowledged.contains($0.key) }.map { Eval(round: welcome.round, method: $0.key, metrics: $0.value) }
         let settled = allSettled(methods: welcome.methods, acknowledged: acknowledged, failed: failed)
         return WelcomePlan(newRound: newRound, resend: resend,
                            uploads: settled ? [] : welcome.required.filter { !welcome.committed.contains($0) },

@@ -198,18 +198,6 @@ public struct AggregatorState: Sendable, Equatable {
     }
 }
 
-/// A log line the shell writes; values a peer chose are already escaped.
-public struct LogLine: Sendable, Equatable {
-    public var level: Logger.Level
-    public var message: String
-    public var metadata: [String: String]
-    public init(_ level: Logger.Level, _ message: String, _ metadata: [String: String] = [:]) {
-        self.level = level
-        self.message = message
-        self.metadata = metadata
-    }
-}
-
 /// What happened: the only way the state changes.
 public enum AggregatorEvent: Sendable, Equatable {
     /// The clock moved (deadlines, eval timeouts).

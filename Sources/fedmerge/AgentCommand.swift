@@ -32,7 +32,7 @@ struct AgentCommand: ParsableCommand {
     @Flag(help: "Validate the config and the files it names (data files read through, base model, workdir, TLS credentials) and exit.")
     var check = false
 
-    @Option(help: "Seconds to keep retrying when the aggregator is unreachable, counted from the loss of the link (from the start until first admitted).")
+    @Option(help: "With --once: seconds to keep retrying when the aggregator is unreachable, counted from the loss of the link (from the start until first admitted); then exit 1. An enrolled agent (no --once) retries for as long as it runs, 1 s doubling to 60 s between attempts.")
     var connectTimeout: Double = 600
 
     @Flag(help: "Serve one merge, then exit (0 when every model was evaluated). Without it the agent stays enrolled and evaluates every merge it is sent for until stopped.")

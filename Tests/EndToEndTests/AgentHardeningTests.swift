@@ -163,6 +163,24 @@ final class AgentHardeningTests: FederationTestCase {
         XCTAssertTrue(f.log("a").contains("link lost"), "a did lose its link")
     }
 
+    /// Issue 12: an enrolled agent (no --once) outlives any aggregator downtime, retrying 1 s,
+    /// 2 s, 4 s … (capped at 60 s) apart; with --once the same downtime ends it after
+    /// --connect-timeout (exit 1). "reconnecting in 8.0 s" needs 1 + 2 + 4 s of waits alone,
+    /// more than the 2 s timeout, however fast each attempt fails.
+    func testEnrolledAgentOutlivesItsConnectTimeoutWhileOnceGivesUp() throws {
+        let f = try setUpFederation("backoff", agents: ["a"])       // nobody listens
+        let enrolled = try f.start("enrolled", ["agent", "agent-a.yaml", "--connect-timeout", "2"])
+        XCTAssertTrue(f.waitUntil(limit: 180) { f.log("enrolled").contains("reconnecting in 8.0 s") || !enrolled.isRunning }, f.log("enrolled"))
+        XCTAssertTrue(enrolled.isRunning, f.log("enrolled"))
+        XCTAssertFalse(f.log("enrolled").contains("giving up"), f.log("enrolled"))
+        f.kill("enrolled", signal: SIGTERM)
+        XCTAssertEqual(f.wait("enrolled", limit: 60), 130, "stopped, not failed")
+
+        try f.start("once", ["agent", "agent-a.yaml", "--once", "--connect-timeout", "2"])
+        XCTAssertEqual(f.wait("once", limit: 120), 1, f.log("once"))
+        XCTAssertTrue(f.log("once").contains("giving up: no link to the aggregator"), f.log("once"))
+    }
+
     // MARK: items 7 and 15 — named start-up errors and exit codes
 
     /// Runs `fedmerge agent CONFIG ARGS` to its end and returns (status, log).

@@ -95,6 +95,9 @@ final class EndToEndRoundTests: FederationTestCase {
         try f.start("a", ["agent", "agent-a.yaml", "--once", "--chunk-size", "4096"])
         XCTAssertEqual(f.wait("aggregator"), 0)
         XCTAssertEqual(f.wait("a", limit: 60), 0)
+        // The restarted agent took its model and statistics from its workdir: no second fine-tuning or statistics pass.
+        XCTAssertTrue(f.log("a").contains("reusing the fine-tuned model") && f.log("a").contains("reusing statistics"), f.log("a"))
+        XCTAssertFalse(f.log("a").contains("fine-tuning") || f.log("a").contains("statistics computed"), f.log("a"))
 
         // The aggregator accepted the second offer of a's model at a non-zero durable offset.
         let offers = f.log("aggregator").components(separatedBy: "\n").filter { $0.contains("offer accepted") && $0.contains("name=model.safetensors") && $0.contains("agent=a") }
