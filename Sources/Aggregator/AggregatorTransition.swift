@@ -199,9 +199,18 @@ extension AggregatorState {
         }
     }
 
-    /// (Re)starts a merge from its definition: waiting, with an empty ledger.
+    /// (Re)starts a merge from its definition: waiting, with an empty ledger — except each earlier
+    /// member's EVAL of its own model (`local`) while that member's contribution is unchanged: the
+    /// model it scored is the same, and the agent, which keeps its acknowledgements per merge id,
+    /// would not send it again (the merge would wait for it until eval_timeout).
     private mutating func restart(_ name: String, definition: MergeDefinition, generation: Int, _ effects: inout [AggregatorEffect]) {
-        let merge = MergeState(definition: definition, generation: generation, phase: .waiting(since: now), ledger: MergeLedger())
+        var ledger = MergeLedger()
+        if let previous = merges[name] {
+            for (agent, fingerprint) in previous.phase.members where agents[agent]?.current == fingerprint && !forgotten.contains(agent) {
+                if let own = previous.ledger.evaluations[agent]?[ReservedLabel.local] { ledger.evaluations[agent, default: [:]][ReservedLabel.local] = own }
+            }
+        }
+        let merge = MergeState(definition: definition, generation: generation, phase: .waiting(since: now), ledger: ledger)
         merges[name] = merge
         effects.append(.saveRecord(merge.record))
         effects.append(.saveLedger(merge: name, merge.ledger))

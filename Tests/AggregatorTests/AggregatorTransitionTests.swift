@@ -290,6 +290,26 @@ final class AggregatorTransitionTests: XCTestCase {
         XCTAssertEqual(s.records["m"]?.generation, 2)
     }
 
+    /// A merge re-run (changed file, forget) keeps a member's EVAL of its own model while its
+    /// contribution is unchanged — the agent acknowledged it for this merge id and will not send
+    /// it again — and drops it when the contribution changed (a new model to score).
+    func testAReRunMergeKeepsOwnModelEvalsOfUnchangedContributionsOnly() throws {
+        var s = state(stored: ["a": fpA, "b": fpB])
+        run(&s, [.definitions([merge("m", id: 1, subset: ["a", "b"], methods: [try method("regmean")])]), .mergeDone(merge: "m", generation: 0, seconds: [:])])
+        for (i, agent) in ["a", "b"].enumerated() {
+            let p = peer(UInt8(i + 1))
+            run(&s, [.connected(p, name: agent), .message(p, hello(agent, fp: agent == "a" ? fpA : fpB)),
+                     .message(p, .eval(Eval(round: 1, method: ReservedLabel.local, metrics: ["accuracy": 0.9 - Double(i) / 10])))])
+        }
+        XCTAssertTrue(s.merges["m"]!.ledger.isEvaluated("a", ReservedLabel.local) && s.merges["m"]!.ledger.isEvaluated("b", ReservedLabel.local))
+        s.agents["b"]?.current = fpC   // b's newer contribution passed its checks
+        run(&s, [.definitions([merge("m", id: 1, subset: ["a", "b"], methods: [try method("regmean", ["alpha": .number(0.5)])])])])
+        let ledger = s.merges["m"]!.ledger
+        XCTAssertEqual(ledger.evaluations["a"]?[ReservedLabel.local], ["accuracy": 0.9], "a's own model is unchanged: its EVAL stands")
+        XCTAssertNil(ledger.evaluations["b"], "b's model changed: scored again")
+        XCTAssertFalse(ledger.isEvaluated("a", "regmean"), "merged models are new")
+    }
+
     func testForgetDeletesTheContributionAndMergesAgainWithoutTheAgent() throws {
         var s = state(stored: ["a": fpA, "b": fpB, "c": fpC])
         let definition = merge("m", id: 1, subset: ["a", "b", "c"], methods: [try method("regmean")])
