@@ -70,7 +70,7 @@ let package = Package(
         .testTarget(name: "MergeTests", dependencies: ["Merge", "LinAlg"]),
         .testTarget(name: "AlignmentTests", dependencies: ["Alignment", "Model", "Merge", "LinAlg", "RoundContract"]),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "AtomicIO", "CZMQ", "COpenSSL"]),
-        .testTarget(name: "fedmergeTests", dependencies: ["fedmerge", "Model", "Merge", "DaemonSupport", "SafeTensors", "LinAlg"]),
+        .testTarget(name: "fedmergeTests", dependencies: ["fedmerge", "Alignment", "Model", "Merge", "DaemonSupport", "SafeTensors", "LinAlg"]),
         .testTarget(name: "AgentTests", dependencies: ["Agent", "Protocol", "SafeTensors", "LinAlg"]),
         .testTarget(name: "AggregatorTests", dependencies: ["Aggregator", "Merge", "Protocol", "DaemonSupport"]),
         .testTarget(name: "ExperimentTests", dependencies: ["Experiment", "Model", "DaemonSupport"]),

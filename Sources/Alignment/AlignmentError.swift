@@ -11,6 +11,8 @@ public enum AlignmentError: Error, CustomStringConvertible, Equatable, Sendable 
     case shapeMismatch(tensor: String, expected: [Int], actual: [Int])
     /// The two models cannot be aligned unit for unit.
     case architectureMismatch(field: String, reference: Int, model: Int)
+    /// The two models' vocab.txt differ: the same id would be a different token in each.
+    case vocabularyMismatch(reference: String, model: String)
     /// No token reached the correlation (empty data file, or every text empty).
     case noActivations(path: String)
 
@@ -26,6 +28,8 @@ public enum AlignmentError: Error, CustomStringConvertible, Equatable, Sendable 
             return "\(tensor): shape \(actual) does not fit the permutation, expected \(expected)"
         case let .architectureMismatch(field, reference, model):
             return "the models differ in \(field): reference \(reference), model \(model); alignment needs the same architecture"
+        case let .vocabularyMismatch(reference, model):
+            return "\(reference) and \(model) differ: alignment runs both models on the same token ids, so they need one vocabulary"
         case let .noActivations(path):
             return "\(path): no tokens to correlate (no non-empty text)"
         }

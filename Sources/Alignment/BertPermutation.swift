@@ -65,6 +65,16 @@ public struct BertPermutation: Sendable, Equatable {
         }, pooling: pooling)
     }
 
+    /// The gather of the units at `point` (AlignmentPoint's numbering of residual points).
+    public func permutation(at point: AlignmentPoint) -> Permutation {
+        switch point {
+        case let .residual(k): return k == 0 ? embeddings : k % 2 == 1 ? layers[k / 2].attentionResidual : layers[k / 2 - 1].outputResidual
+        case let .query(l), let .key(l): return layers[l].queryKey
+        case let .value(l): return layers[l].value
+        case let .feedForward(l): return layers[l].feedForward
+        }
+    }
+
     /// Residual stream read by layer l's Q, K and V.
     func layerInput(_ l: Int) -> Permutation { l == 0 ? embeddings : layers[l - 1].outputResidual }
     var lastResidual: Permutation { layers.last?.outputResidual ?? embeddings }

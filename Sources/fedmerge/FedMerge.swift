@@ -28,6 +28,7 @@ struct FedMerge: ParsableCommand {
             Bench.self,
             DataCommand.self,
             MergeCommand.self,
+            AlignCommand.self,
             Finetune.self,
             Stats.self,
             Embed.self,
