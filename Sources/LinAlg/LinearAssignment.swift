@@ -19,11 +19,19 @@ public enum LinearAssignment {
         // Row potentials u (1…n), column potentials v (0…m); column 0 is a virtual column that
         // holds the row being inserted. Reduced costs c[i][j] − u[i] − v[j] stay ≥ 0 and are 0
         // on every matched pair, which is what makes the final matching optimal (LP duality).
-        var u = [Double](repeating: 0, count: n + 1), v = [Double](repeating: 0, count: m + 1)
-        var rowOfColumn = [Int](repeating: 0, count: m + 1)      // 0: column free
-        var previous = [Int](repeating: 0, count: m + 1)         // the augmenting path, column to column
-        var slack = [Double](repeating: 0, count: m + 1)
-        var visited = [Bool](repeating: false, count: m + 1)
+        // Raw buffers: the inner loop runs up to n·m times per row, and array bounds and
+        // uniqueness checks would dominate it (n = 1536 for a MiniLM feed-forward layer).
+        func buffer<T>(_ count: Int, _ value: T) -> UnsafeMutablePointer<T> {
+            let p = UnsafeMutablePointer<T>.allocate(capacity: count)
+            p.initialize(repeating: value, count: count)
+            return p
+        }
+        let u = buffer(n + 1, 0.0), v = buffer(m + 1, 0.0)
+        let rowOfColumn = buffer(m + 1, 0)                        // 0: column free
+        let previous = buffer(m + 1, 0)                           // the augmenting path, column to column
+        let slack = buffer(m + 1, 0.0)
+        let visited = buffer(m + 1, false)
+        defer { for p in [u, v, slack] { p.deallocate() }; rowOfColumn.deallocate(); previous.deallocate(); visited.deallocate() }
         cost.storage.withUnsafeBufferPointer { c in
             for row in 1...n {
                 // Dijkstra on reduced costs from `row` until a free column is reached.
@@ -34,9 +42,10 @@ public enum LinearAssignment {
                     visited[column] = true
                     let i = rowOfColumn[column]
                     var delta = Double.infinity, next = 0
-                    let base = (i - 1) * m
+                    let costs = c.baseAddress! + (i - 1) * m - 1     // costs[j], j = 1…m
+                    let ui = u[i]
                     for j in 1...m where !visited[j] {
-                        let reduced = sign * c[base + j - 1] - u[i] - v[j]
+                        let reduced = sign * costs[j] - ui - v[j]
                         if reduced < slack[j] { slack[j] = reduced; previous[j] = column }
                         if slack[j] < delta { delta = slack[j]; next = j }
                     }
