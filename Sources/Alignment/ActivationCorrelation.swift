@@ -154,13 +154,7 @@ public final class ActivationCorrelation {
 
     /// The two models must have the same shape unit for unit.
     public init(reference: BertEncoder, model: BertEncoder) throws {
-        let (a, b) = (reference.config, model.config)
-        for (field, x, y) in [("hidden_size", a.hiddenSize, b.hiddenSize), ("num_hidden_layers", a.numHiddenLayers, b.numHiddenLayers),
-                              ("num_attention_heads", a.numAttentionHeads, b.numAttentionHeads),
-                              ("intermediate_size", a.intermediateSize, b.intermediateSize), ("vocab_size", a.vocabSize, b.vocabSize)]
-        where x != y {
-            throw AlignmentError.architectureMismatch(field: field, reference: x, model: y)
-        }
+        try SameArchitecture.require(reference.config, model.config)
         self.reference = reference
         self.model = model
     }

@@ -11,6 +11,8 @@ public enum AlignmentError: Error, CustomStringConvertible, Equatable, Sendable 
     case shapeMismatch(tensor: String, expected: [Int], actual: [Int])
     /// The two models cannot be aligned unit for unit.
     case architectureMismatch(field: String, reference: Int, model: Int)
+    /// Two classifiers whose label names differ: their heads do not mean the same thing.
+    case labelsMismatch(reference: [String], model: [String])
     /// The two models' vocab.txt differ: the same id would be a different token in each.
     case vocabularyMismatch(reference: String, model: String)
     /// No token reached the correlation (empty data file, or every text empty).
@@ -28,6 +30,8 @@ public enum AlignmentError: Error, CustomStringConvertible, Equatable, Sendable 
             return "\(tensor): shape \(actual) does not fit the permutation, expected \(expected)"
         case let .architectureMismatch(field, reference, model):
             return "the models differ in \(field): reference \(reference), model \(model); alignment needs the same architecture"
+        case let .labelsMismatch(reference, model):
+            return "the classifiers' labels differ: reference \(reference), model \(model); interpolating their heads would mix different labels"
         case let .vocabularyMismatch(reference, model):
             return "\(reference) and \(model) differ: alignment runs both models on the same token ids, so they need one vocabulary"
         case let .noActivations(path):

@@ -61,11 +61,7 @@ public enum ModelAlignment {
     public static func alignDirectories(reference: String, model: String, data: String, out: String,
                                         options: AlignmentOptions) throws -> AlignmentOutcome {
         let a = try ModelDirectory.load(reference), b = try ModelDirectory.load(model)
-        let vocabA = FileManager.default.contents(atPath: reference + "/vocab.txt")
-        guard let vocabA else { throw EncoderError.missingFile(path: reference + "/vocab.txt") }
-        if let vocabB = FileManager.default.contents(atPath: model + "/vocab.txt"), vocabB != vocabA {
-            throw AlignmentError.vocabularyMismatch(reference: reference + "/vocab.txt", model: model + "/vocab.txt")
-        }
+        try SameArchitecture.requireSameVocabulary(reference: reference, model: model)
         let tokenizer = try WordPieceTokenizer(vocabularyFile: reference + "/vocab.txt")
         let reader = try TextRecordReader(path: data, format: options.format, textField: options.textField)
         let maxLength = min(options.maxLength, a.config.maxPositionEmbeddings)

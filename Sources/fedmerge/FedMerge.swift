@@ -29,6 +29,7 @@ struct FedMerge: ParsableCommand {
             DataCommand.self,
             MergeCommand.self,
             AlignCommand.self,
+            BarrierCommand.self,
             Finetune.self,
             Stats.self,
             Embed.self,

@@ -66,3 +66,23 @@ final class AlignCommandTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/c"))
     }
 }
+
+/// `fedmerge barrier` as a process: a model against itself has barrier 0 and both files appear.
+final class BarrierCommandTests: XCTestCase {
+    func testBarrierOfAModelWithItselfIsZero() throws {
+        let root = NSTemporaryDirectory() + "fedmerge-barrier-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let a = try ClassifierFixture(directory: root + "/a")
+        let texts = ClassifierFixture.texts(30)
+        let lines = texts.enumerated().map { "{\"text\": \"\($0.element)\", \"label\": \"\(["neg", "neu", "pos"][$0.offset % 3])\"}" }
+        try (lines.joined(separator: "\n") + "\n").write(toFile: root + "/test.jsonl", atomically: true, encoding: .utf8)
+        let run = try FedmergeProcess.run(["barrier", a.directory, a.directory, "--data", root + "/test.jsonl", "--out", root + "/curve"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let csv = try String(contentsOfFile: root + "/curve/barrier.csv", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(csv.count, 12)
+        let losses = csv.dropFirst().map { Double($0.split(separator: ",")[1])! }
+        for l in losses { XCTAssertEqual(l, losses[0], accuracy: 1e-5) }
+        XCTAssertTrue(run.stdout.contains("on 30 examples"), run.stdout)
+        XCTAssertTrue(try String(contentsOfFile: root + "/curve/barrier.svg", encoding: .utf8).contains("<polyline"))
+    }
+}
