@@ -6,13 +6,25 @@ import LinAlg
 import Model
 
 /// Where in the encoder a set of units is read.
-public enum AlignmentPoint: Hashable, Sendable, CustomStringConvertible {
+public enum AlignmentPoint: Hashable, Sendable, Comparable, CustomStringConvertible {
     /// Residual stream point k: 0 after the embeddings, 2l+1 after layer l's attention block
     /// (its LayerNorm output), 2l+2 leaving layer l.
     case residual(Int)
     case query(Int), key(Int), value(Int)
     /// Layer l's intermediate activations after GELU.
     case feedForward(Int)
+
+    /// Residual points in stream order, then each layer's query, key, value, feed-forward.
+    public static func < (a: AlignmentPoint, b: AlignmentPoint) -> Bool { a.order.lexicographicallyPrecedes(b.order) }
+    private var order: [Int] {
+        switch self {
+        case let .residual(k): return [0, k]
+        case let .query(l): return [1, l, 0]
+        case let .key(l): return [1, l, 1]
+        case let .value(l): return [1, l, 2]
+        case let .feedForward(l): return [1, l, 3]
+        }
+    }
 
     public var description: String {
         switch self {

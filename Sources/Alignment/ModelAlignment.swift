@@ -47,7 +47,7 @@ public enum ModelAlignment {
         guard correlation.tokens > 0 else { throw AlignmentError.noActivations(path: dataName) }
         let c = correlation.correlations()
         let p = try PermutationSearch.permutation(config: model.config, correlations: c, attention: options.attention, residual: options.residual)
-        let points = c.keys.sorted { $0.description < $1.description }.map { point in
+        let points = c.keys.sorted().map { point in
             AlignmentOutcome.PointSummary(point: point.description,
                                           before: PermutationSearch.matchedCorrelation(c[point]!, Permutation(identity: c[point]!.rows)),
                                           after: PermutationSearch.matchedCorrelation(c[point]!, p.permutation(at: point)))

@@ -45,36 +45,42 @@ public enum PermutationSearch {
         }
         for l in 0..<config.numHiddenLayers {
             result.layers[l].feedForward = try match(required(.feedForward(l)))
-            // Q, K and V of a head share one inner permutation, from their summed correlations.
-            var c = try required(.query(l))
-            for other in [try required(.key(l)), try required(.value(l))] {
-                for i in 0..<c.count { c.storage[i] += other.storage[i] }
-            }
-            let features: Permutation
+            // Q and K share one inner permutation per head (so QKᵀ is unchanged), from their summed
+            // correlations; V gets its own from its correlations (W_O's columns follow it). Both
+            // move with the same outer head permutation.
+            var queryKey = try required(.query(l))
+            let key = try required(.key(l))
+            for i in 0..<queryKey.count { queryKey.storage[i] += key.storage[i] }
+            let value = try required(.value(l))
             switch attention {
             case .ignoreHeads:
-                features = try match(c)
+                result.layers[l].queryKey = try match(queryKey)
+                result.layers[l].value = try match(value)
             case .monotonic:
-                let inner = try (0..<H).map { try match(block(c, j: $0, k: $0, size: d)) }
-                features = Permutation.heads(Permutation(identity: H), inner: inner, headSize: d)
+                let identity = Permutation(identity: H)
+                result.layers[l].queryKey = Permutation.heads(identity, inner: try (0..<H).map { try match(block(queryKey, j: $0, k: $0, size: d)) }, headSize: d)
+                result.layers[l].value = Permutation.heads(identity, inner: try (0..<H).map { try match(block(value, j: $0, k: $0, size: d)) }, headSize: d)
             case .headPerm:
+                // Head j of A against head k of B: inner assignments for Q/K and for V, scored
+                // together; then heads matched by those scores.
                 var totals = Tensor<Double>(shape: [H, H])
-                var inner: [[Permutation]] = []
+                var innerQK: [[Permutation]] = [], innerV: [[Permutation]] = []
                 for j in 0..<H {
-                    var row: [Permutation] = []
+                    var rowQK: [Permutation] = [], rowV: [Permutation] = []
                     for k in 0..<H {
-                        let b = block(c, j: j, k: k, size: d)
-                        let p = try match(b)
-                        totals[j, k] = (0..<d).reduce(0) { $0 + b[$1, p[$1]] }
-                        row.append(p)
+                        let bqk = block(queryKey, j: j, k: k, size: d), bv = block(value, j: j, k: k, size: d)
+                        let pqk = try match(bqk), pv = try match(bv)
+                        totals[j, k] = (0..<d).reduce(0) { $0 + bqk[$1, pqk[$1]] + bv[$1, pv[$1]] }
+                        rowQK.append(pqk)
+                        rowV.append(pv)
                     }
-                    inner.append(row)
+                    innerQK.append(rowQK)
+                    innerV.append(rowV)
                 }
                 let heads = try match(totals)
-                features = Permutation.heads(heads, inner: (0..<H).map { inner[$0][heads[$0]] }, headSize: d)
+                result.layers[l].queryKey = Permutation.heads(heads, inner: (0..<H).map { innerQK[$0][heads[$0]] }, headSize: d)
+                result.layers[l].value = Permutation.heads(heads, inner: (0..<H).map { innerV[$0][heads[$0]] }, headSize: d)
             }
-            result.layers[l].queryKey = features
-            result.layers[l].value = features
         }
 
         let points = 2 * config.numHiddenLayers + 1

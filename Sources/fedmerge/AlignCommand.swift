@@ -22,7 +22,8 @@ struct AlignCommand: ParsableCommand {
           feed-forward neurons per layer;
           attention (--attention): ignore_heads (one assignment over all features), monotonic
             (per head, heads kept in order), head_perm (per head pair, then heads matched);
-            Q, K and V of a head share the inner permutation, W_O's input columns follow V;
+            Q and K of a head share an inner permutation, V has its own (W_O's input columns
+            follow it), and all three move with the same head;
           residual stream (--residual): identity, first, last, all (one P from every residual
             point's correlations summed), separate (a P per point: not function-preserving).
         DIR gets B's tensors permuted, B's config and tokenizer files, and alignment.json (the

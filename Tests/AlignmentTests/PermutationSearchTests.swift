@@ -43,17 +43,20 @@ final class PermutationSearchTests: XCTestCase {
         try assertRecovers(parts: [.feedForward, .heads, .inner, .residual], attention: .headPerm, residual: .first, seed: 2)
         try assertRecovers(parts: [.feedForward, .heads, .inner, .residual], attention: .headPerm, residual: .last, seed: 3)
         try assertRecovers(parts: [.feedForward, .heads, .inner], attention: .headPerm, residual: .identity, seed: 4)
+        // V with its own inner permutations (Q and K share theirs).
+        try assertRecovers(parts: .all, attention: .headPerm, residual: .all, seed: 11)
     }
 
     func testMonotonicRecoversInnerPermutationsWithHeadsInOrder() throws {
         try assertRecovers(parts: [.feedForward, .inner, .residual], attention: .monotonic, residual: .all, seed: 5)
         try assertRecovers(parts: [.feedForward, .inner], attention: .monotonic, residual: .identity, seed: 6)
+        try assertRecovers(parts: [.feedForward, .inner, .separateValueInner, .residual], attention: .monotonic, residual: .first, seed: 12)
     }
 
     func testIgnoreHeadsAndSeparateRecoverAnExactCopy() throws {
         // An exact copy correlates 1 with its own units only, so even the choices that ignore the
         // model's structure find P⁻¹ (they differ from head_perm/all only between models that differ).
-        try assertRecovers(parts: [.feedForward, .heads, .inner, .residual], attention: .ignoreHeads, residual: .separate, seed: 7)
+        try assertRecovers(parts: .all, attention: .ignoreHeads, residual: .separate, seed: 7)
     }
 
     func testMonotonicCannotUndoAHeadPermutation() throws {

@@ -27,8 +27,10 @@ final class AlignCommandTests: XCTestCase {
         for l in 0..<config.numHiddenLayers {
             p.layers[l].feedForward = Permutation(random: config.intermediateSize, using: &rng)
             let inner = (0..<config.numAttentionHeads).map { _ in Permutation(random: config.headSize, using: &rng) }
-            p.layers[l].queryKey = Permutation.heads(Permutation(random: config.numAttentionHeads, using: &rng), inner: inner, headSize: config.headSize)
-            p.layers[l].value = p.layers[l].queryKey
+            let innerV = (0..<config.numAttentionHeads).map { _ in Permutation(random: config.headSize, using: &rng) }
+            let heads = Permutation(random: config.numAttentionHeads, using: &rng)
+            p.layers[l].queryKey = Permutation.heads(heads, inner: inner, headSize: config.headSize)
+            p.layers[l].value = Permutation.heads(heads, inner: innerV, headSize: config.headSize)
         }
         p.setResidual(Permutation(random: config.hiddenSize, using: &rng))
         let b = try ModelDirectory.load(a.directory)
