@@ -24,9 +24,22 @@ public struct BarrierCurve: Sendable, Equatable {
         return (points.map(\.loss).max() ?? 0) - (first.loss + last.loss) / 2
     }
 
-    /// `lambda,loss,accuracy` per point.
+    /// max_λ L(θ(λ)) − (λL(θ_A) + (1−λ)L(θ_B)): the rise above the straight line between the
+    /// ends. The barrier above is taken from the mean of the ends, so when one model is much
+    /// worse than the other it is that model's own excess and hides the curve's shape.
+    public var excessOverChord: Double { points.indices.map { chordExcess($0) }.max() ?? 0 }
+
+    func chordExcess(_ k: Int) -> Double {
+        guard let first = points.first, let last = points.last else { return 0 }
+        let p = points[k]
+        return p.loss - (p.lambda * last.loss + (1 - p.lambda) * first.loss)
+    }
+
+    /// `lambda,loss,accuracy,excess_over_chord` per point.
     public func csv() -> String {
-        "lambda,loss,accuracy\n" + points.map { String(format: "%.2f,%.9g,%.6f", $0.lambda, $0.loss, $0.accuracy) }.joined(separator: "\n") + "\n"
+        "lambda,loss,accuracy,excess_over_chord\n" + points.indices.map {
+            String(format: "%.2f,%.9g,%.6f,%.9g", points[$0].lambda, points[$0].loss, points[$0].accuracy, chordExcess($0))
+        }.joined(separator: "\n") + "\n"
     }
 
     /// The loss curve over λ, the endpoints' mean dashed, the barrier in the title.
@@ -38,7 +51,7 @@ public struct BarrierCurve: Sendable, Equatable {
         func y(_ v: Double) -> Double { top + height * (1 - (v - lo) / (hi - lo)) }
         func f(_ v: Double) -> String { String(format: "%.1f", v) }
         var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(left + width + 30))\" height=\"\(Int(top + height + 60))\" font-family=\"sans-serif\" font-size=\"11\">\n"
-        s += "<text x=\"\(left)\" y=\"20\" font-size=\"13\">\(Self.escaped(title)): barrier \(String(format: "%.4f", barrier)) nats</text>\n"
+        s += "<text x=\"\(left)\" y=\"20\" font-size=\"13\">\(Self.escaped(title)): barrier \(String(format: "%.4f", barrier)) nats, \(String(format: "%.4f", excessOverChord)) above the chord</text>\n"
         for k in 0...4 {
             let v = lo + (hi - lo) * Double(k) / 4
             s += "<line x1=\"\(left)\" y1=\"\(f(y(v)))\" x2=\"\(left + width)\" y2=\"\(f(y(v)))\" stroke=\"#ddd\"/>"

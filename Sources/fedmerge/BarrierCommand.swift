@@ -14,7 +14,9 @@ struct BarrierCommand: ParsableCommand {
         discussion: """
         For λ = 0, 1/(n−1), …, 1 the weights θ(λ) = λθ_A + (1−λ)θ_B are scored on the labelled \
         --data (CSV or JSONL, label names as the models' id2label): mean cross-entropy and accuracy. \
-        barrier = max_λ L(θ(λ)) − ½(L(θ_A) + L(θ_B)). Align B to A first (`fedmerge align`) to \
+        barrier = max_λ L(θ(λ)) − ½(L(θ_A) + L(θ_B)); also printed: the largest rise above the \
+        straight line between L(θ_B) and L(θ_A) (the barrier is the worse end's own excess when \
+        the ends differ much). Align B to A first (`fedmerge align`) to \
         measure what alignment buys. Both models need the same architecture, labels and vocabulary.
         """
     )
@@ -48,6 +50,7 @@ struct BarrierCommand: ParsableCommand {
         let title = (b as NSString).lastPathComponent + " → " + (a as NSString).lastPathComponent
         try AtomicFile.write(Data(curve.svg(title: title).utf8), to: out + "/barrier.svg")
         for p in curve.points { print(String(format: "λ=%.2f  loss %.6f  accuracy %.4f", p.lambda, p.loss, p.accuracy)) }
-        print(String(format: "barrier %.6f nats on %d examples; wrote %@/barrier.csv and barrier.svg", curve.barrier, curve.examples, out))
+        print(String(format: "barrier %.6f nats (%.6f above the chord between the ends) on %d examples; wrote %@/barrier.csv and barrier.svg",
+                     curve.barrier, curve.excessOverChord, curve.examples, out))
     }
 }

@@ -40,7 +40,9 @@ final class LossBarrierTests: XCTestCase {
         XCTAssertEqual(curve.points[5].loss, try Evaluation.evaluate(mid, tokenizer: tokenizer, data: data).meanLoss, accuracy: 1e-5)
         let losses = curve.points.map(\.loss)
         XCTAssertEqual(curve.barrier, losses.max()! - (losses[0] + losses[10]) / 2)
-        XCTAssertTrue(curve.csv().hasPrefix("lambda,loss,accuracy\n0.00,"))
+        let chord = (0...10).map { losses[$0] - (Double($0) / 10 * losses[10] + (1 - Double($0) / 10) * losses[0]) }
+        XCTAssertEqual(curve.excessOverChord, chord.max()!, accuracy: 1e-12)
+        XCTAssertTrue(curve.csv().hasPrefix("lambda,loss,accuracy,excess_over_chord\n0.00,"))
         XCTAssertEqual(curve.csv().split(separator: "\n").count, 12)
     }
 
@@ -49,6 +51,7 @@ final class LossBarrierTests: XCTestCase {
         let curve = try LossBarrier.curve(a: a, b: AlignmentFixtures.copy(a), tokenizer: tokenizer, data: data, count: 11)
         // λa + (1−λ)a differs from a by rounding only.
         XCTAssertEqual(curve.barrier, 0, accuracy: 1e-5)
+        XCTAssertEqual(curve.excessOverChord, 0, accuracy: 1e-5)
         for p in curve.points { XCTAssertEqual(p.loss, curve.points[0].loss, accuracy: 1e-5) }
     }
 
