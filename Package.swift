@@ -39,6 +39,8 @@ let package = Package(
         .target(name: "Model", dependencies: ["RoundContract", "LinAlg", "SafeTensors", "AtomicIO", "Console"]),
         .target(name: "Merge", dependencies: ["RoundContract", "LinAlg", "ConfigTree"]),
         .target(name: "MergeIO", dependencies: ["RoundContract", "Merge", "SafeTensors", "AtomicIO", "LinAlg"]),
+        // Permutation alignment of models from different initialisations (DESIGN.md §9).
+        .target(name: "Alignment", dependencies: ["RoundContract", "LinAlg", "Model", "Merge", "MergeIO", "SafeTensors", "AtomicIO"]),
         .target(name: "Protocol", dependencies: ["RoundContract", "CZMQ", "COpenSSL", "AtomicIO", logging]),
         // libFuzzer entry for the wire decoder and chunk receiver (scripts/fuzz-protocol.sh);
         // a plain build is a replayer of saved inputs.
@@ -54,7 +56,7 @@ let package = Package(
 
         .executableTarget(name: "fedmerge", dependencies: [
             "LinAlg", "AtomicIO", "SafeTensors", "Model", "Merge", "MergeIO", "Protocol", "Agent", "Aggregator", "DaemonSupport",
-            "Experiment", "Console",
+            "Experiment", "Console", "Alignment",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             logging,
             .product(name: "Yams", package: "Yams"),
@@ -66,8 +68,9 @@ let package = Package(
         .testTarget(name: "ConsoleTests", dependencies: ["Console"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "LinAlg", "SafeTensors"]),
         .testTarget(name: "MergeTests", dependencies: ["Merge", "LinAlg"]),
+        .testTarget(name: "AlignmentTests", dependencies: ["Alignment", "Model", "Merge", "LinAlg", "RoundContract"]),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "AtomicIO", "CZMQ", "COpenSSL"]),
-        .testTarget(name: "fedmergeTests", dependencies: ["fedmerge", "Model", "Merge", "DaemonSupport", "SafeTensors", "LinAlg"]),
+        .testTarget(name: "fedmergeTests", dependencies: ["fedmerge", "Alignment", "Model", "Merge", "DaemonSupport", "SafeTensors", "LinAlg"]),
         .testTarget(name: "AgentTests", dependencies: ["Agent", "Protocol", "SafeTensors", "LinAlg"]),
         .testTarget(name: "AggregatorTests", dependencies: ["Aggregator", "Merge", "Protocol", "DaemonSupport"]),
         .testTarget(name: "ExperimentTests", dependencies: ["Experiment", "Model", "DaemonSupport"]),

@@ -1,6 +1,7 @@
 // Writing a merged model directory (model.safetensors, merge-report.json, the side files of
-// one input model) atomically: built under a temporary sibling name, then renamed into place,
-// so a crash or a full disk never leaves a half-written model where a complete one is expected.
+// one input model) — or any model directory built from tensors, such as an aligned one —
+// atomically: built under a temporary sibling name, then renamed into place, so a crash or a
+// full disk never leaves a half-written model where a complete one is expected.
 
 import AtomicIO
 import Foundation
@@ -14,6 +15,16 @@ public enum MergedModelDirectory {
     /// is written as config.json instead of a copied one.
     public static func write(_ result: MergeResult, to directory: String, sideFilesFrom source: String,
                              fallbackSideFiles: String? = nil, config: Data? = nil) throws {
+        try write(tensors: result.tensors, metadata: ["format": "pt", "fedmerge.method": result.report.method], to: directory,
+                  sideFilesFrom: source, headsMapping: result.report.headsMapping, fallbackSideFiles: fallbackSideFiles,
+                  config: config, files: [("merge-report.json", try result.report.jsonData())])
+    }
+
+    /// The same for any model's tensors (an aligned model, say): model.safetensors with
+    /// `metadata`, the side files, and `files` (name, contents) written last.
+    public static func write(tensors: NamedTensors, metadata: [String: String], to directory: String, sideFilesFrom source: String,
+                             headsMapping: [String: String] = [:], fallbackSideFiles: String? = nil, config: Data? = nil,
+                             files: [(name: String, data: Data)] = []) throws {
         let target = URL(fileURLWithPath: directory).standardizedFileURL
         let parent = target.deletingLastPathComponent().path
         try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
@@ -23,16 +34,15 @@ public enum MergedModelDirectory {
         var done = false
         defer { if !done { try? FileManager.default.removeItem(atPath: temporary) } }
 
-        try SafeTensorsWriter.write(tensors: result.tensors.pairs, metadata: ["format": "pt", "fedmerge.method": result.report.method],
-                                    to: temporary + "/model.safetensors")
-        let copied = try ModelFiles.copySideFiles(from: source, to: temporary, headsMapping: result.report.headsMapping)
+        try SafeTensorsWriter.write(tensors: tensors.pairs, metadata: metadata, to: temporary + "/model.safetensors")
+        let copied = try ModelFiles.copySideFiles(from: source, to: temporary, headsMapping: headsMapping)
         if let fallback = fallbackSideFiles {
             for name in ModelFiles.sideFiles where !copied.contains(name) && FileManager.default.fileExists(atPath: fallback + "/" + name) {
                 try FileManager.default.copyItem(atPath: fallback + "/" + name, toPath: temporary + "/" + name)
             }
         }
         if let config { try AtomicFile.write(config, to: temporary + "/config.json") }
-        try AtomicFile.write(try result.report.jsonData(), to: temporary + "/merge-report.json")
+        for (name, data) in files { try AtomicFile.write(data, to: temporary + "/" + name) }
         let tempFD = open(temporary, O_RDONLY | O_DIRECTORY)
         if tempFD >= 0 { fsync(tempFD); close(tempFD) }
 

@@ -28,6 +28,8 @@ struct FedMerge: ParsableCommand {
             Bench.self,
             DataCommand.self,
             MergeCommand.self,
+            AlignCommand.self,
+            BarrierCommand.self,
             Finetune.self,
             Stats.self,
             Embed.self,

@@ -1,0 +1,123 @@
+// ModelAlignment: `fedmerge align` as a library call — correlate a reference model A and a
+// model B on the same unlabelled text, find B's permutation toward A, and write B permuted as a
+// model directory (atomically) with alignment.json: the choices, the permutation, and the mean
+// correlation of matched units at every point before and after.
+
+import Foundation
+import LinAlg
+import Merge
+import MergeIO
+import Model
+
+public struct AlignmentOptions: Sendable {
+    public var attention: AttentionAlignment = .headPerm
+    public var residual: ResidualAlignment = .all
+    /// Texts per forward batch, tokens per text, and texts read from the data file at most.
+    public var batchSize = 16
+    public var maxLength = 128
+    public var maxTexts = 4000
+    public var format: TextFormat?
+    public var textField = "text"
+    public init() {}
+}
+
+public struct AlignmentOutcome: Sendable {
+    public struct PointSummary: Sendable, Codable, Equatable {
+        public var point: String
+        /// Mean corr(A unit i, B unit i) before, and corr(A unit i, B unit p[i]) after.
+        public var before: Double
+        public var after: Double
+    }
+    public var permutation: BertPermutation
+    public var tokens: Int
+    public var texts: Int
+    public var points: [PointSummary]
+}
+
+public enum ModelAlignment {
+    /// Correlates `reference` and `model` over `batches` and finds the model's permutation.
+    public static func align(reference: BertEncoder, model: BertEncoder, batches: some Sequence<EncoderInput>,
+                             options: AlignmentOptions, dataName: String) throws -> AlignmentOutcome {
+        let correlation = try ActivationCorrelation(reference: reference, model: model)
+        var texts = 0
+        for batch in batches {
+            try correlation.add(batch)
+            texts += batch.batchSize
+        }
+        guard correlation.tokens > 0 else { throw AlignmentError.noActivations(path: dataName) }
+        let c = correlation.correlations()
+        let p = try PermutationSearch.permutation(config: model.config, correlations: c, attention: options.attention, residual: options.residual)
+        let points = c.keys.sorted().map { point in
+            AlignmentOutcome.PointSummary(point: point.description,
+                                          before: PermutationSearch.matchedCorrelation(c[point]!, Permutation(identity: c[point]!.rows)),
+                                          after: PermutationSearch.matchedCorrelation(c[point]!, p.permutation(at: point)))
+        }
+        return AlignmentOutcome(permutation: p, tokens: correlation.tokens, texts: texts, points: points)
+    }
+
+    /// Aligns the model directory `model` to `reference` on the texts of `data` and writes the
+    /// permuted model to `out` (config, vocabulary and tokenizer files copied from `model`).
+    @discardableResult
+    public static func alignDirectories(reference: String, model: String, data: String, out: String,
+                                        options: AlignmentOptions) throws -> AlignmentOutcome {
+        let a = try ModelDirectory.load(reference), b = try ModelDirectory.load(model)
+        try SameArchitecture.requireSameVocabulary(reference: reference, model: model)
+        let tokenizer = try WordPieceTokenizer(vocabularyFile: reference + "/vocab.txt")
+        let reader = try TextRecordReader(path: data, format: options.format, textField: options.textField)
+        let maxLength = min(options.maxLength, a.config.maxPositionEmbeddings)
+        var read = 0
+        var readError: Error?
+        let batches = AnyIterator<EncoderInput> {
+            var texts: [String] = []
+            do {
+                while texts.count < options.batchSize, read < options.maxTexts, let record = try reader.next() {
+                    texts.append(record.text)
+                    read += 1
+                }
+            } catch {
+                readError = error
+                return nil
+            }
+            return texts.isEmpty ? nil : EncoderInput(tokenizer.batch(texts, maxLength: maxLength))
+        }
+        let outcome: AlignmentOutcome
+        do {
+            outcome = try align(reference: a, model: b, batches: batches, options: options, dataName: data)
+        } catch {
+            throw readError ?? error
+        }
+        // A bad record ends the batches early: never align on a prefix of the data silently.
+        if let readError { throw readError }
+
+        let permuted = try outcome.permutation.permuted(try ModelFiles.loadModel(directory: model).tensors)
+        let report = Report(reference: reference, model: model, data: data, attention: options.attention.rawValue,
+                            residual: options.residual.rawValue, texts: outcome.texts, tokens: outcome.tokens,
+                            points: outcome.points, permutation: .init(outcome.permutation))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try MergedModelDirectory.write(tensors: permuted, metadata: ["format": "pt", "fedmerge.aligned": "true"], to: out,
+                                       sideFilesFrom: model, files: [("alignment.json", try encoder.encode(report))])
+        return outcome
+    }
+
+    /// alignment.json.
+    struct Report: Codable {
+        struct Layer: Codable { var queryKey, value, feedForward, attentionResidual, outputResidual: [Int] }
+        struct Permutations: Codable {
+            var embeddings: [Int]
+            var layers: [Layer]
+            init(_ p: BertPermutation) {
+                embeddings = p.embeddings.indices
+                layers = p.layers.map {
+                    Layer(queryKey: $0.queryKey.indices, value: $0.value.indices, feedForward: $0.feedForward.indices,
+                          attentionResidual: $0.attentionResidual.indices, outputResidual: $0.outputResidual.indices)
+                }
+            }
+        }
+        var reference, model, data, attention, residual: String
+        var texts, tokens: Int
+        var points: [AlignmentOutcome.PointSummary]
+        /// Gathers: unit i of the written model is unit permutation[i] of `model`.
+        var permutation: Permutations
+    }
+}

@@ -1,0 +1,56 @@
+// `fedmerge barrier A B --data FILE --out DIR`: the loss of θ(λ) = λθ_A + (1−λ)θ_B along λ and
+// its barrier, written as DIR/barrier.csv and DIR/barrier.svg.
+
+import Alignment
+import ArgumentParser
+import AtomicIO
+import Foundation
+import Model
+
+struct BarrierCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "barrier",
+        abstract: "Loss along the straight line between two classifiers, and its barrier (are they in one basin?).",
+        discussion: """
+        For λ = 0, 1/(n−1), …, 1 the weights θ(λ) = λθ_A + (1−λ)θ_B are scored on the labelled \
+        --data (CSV or JSONL, label names as the models' id2label): mean cross-entropy and accuracy. \
+        barrier = max_λ L(θ(λ)) − ½(L(θ_A) + L(θ_B)); also printed: the largest rise above the \
+        straight line between L(θ_B) and L(θ_A) (the barrier is the worse end's own excess when \
+        the ends differ much). Align B to A first (`fedmerge align`) to \
+        measure what alignment buys. Both models need the same architecture, labels and vocabulary.
+        """
+    )
+
+    @Argument(help: "Model A (λ = 1).") var a: String
+    @Argument(help: "Model B (λ = 0).") var b: String
+    @Option(help: "Labelled data (CSV or JSONL).") var data: String
+    @Option(help: "Output directory for barrier.csv and barrier.svg.") var out: String
+    @Option(help: "Number of λ values, ends included.") var points = 11
+    @Option(help: "CSV column / JSONL field holding the text.") var textField = "text"
+    @Option(help: "CSV column / JSONL field holding the label.") var labelField = "label"
+    @Option(help: "Examples used at most (the first ones of --data).") var maxExamples = 2000
+    @Option(help: "Maximum tokens per text (capped at max_position_embeddings).") var maxLen = 128
+    @Option(help: "Texts per batch.") var batchSize = 32
+
+    func validate() throws {
+        guard points >= 2 else { throw ValidationError("--points must be ≥ 2 (both ends)") }
+        guard maxExamples >= 1, batchSize >= 1, maxLen >= 2 else { throw ValidationError("--max-examples, --batch-size must be ≥ 1 and --max-len ≥ 2") }
+    }
+
+    func run() throws {
+        let modelA = try ModelDirectory.load(a), modelB = try ModelDirectory.load(b)
+        try SameArchitecture.requireSameVocabulary(reference: a, model: b)
+        let tokenizer = try WordPieceTokenizer(vocabularyFile: a + "/vocab.txt")
+        var dataset = try LabeledDataset.load(path: data, textField: textField, labelField: labelField, labelNames: modelA.config.labels)
+        dataset.examples = Array(dataset.examples.prefix(maxExamples))
+        let curve = try LossBarrier.curve(a: modelA, b: modelB, tokenizer: tokenizer, data: dataset, count: points,
+                                          maxLength: maxLen, batchSize: batchSize)
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        try AtomicFile.write(Data(curve.csv().utf8), to: out + "/barrier.csv")
+        let title = (b as NSString).lastPathComponent + " → " + (a as NSString).lastPathComponent
+        try AtomicFile.write(Data(curve.svg(title: title).utf8), to: out + "/barrier.svg")
+        for p in curve.points { print(String(format: "λ=%.2f  loss %.6f  accuracy %.4f", p.lambda, p.loss, p.accuracy)) }
+        print(String(format: "barrier %.6f nats (%.6f above the chord between the ends) on %d examples; wrote %@/barrier.csv and barrier.svg",
+                     curve.barrier, curve.excessOverChord, curve.examples, out))
+    }
+}
