@@ -40,6 +40,8 @@ let package = Package(
         .target(name: "Merge", dependencies: ["RoundContract", "LinAlg", "ConfigTree"]),
         .target(name: "MergeIO", dependencies: ["RoundContract", "Merge", "SafeTensors", "AtomicIO", "LinAlg"]),
         .target(name: "Protocol", dependencies: ["RoundContract", "CZMQ", "COpenSSL", "AtomicIO", logging]),
+        // Masked summation (X25519 + HKDF + AES-CTR masks, int64 fixed point): agents' sums without their terms.
+        .target(name: "SecureSum", dependencies: ["COpenSSL"]),
         // libFuzzer entry for the wire decoder and chunk receiver (scripts/fuzz-protocol.sh);
         // a plain build is a replayer of saved inputs.
         .executableTarget(name: "ProtocolFuzz", dependencies: ["Protocol", logging]),
@@ -66,6 +68,7 @@ let package = Package(
         .testTarget(name: "ConsoleTests", dependencies: ["Console"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "LinAlg", "SafeTensors"]),
         .testTarget(name: "MergeTests", dependencies: ["Merge", "LinAlg"]),
+        .testTarget(name: "SecureSumTests", dependencies: ["SecureSum", "Protocol"]),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "AtomicIO", "CZMQ", "COpenSSL"]),
         .testTarget(name: "fedmergeTests", dependencies: ["fedmerge", "Model", "Merge", "DaemonSupport", "SafeTensors", "LinAlg"]),
         .testTarget(name: "AgentTests", dependencies: ["Agent", "Protocol", "SafeTensors", "LinAlg"]),
