@@ -33,7 +33,7 @@ public enum SecureSumError: Error, Equatable, Sendable, CustomStringConvertible 
     case nonFinite(tensor: String, index: Int)
     /// A decoded sum beyond K·(B·2^f + 1): some agent exceeded its bound or a mask was not removed.
     case sumOutOfRange(tensor: String, index: Int, value: Int64, limit: Int64)
-    /// Vectors whose lengths disagree (a summand, a mask, a packed Gram).
+    /// Vectors whose lengths disagree (a summand, a mask).
     case lengthMismatch(what: String, expected: Int, actual: Int)
 
     // Dropouts.

@@ -5,6 +5,7 @@
 
 import Foundation
 import XCTest
+import RoundContract
 @testable import SecureSum
 
 final class PairwiseMaskTests: XCTestCase {

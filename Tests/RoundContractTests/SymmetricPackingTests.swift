@@ -1,7 +1,7 @@
 // SymmetricPacking: the upper triangle row by row, d(d+1)/2 entries, and back to the matrix.
 
 import XCTest
-@testable import SecureSum
+@testable import RoundContract
 
 final class SymmetricPackingTests: XCTestCase {
     func testPacksTheUpperTriangleRowByRowAndUnpacksTheSymmetricMatrix() throws {
@@ -13,10 +13,10 @@ final class SymmetricPackingTests: XCTestCase {
     }
 
     func testRoundTripOfARandomSymmetricMatrixAndCounts() throws {
-        var rng = SeededGenerator(seed: 3)
         let d = 17
         var full = [Float](repeating: 0, count: d * d)
-        for r in 0..<d { for c in r..<d { let v = Float.random(in: -1...1, using: &rng); full[r * d + c] = v; full[c * d + r] = v } }
+        // Distinct entries (r·d + c of the upper triangle) so a misplaced one shows.
+        for r in 0..<d { for c in r..<d { let v = Float(r * d + c); full[r * d + c] = v; full[c * d + r] = v } }
         let packed = try SymmetricPacking.pack(full, dimension: d)
         XCTAssertEqual(packed.count, d * (d + 1) / 2)
         XCTAssertEqual(try SymmetricPacking.unpack(packed, dimension: d), full)
@@ -25,10 +25,10 @@ final class SymmetricPackingTests: XCTestCase {
 
     func testWrongLengthsAreRefused() {
         XCTAssertThrowsError(try SymmetricPacking.pack([1.0, 2, 3], dimension: 2)) {
-            XCTAssertEqual($0 as? SecureSumError, .lengthMismatch(what: "symmetric 2×2 matrix", expected: 4, actual: 3))
+            XCTAssertEqual($0 as? SymmetricPackingError, .lengthMismatch(what: "symmetric 2×2 matrix", expected: 4, actual: 3))
         }
         XCTAssertThrowsError(try SymmetricPacking.unpack([1.0, 2], dimension: 2)) {
-            XCTAssertEqual($0 as? SecureSumError, .lengthMismatch(what: "packed 2×2 matrix", expected: 3, actual: 2))
+            XCTAssertEqual($0 as? SymmetricPackingError, .lengthMismatch(what: "packed 2×2 matrix", expected: 3, actual: 2))
         }
     }
 }
