@@ -41,10 +41,10 @@ let package = Package(
         .target(name: "MergeIO", dependencies: ["RoundContract", "Merge", "SafeTensors", "AtomicIO", "LinAlg"]),
         .target(name: "Protocol", dependencies: ["RoundContract", "CZMQ", "COpenSSL", "AtomicIO", logging]),
         // Masked summation (X25519 + HKDF + AES-CTR masks, int64 fixed point): agents' sums without their terms.
-        .target(name: "SecureSum", dependencies: ["COpenSSL"]),
-        // libFuzzer entry for the wire decoder and chunk receiver (scripts/fuzz-protocol.sh);
+        .target(name: "SecureSum", dependencies: ["COpenSSL", "RoundContract"]),
+        // libFuzzer entry for the wire decoder, the chunk receiver and the secure-sum key check (scripts/fuzz-protocol.sh);
         // a plain build is a replayer of saved inputs.
-        .executableTarget(name: "ProtocolFuzz", dependencies: ["Protocol", logging]),
+        .executableTarget(name: "ProtocolFuzz", dependencies: ["Protocol", "SecureSum", logging]),
 
         // The daemons: thin state machines over the libraries.
         .target(name: "Agent", dependencies: ["Model", "Protocol", "SafeTensors", "AtomicIO", "DaemonSupport", "LinAlg", logging]),
