@@ -67,7 +67,7 @@ let package = Package(
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "LinAlg"]),
         .testTarget(name: "ConsoleTests", dependencies: ["Console"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "LinAlg", "SafeTensors"]),
-        .testTarget(name: "MergeTests", dependencies: ["Merge", "LinAlg", "SecureSum"]),
+        .testTarget(name: "MergeTests", dependencies: ["Merge", "MergeIO", "LinAlg", "SecureSum"]),
         .testTarget(name: "SecureSumTests", dependencies: ["SecureSum", "Protocol", "RoundContract"]),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "AtomicIO", "CZMQ", "COpenSSL"]),
         .testTarget(name: "fedmergeTests", dependencies: ["fedmerge", "Model", "Merge", "DaemonSupport", "SafeTensors", "LinAlg"]),

@@ -6,6 +6,7 @@
 import Foundation
 import LinAlg
 @testable import Merge
+import MergeIO
 import SecureSum
 import XCTest
 
@@ -119,6 +120,47 @@ final class SumMergeTests: XCTestCase {
             assertSameModel(try mergeFromSums(parts, plainSums(parts), models: models, parameters: parameters), clear, tolerance: 1e-6, "random fp64 α \(alpha)")
             let masked = try maskedSums(parts, agents: models.map(\.name), merge: "regmean")
             assertSameModel(try mergeFromSums(parts, masked, models: models, parameters: parameters), clear, tolerance: 1e-6, "random masked α \(alpha)")
+        }
+    }
+
+    /// Real MiniLM uploads (an aggregator's contribution store: one directory per agent holding
+    /// model.safetensors and stats.safetensors), through fixed point and masks, against the clear
+    /// merge; prints the figures issue 13 asks for. Minutes in a debug build, so it runs only
+    /// when FEDMERGE_SECURE_SUM_STORE names such a store (e.g. .cache/demo/spool/store).
+    func testRealMiniLMUploadsThroughTheMaskedPathMatchTheClearMerge() throws {
+        guard let store = ProcessInfo.processInfo.environment["FEDMERGE_SECURE_SUM_STORE"] else {
+            throw XCTSkip("set FEDMERGE_SECURE_SUM_STORE to an aggregator store of MiniLM uploads")
+        }
+        let fm = FileManager.default
+        var models: [Model] = []
+        var clearBytes: [String: (model: Int, gram: Int, fisher: Int)] = [:]
+        for agent in try fm.contentsOfDirectory(atPath: store).sorted() {
+            guard let fingerprint = try fm.contentsOfDirectory(atPath: store + "/" + agent).sorted().first else { continue }
+            let directory = store + "/" + agent + "/" + fingerprint
+            let tensors = try ModelFiles.loadModel(directory: directory).tensors
+            let statistics = try ModelFiles.loadStatistics(path: directory + "/stats.safetensors", model: agent, kinds: [.gram, .fisher])
+            func bytes(_ suffix: String) -> Int { statistics.tensors.names.filter { $0.hasSuffix(suffix) }.reduce(0) { $0 + 4 * statistics.tensors[$1]!.count } }
+            let modelBytes = (try fm.attributesOfItem(atPath: directory + "/model.safetensors")[.size] as? Int) ?? 0
+            clearBytes[agent] = (modelBytes, bytes(".gram"), bytes(".fisher"))
+            models.append((agent, tensors, statistics, 1))
+        }
+        XCTAssertGreaterThanOrEqual(models.count, 2)
+        let runs: [(String, [[String: MergeValue]])] = [("regmean", [["alpha": .number(0.5)], ["alpha": .number(1.0)], [:]]), ("fisher", [[:]]), ("average", [[:]])]
+        for (method, parameterSets) in runs {
+            let (parts, summandSeconds) = try timed { try contributions(models, method: method, parameters: parameterSets[0]) }
+            let (sums, maskSeconds) = try timed { try maskedSums(parts, agents: models.map(\.name), merge: method) }
+            let entries = parts[0].layout.summands.reduce(0) { $0 + $1.count }
+            for parameters in parameterSets {
+                let (clear, clearSeconds) = try timed { try MethodRegistry.method(named: method).merge(models: models, parameters: parameters) }
+                let (secure, sumSeconds) = try timed { try mergeFromSums(parts, sums, models: models, parameters: parameters) }
+                assertSameModel(secure, clear, tolerance: 1e-6, "MiniLM \(method) \(parameters)")
+                print("MiniLM \(method) \(parameters): clear merge \(clearSeconds) s, merge from sums \(sumSeconds) s")
+            }
+            let agent = models[0].name, clear = clearBytes[agent]!
+            let clearUpload = clear.model + (method == "regmean" ? clear.gram : method == "fisher" ? clear.fisher : 0)
+            print("MiniLM \(method), \(models.count) agents: \(parts[0].layout.summands.count) summands, \(entries) int64 entries = \(8 * entries) bytes per agent "
+                  + "(clear: model \(clear.model) + statistics \(clearUpload - clear.model) = \(clearUpload) bytes); "
+                  + "summands \(summandSeconds) s and fixed point + masks + sum + decode \(maskSeconds) s for all agents (debug build)")
         }
     }
 
