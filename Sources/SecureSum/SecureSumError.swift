@@ -36,6 +36,14 @@ public enum SecureSumError: Error, Equatable, Sendable, CustomStringConvertible 
     /// Vectors whose lengths disagree (a summand, a mask).
     case lengthMismatch(what: String, expected: Int, actual: Int)
 
+    // The round's scale (SECURE_BOUNDS → SECURE_SCALE).
+    /// An agent's bounds were made for another summand layout (or another count of summands).
+    case layoutMismatch(agent: String, expected: String, got: String)
+    /// The scale the aggregator sent for summand `index` is not the rule's, or not safe.
+    case scaleRefused(index: Int, reason: String)
+    /// A SECURE_SCALE (or reveal) for a set of agents that does not include `agent`.
+    case notAMember(agent: String)
+
     // Dropouts.
     /// A revealed seed that does not involve the dropped agent, or comes from a non-survivor.
     case badReveal(survivor: String, dropped: String, reason: String)
@@ -72,6 +80,12 @@ public enum SecureSumError: Error, Equatable, Sendable, CustomStringConvertible 
             "sum of \(tensor.debugDescription)[\(index)] = \(value) is beyond ±\(limit): an agent exceeded its bound or a mask was not removed"
         case .lengthMismatch(let what, let expected, let actual):
             "\(what) has \(actual) entries, expected \(expected)"
+        case .layoutMismatch(let agent, let expected, let got):
+            "agent \(agent.debugDescription) reported bounds for summand layout \(got), the round's is \(expected)"
+        case .scaleRefused(let index, let reason):
+            "the round's fixed-point scale for summand \(index) is refused: \(reason)"
+        case .notAMember(let agent):
+            "the round's secure sum does not include \(agent.debugDescription)"
         case .badReveal(let survivor, let dropped, let reason):
             "seed revealed by \(survivor.debugDescription) for dropped \(dropped.debugDescription) refused: \(reason)"
         case .openSSL(let operation, let reason):
