@@ -42,9 +42,11 @@ let package = Package(
         // Permutation alignment of models from different initialisations (DESIGN.md §9).
         .target(name: "Alignment", dependencies: ["RoundContract", "LinAlg", "Model", "Merge", "MergeIO", "SafeTensors", "AtomicIO"]),
         .target(name: "Protocol", dependencies: ["RoundContract", "CZMQ", "COpenSSL", "AtomicIO", logging]),
-        // libFuzzer entry for the wire decoder and chunk receiver (scripts/fuzz-protocol.sh);
+        // Masked summation (X25519 + HKDF + AES-CTR masks, int64 fixed point): agents' sums without their terms.
+        .target(name: "SecureSum", dependencies: ["COpenSSL", "RoundContract"]),
+        // libFuzzer entry for the wire decoder, the chunk receiver and the secure-sum key check (scripts/fuzz-protocol.sh);
         // a plain build is a replayer of saved inputs.
-        .executableTarget(name: "ProtocolFuzz", dependencies: ["Protocol", logging]),
+        .executableTarget(name: "ProtocolFuzz", dependencies: ["Protocol", "SecureSum", logging]),
 
         // The daemons: thin state machines over the libraries.
         .target(name: "Agent", dependencies: ["Model", "Protocol", "SafeTensors", "AtomicIO", "DaemonSupport", "LinAlg", logging]),
@@ -67,7 +69,8 @@ let package = Package(
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "LinAlg"]),
         .testTarget(name: "ConsoleTests", dependencies: ["Console"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "LinAlg", "SafeTensors"]),
-        .testTarget(name: "MergeTests", dependencies: ["Merge", "LinAlg"]),
+        .testTarget(name: "MergeTests", dependencies: ["Merge", "MergeIO", "LinAlg", "SecureSum"]),
+        .testTarget(name: "SecureSumTests", dependencies: ["SecureSum", "Protocol", "RoundContract"]),
         .testTarget(name: "AlignmentTests", dependencies: ["Alignment", "Model", "Merge", "LinAlg", "RoundContract"]),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "AtomicIO", "CZMQ", "COpenSSL"]),
         .testTarget(name: "fedmergeTests", dependencies: ["fedmerge", "Alignment", "Model", "Merge", "DaemonSupport", "SafeTensors", "LinAlg"]),

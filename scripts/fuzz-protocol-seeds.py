@@ -6,7 +6,8 @@ import hashlib, json, os, struct, sys
 
 TYPES = {"HELLO": 1, "WELCOME": 2, "REFUSED": 3, "OFFER": 4, "RESUME": 5, "CHUNK": 6, "ACK": 7,
          "COMMIT": 8, "COMMITTED": 9, "MERGED": 10, "EVAL": 11, "ERROR": 12, "HEARTBEAT": 13,
-         "EVALUATED": 14}
+         "EVALUATED": 14, "SECURE_KEY": 15, "SECURE_KEYS": 16, "SECURE_BOUNDS": 17, "SECURE_SCALE": 18,
+         "REVEAL_REQUEST": 19, "REVEAL": 20}
 
 def message(kind, header, payload=b""):
     h = json.dumps(header, separators=(",", ":")).encode()
@@ -14,6 +15,12 @@ def message(kind, header, payload=b""):
 
 def records(*messages):
     return b"".join(struct.pack(">I", len(m)) + m for m in messages)
+
+# A SECURE_KEY whose certificate is PEM-shaped (base64 of a DER SEQUENCE header), so mutations
+# reach OpenSSL's PEM and X.509 parsers.
+SECURE_KEY = {"round": 1, "merge": "m", "agent": "a", "publicKey": "A" * 43 + "=",
+              "certificate": "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIQ\n-----END CERTIFICATE-----\n",
+              "signature": "MEUCIQ" + "A" * 90}
 
 out = sys.argv[1]
 os.makedirs(out, exist_ok=True)
@@ -34,6 +41,15 @@ seeds = {
     # ERROR with and without the optional `method` (the merged model a failed evaluation concerns).
     "error": records(message("ERROR", {"code": "eval_failed", "message": "nan loss"})),
     "error-method": records(message("ERROR", {"code": "eval_failed", "message": "nan loss", "method": "regmean"})),
+    # Secure summation (issue 13): a key with a PEM-shaped certificate, the relayed list, bounds,
+    # scale, and a dropout's request and reveal.
+    "secure-key": records(message("SECURE_KEY", SECURE_KEY)),
+    "secure-keys": records(message("SECURE_KEYS", {"round": 1, "merge": "m", "keys": [SECURE_KEY, dict(SECURE_KEY, agent="b")]})),
+    "secure-bounds": records(message("SECURE_BOUNDS", {"round": 1, "merge": "m", "layoutDigest": "ab" * 32, "boundExponents": [3, None, -7]})),
+    "secure-scale": records(message("SECURE_SCALE", {"round": 1, "merge": "m", "layoutDigest": "ab" * 32, "agents": ["a", "b", "c"],
+                                                     "fractionBits": [57, 96, 67], "boundExponents": [3, None, -7]})),
+    "reveal": records(message("REVEAL_REQUEST", {"round": 1, "merge": "m", "dropped": ["b"]}),
+                      message("REVEAL", {"round": 1, "merge": "m", "agent": "a", "seeds": {"b": "0f" * 32}})),
     # Framing edge cases: several messages back to back, an empty record, a length above any
     # limit (ends the stream), a record cut short at the end.
     "stream": records(message("HEARTBEAT", {}), message("ACK", {"transferID": "t", "durableOffset": 5}),

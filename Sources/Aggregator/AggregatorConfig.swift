@@ -27,7 +27,7 @@ public struct AggregatorConfig: Sendable {
     public var checks: PlausibilityLimits
 
     public static let topKeys = ["listen", "tls", "allow", "spool", "output", "base_model", "checks", "merges", "metrics", "round"]
-    public static let roundKeys = ["id", "base_model", "subset", "min_agents", "deadline", "eval_timeout", "heads", "methods", "checks"]
+    public static let roundKeys = ["id", "base_model", "subset", "min_agents", "deadline", "eval_timeout", "heads", "methods", "checks", "secure"]
     public static let checkKeys = ["max_tensor_distance", "max_model_distance", "distance_floor", "max_head_value",
                                    "symmetry_tolerance", "psd_tolerance", "heads_prefix"]
 

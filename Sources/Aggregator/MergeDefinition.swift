@@ -33,6 +33,9 @@ public struct MergeDefinition: Sendable, Equatable {
     public var evalTimeout: Double
     public var heads: String
     public var methods: [MethodEntry]
+    /// `secure: true`: the aggregator would learn only the sums (issue 13). Read and checked
+    /// (only methods that need sums alone); the daemons do not run it yet, so it is refused.
+    public var secure: Bool = false
 
     /// The statistics every member must send for these methods.
     public var kinds: Set<StatisticKind> { Set(methods.flatMap { $0.choice.requiredStatistics }) }
@@ -46,13 +49,14 @@ public struct MergeDefinition: Sendable, Equatable {
             let text = parameters.keys.sorted().map { key in "\(key):\(parameters[key]!)" }.joined(separator: ",")
             lines.append("method=\(entry.label)=\(entry.choice.name)(\(text))")
         }
+        if secure { lines.append("secure=true") }
         let text = lines.joined(separator: "\n")
         let hasher = SHA256Hasher()
         hasher.update(Data(text.utf8))
         return hasher.finalizeHex()
     }
 
-    public static let fileKeys = ["name", "id", "subset", "audience", "methods", "heads", "min_agents", "deadline", "eval_timeout"]
+    public static let fileKeys = ["name", "id", "subset", "audience", "methods", "heads", "min_agents", "deadline", "eval_timeout", "secure"]
     public static let headsModes = ["average", "keep", "per_label"]
 
     /// Reads a merge from `section` (a merge file's top level, or the config's `round`).
@@ -94,8 +98,23 @@ public struct MergeDefinition: Sendable, Equatable {
         guard !methods.isEmpty else {
             throw ConfigError.invalid(file: file, key: section.key("methods"), value: "[]", allowed: "at least one {merge_method: …}")
         }
+        let secure = try section.bool("secure", default: false)
+        if secure { try checkSecure(methods, section) }
         return MergeDefinition(name: name, id: id, file: file, subset: subset, audience: audience, minAgents: minAgents, deadline: deadline,
-                               evalTimeout: evalTimeout, heads: heads, methods: methods)
+                               evalTimeout: evalTimeout, heads: heads, methods: methods, secure: secure)
+    }
+
+    /// `secure: true` admits only methods that need nothing but sums (Merge's SumMerge.methods);
+    /// mats, ties and task_arithmetic need each agent's own terms. Until the daemons run the
+    /// masked exchange, a secure merge is refused outright rather than run in the clear.
+    private static func checkSecure(_ methods: [MethodEntry], _ section: ConfigReader) throws {
+        let entries = try section.sections("methods")
+        for (entry, method) in zip(entries, methods) where !SumMerge.methods.contains(method.choice.name) {
+            throw ConfigError.invalid(file: section.file, key: entry.key("merge_method"), value: "'\(method.choice.name)'",
+                                      allowed: "with secure: true, one of \(SumMerge.methods.joined(separator: ", ")) (\(method.choice.name) needs each agent's own weights or statistics, which secure summation never shows the aggregator)")
+        }
+        throw ConfigError.rejected(file: section.file, key: section.key("secure"),
+                                   reason: "secure summation is not wired into the daemons yet (issue 13); this build would send weights and Grams in the clear, so it refuses to run the merge")
     }
 
     private static func agentList(_ section: ConfigReader, _ key: String, allow: [String], help: String) throws -> [String] {

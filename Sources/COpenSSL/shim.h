@@ -11,6 +11,7 @@
 #include <openssl/bio.h>
 #include <openssl/sha.h>
 #include <openssl/rand.h>
+#include <openssl/kdf.h>
 
 static inline int fm_SSL_CTX_set_min_proto_version(SSL_CTX *ctx, int version) {
     return (int)SSL_CTX_set_min_proto_version(ctx, version);

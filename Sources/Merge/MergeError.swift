@@ -21,6 +21,10 @@ public enum MergeError: Error, CustomStringConvertible, Equatable, Sendable {
     case badWeight(model: String, weight: Double)
     case solveFailed(tensor: String, reason: String)
     case finishedTwice
+    /// A merge on sums (secure summation) asked of a method that needs per-model terms.
+    case notSummable(method: String, summable: [String])
+    /// Sums that do not fit the layout they claim (`what` names the summand or tensor).
+    case summandMismatch(what: String, expected: String, actual: String)
 
     public var description: String {
         switch self {
@@ -58,6 +62,10 @@ public enum MergeError: Error, CustomStringConvertible, Equatable, Sendable {
             return "solve for tensor '\(tensor)' failed: \(reason)"
         case .finishedTwice:
             return "finish() was called twice on one accumulator"
+        case let .notSummable(method, summable):
+            return "merge_method \(method) needs each model's own terms and cannot run on sums (secure: true); methods that can: \(summable.joined(separator: ", "))"
+        case let .summandMismatch(what, expected, actual):
+            return "sums for \(what): expected \(expected), got \(actual)"
         }
     }
 

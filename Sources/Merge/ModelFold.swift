@@ -148,19 +148,11 @@ final class ModelFold {
                 continue
             }
             guard let sum = averages[name] else { continue }
-            var tensor = sum.average()
+            let tensor = sum.average()
             if isSeparateHead(name), headsMode == .perLabel, let labels = labelSums[name] {
-                let (rows, cols) = (tensor.rows, tensor.cols)
-                var unseen = 0
-                tensor.withUnsafeMutableBufferPointer { p in
-                    for r in 0..<rows {
-                        guard labels.rowWeight[r] > 0 else { unseen += 1; continue }
-                        for c in 0..<cols { p[r * cols + c] = Float(labels.sum[r * cols + c] / labels.rowWeight[r]) }
-                    }
-                }
-                out.set(name, tensor)
-                entries.append(.init(name: name, rule: "per_label", fallbackCount: unseen,
-                                     note: unseen > 0 ? "\(unseen) label rows seen by no model: plain average" : nil))
+                let (head, entry) = Self.perLabelHead(name: name, average: tensor, rowSums: labels.sum, rowWeights: labels.rowWeight)
+                out.set(name, head)
+                entries.append(entry)
                 continue
             }
             out.set(name, tensor)
@@ -177,6 +169,25 @@ final class ModelFold {
                                  models: modelNames, weights: weights, tensors: entries, totals: totals,
                                  headsMapping: mapping, addSeconds: addSeconds, finishSeconds: finishSeconds)
         return MergeResult(tensors: out, report: report)
+    }
+}
+
+extension ModelFold {
+    /// A per_label head: row r is Σ w θ_r / Σ w over the models that saw label r (`rowSums`,
+    /// `rowWeights`), or the plain `average` row when none did. Shared with the secure path.
+    static func perLabelHead(name: String, average: Tensor<Float>, rowSums: [Double], rowWeights: [Double])
+        -> (Tensor<Float>, MergeReport.TensorEntry) {
+        var tensor = average
+        let (rows, cols) = (tensor.rows, tensor.cols)
+        var unseen = 0
+        tensor.withUnsafeMutableBufferPointer { p in
+            for r in 0..<rows {
+                guard rowWeights[r] > 0 else { unseen += 1; continue }
+                for c in 0..<cols { p[r * cols + c] = Float(rowSums[r * cols + c] / rowWeights[r]) }
+            }
+        }
+        return (tensor, .init(name: name, rule: "per_label", fallbackCount: unseen,
+                              note: unseen > 0 ? "\(unseen) label rows seen by no model: plain average" : nil))
     }
 }
 

@@ -25,7 +25,10 @@ final class WeightedSum {
     }
 
     /// Σ wθ / Σ w as fp32.
-    func average() -> Tensor<Float> {
+    func average() -> Tensor<Float> { Self.average(sum: sum, totalWeight: totalWeight, shape: shape) }
+
+    /// `sum` / `totalWeight` as fp32 (the secure path has the sum without the terms).
+    static func average(sum: [Double], totalWeight: Double, shape: [Int]) -> Tensor<Float> {
         let scale = totalWeight > 0 ? 1 / totalWeight : 0
         var out = TensorKernels.zerosFloat(shape)
         sum.withUnsafeBufferPointer { ps in

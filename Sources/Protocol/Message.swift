@@ -22,6 +22,13 @@ public enum MessageType: UInt16, Sendable, CaseIterable, CustomStringConvertible
     case error = 12
     case heartbeat = 13
     case evaluated = 14
+    // Secure summation (issue 13).
+    case secureKey = 15
+    case secureKeys = 16
+    case secureBounds = 17
+    case secureScale = 18
+    case revealRequest = 19
+    case reveal = 20
 
     public var description: String {
         switch self {
@@ -39,6 +46,12 @@ public enum MessageType: UInt16, Sendable, CaseIterable, CustomStringConvertible
         case .error: "ERROR"
         case .heartbeat: "HEARTBEAT"
         case .evaluated: "EVALUATED"
+        case .secureKey: "SECURE_KEY"
+        case .secureKeys: "SECURE_KEYS"
+        case .secureBounds: "SECURE_BOUNDS"
+        case .secureScale: "SECURE_SCALE"
+        case .revealRequest: "REVEAL_REQUEST"
+        case .reveal: "REVEAL"
         }
     }
 
@@ -135,6 +148,12 @@ public enum Message: Sendable, Equatable {
     case evaluated(Evaluated)
     case error(ErrorReport)
     case heartbeat
+    case secureKey(SecureKey)
+    case secureKeys(SecureKeys)
+    case secureBounds(SecureBounds)
+    case secureScale(SecureScale)
+    case revealRequest(RevealRequest)
+    case reveal(Reveal)
 
     public var type: MessageType {
         switch self {
@@ -152,6 +171,12 @@ public enum Message: Sendable, Equatable {
         case .evaluated: .evaluated
         case .error: .error
         case .heartbeat: .heartbeat
+        case .secureKey: .secureKey
+        case .secureKeys: .secureKeys
+        case .secureBounds: .secureBounds
+        case .secureScale: .secureScale
+        case .revealRequest: .revealRequest
+        case .reveal: .reveal
         }
     }
 }

@@ -96,6 +96,12 @@ public struct MessageCodec: Sendable {
         case .evaluated(let h): return json(h)
         case .error(let h): return json(h)
         case .heartbeat: return json(Heartbeat())
+        case .secureKey(let h): return json(h)
+        case .secureKeys(let h): return json(h)
+        case .secureBounds(let h): return json(h)
+        case .secureScale(let h): return json(h)
+        case .revealRequest(let h): return json(h)
+        case .reveal(let h): return json(h)
         }
     }
 
@@ -180,6 +186,12 @@ public struct MessageCodec: Sendable {
         case .heartbeat:
             _ = try parse(Heartbeat.self)
             return .heartbeat
+        case .secureKey: return .secureKey(try parse(SecureKey.self))
+        case .secureKeys: return .secureKeys(try parse(SecureKeys.self))
+        case .secureBounds: return .secureBounds(try parse(SecureBounds.self))
+        case .secureScale: return .secureScale(try parse(SecureScale.self))
+        case .revealRequest: return .revealRequest(try parse(RevealRequest.self))
+        case .reveal: return .reveal(try parse(Reveal.self))
         }
     }
 

@@ -1,13 +1,16 @@
 // Fuzz entry point for the bytes a peer controls: one input is the plaintext stream of a link,
 // [u32 big-endian length][encoded message] records exactly as inside TLS; it is cut back into
 // messages by MessageReassembler (fed in small pieces, as TCP delivers them), each goes through
-// MessageCodec.decode and, when it is part of a transfer, into a fresh ChunkReceiver. Built two ways:
+// MessageCodec.decode and, when it is part of a transfer, into a fresh ChunkReceiver; relayed
+// secure-sum keys go through SignedPublicKey(wire:) and FederationTrust.verify (OpenSSL's PEM,
+// X.509 and ECDSA parsers on peer bytes), revealed seeds through their hex decoder. Built two ways:
 //   scripts/fuzz-protocol.sh   → libFuzzer binary (-sanitize=fuzzer, -DFUZZING; libFuzzer owns main)
 //   swift run ProtocolFuzz F…  → replays saved inputs (crash reproducer, no libFuzzer needed)
 
 import Foundation
 import Logging
 import Protocol
+import SecureSum
 
 /// Spool directory, emptied before each input so no state crosses inputs (reproducible crashes).
 private let spool = NSTemporaryDirectory() + "fedmerge-fuzz-\(getpid())"
@@ -21,6 +24,37 @@ private let quiet: Logger = {
 
 /// Small caps so the fuzzer explores limits rather than allocating.
 private let codec = MessageCodec(limits: MessageLimits(maxHeaderBytes: 4096, maxPayloadBytes: 1 << 16))
+
+/// A federation CA made once per process; relayed keys are verified against it.
+private let trust: FederationTrust? = {
+    let directory = NSTemporaryDirectory() + "fedmerge-fuzz-ca-\(getpid())"
+    try? FileManager.default.removeItem(atPath: directory)
+    guard (try? CertificateAuthority.initialize(directory: directory)) != nil else { return nil }
+    return try? FederationTrust(caCertificateFile: directory + "/ca.pem")
+}()
+
+/// What an agent does with the secure-sum messages it receives before any state changes.
+private func checkSecureSum(_ message: Message) {
+    switch message {
+    case .secureKey(let key):
+        guard let signed = try? SignedPublicKey(wire: key) else { return }
+        try? trust?.verify(signed, for: signed.binding)
+    case .secureKeys(let relayed):
+        for key in relayed.keys.prefix(8) {
+            guard let signed = try? SignedPublicKey(wire: key) else { continue }
+            try? trust?.verify(signed, for: KeyBinding(roundID: String(relayed.round), mergeName: relayed.merge))
+        }
+    case .reveal(let reveal):
+        for (dropped, seed) in reveal.seeds { _ = try? PairwiseSeed(revealedHex: seed, survivor: reveal.agent, dropped: dropped) }
+    case .secureScale(let scale):
+        for (f, e) in zip(scale.fractionBits, scale.boundExponents) {
+            guard let e, (-1074...1023).contains(e) else { continue }
+            _ = FixedPointScale(fractionBits: f, bound: Double(sign: .plus, exponent: e, significand: 1), agents: scale.agents.count).isSafe
+        }
+    default:
+        break
+    }
+}
 
 func fuzzOneInput(_ input: UnsafeRawBufferPointer) {
     try? FileManager.default.removeItem(atPath: spool)
@@ -39,6 +73,7 @@ func fuzzOneInput(_ input: UnsafeRawBufferPointer) {
         // An oversize length ends the stream, as it ends a link.
         guard let record = try? reassembler.next(reading: read) else { break }
         guard let message = try? codec.decode(record) else { continue }
+        checkSecureSum(message)
         if let outcome = try? receiver.handle(message), let file = outcome.completed {
             // A commit must only ever publish bytes with the offered digest.
             guard (try? SHA256Hasher.hashFile(file.path)) == file.sha256 else { fatalError("committed \(file.path) with a wrong digest") }

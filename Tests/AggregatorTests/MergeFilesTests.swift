@@ -64,4 +64,20 @@ final class MergeFilesTests: XCTestCase {
         let unknown = files.read(knownIDs: [:], previous: []).errors.first ?? ""
         XCTAssertTrue(unknown.contains("m.yaml") && unknown.contains("merge_method") && unknown.contains("regmean"), unknown)
     }
+
+    func testSecureMergesAdmitOnlyMethodsOfSumsAndAreRefusedUntilTheDaemonsRunThem() throws {
+        let files = MergeFiles(directory: directory, inline: nil, allow: ["a", "b"])
+        for method in ["ties", "task_arithmetic", "mats"] {
+            try write("s.yaml", "subset: [a, b]\nsecure: true\nmethods: [{merge_method: regmean}, {merge_method: \(method)}]\n")
+            let error = files.read(knownIDs: [:], previous: []).errors.first ?? ""
+            XCTAssertTrue(error.contains("s.yaml") && error.contains("methods[1].merge_method") && error.contains("'\(method)'")
+                          && error.contains("average, fisher, regmean"), error)
+        }
+        try write("s.yaml", "subset: [a, b]\nsecure: true\nmethods: [{merge_method: regmean}, {merge_method: fisher}, {merge_method: average}]\n")
+        let refused = files.read(knownIDs: [:], previous: []).errors.first ?? ""
+        XCTAssertTrue(refused.contains("s.yaml") && refused.contains("secure") && refused.contains("not wired"), refused)
+        // secure: false is the clear merge as before.
+        try write("s.yaml", "subset: [a, b]\nsecure: false\nmethods: [{merge_method: ties}]\n")
+        XCTAssertEqual(files.read(knownIDs: [:], previous: []).errors, [])
+    }
 }

@@ -21,6 +21,12 @@ final class MessageCodecTests: ProtocolTestCase {
         .evaluated(Evaluated(round: 3, method: "regmean")),
         .error(ErrorReport(code: "malformed", message: "bad")),
         .heartbeat,
+        .secureKey(SecureKey(round: 3, merge: "m", agent: "agent-1", publicKey: "AAEC", certificate: "-----BEGIN CERTIFICATE-----\n…", signature: "MEUC")),
+        .secureKeys(SecureKeys(round: 3, merge: "m", keys: [SecureKey(round: 3, merge: "m", agent: "agent-2", publicKey: "AQ==", certificate: "", signature: "")])),
+        .secureBounds(SecureBounds(round: 3, merge: "m", layoutDigest: String(repeating: "ab", count: 32), boundExponents: [3, nil, -7])),
+        .secureScale(SecureScale(round: 3, merge: "m", layoutDigest: String(repeating: "ab", count: 32), agents: ["a", "b"], fractionBits: [57, 96], boundExponents: [3, nil])),
+        .revealRequest(RevealRequest(round: 3, merge: "m", dropped: ["agent-2"])),
+        .reveal(Reveal(round: 3, merge: "m", agent: "agent-1", seeds: ["agent-2": String(repeating: "0f", count: 32)])),
     ]
 
     func testEveryMessageTypeRoundTrips() throws {

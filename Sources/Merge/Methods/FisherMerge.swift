@@ -29,6 +29,26 @@ public struct FisherMerge: MergeMethod {
     }
 }
 
+extension FisherMerge {
+    /// One tensor from its sums Σ wFθ, Σ wF, Σ wθ and Σ w: Σ wFθ / Σ wF per entry, the plain
+    /// average where Σ wF is below `floor`. Shared by the clear and the secure (sums-only) paths.
+    static func resolve(name: String, shape: [Int], weighted: [Double], fisher: [Double], plain: [Double],
+                        totalWeight: Double, floor: Double) -> (tensor: Tensor<Float>, entry: MergeReport.TensorEntry) {
+        var out = TensorKernels.zerosFloat(shape)
+        var fallbacks = 0
+        out.withUnsafeMutableBufferPointer { po in
+            for i in 0..<po.count {
+                if fisher[i] < floor || !(fisher[i] > 0) {
+                    po[i] = Float(plain[i] / totalWeight); fallbacks += 1
+                } else {
+                    po[i] = Float(weighted[i] / fisher[i])
+                }
+            }
+        }
+        return (out, .init(name: name, rule: "fisher", fallbackCount: fallbacks))
+    }
+}
+
 final class FisherAccumulator: MergeAccumulator {
     /// Σ wFθ, Σ wF and Σ wθ, Σ w (for the fallback) of one tensor, fp64.
     private final class Sums {
@@ -106,18 +126,8 @@ final class FisherAccumulator: MergeAccumulator {
         let (claimed, seconds) = timed { () -> [String: (tensor: Tensor<Float>, entry: MergeReport.TensorEntry)] in
             var claimed: [String: (tensor: Tensor<Float>, entry: MergeReport.TensorEntry)] = [:]
             for (n, s) in sums {
-                var out = TensorKernels.zerosFloat(fold.shapes[n]!)
-                var fallbacks = 0
-                out.withUnsafeMutableBufferPointer { po in
-                    for i in 0..<po.count {
-                        if s.fisher[i] < floor || !(s.fisher[i] > 0) {
-                            po[i] = Float(s.plain[i] / s.totalWeight); fallbacks += 1
-                        } else {
-                            po[i] = Float(s.weighted[i] / s.fisher[i])
-                        }
-                    }
-                }
-                claimed[n] = (out, .init(name: n, rule: "fisher", fallbackCount: fallbacks))
+                claimed[n] = FisherMerge.resolve(name: n, shape: fold.shapes[n]!, weighted: s.weighted, fisher: s.fisher,
+                                                  plain: s.plain, totalWeight: s.totalWeight, floor: floor)
             }
             return claimed
         }

@@ -26,6 +26,29 @@ public struct RegMean: MergeMethod {
     }
 }
 
+extension RegMean {
+    /// W from the sums of one linear: solves (Σ G̃ᵢ) Wᵀ = Σ G̃ᵢWᵢᵀ (d×d, d×out, fp64) by
+    /// solveSymmetric and returns W (out×in, fp32) with its report entry. The clear and the
+    /// secure (sums-only) paths both end here, so they share every fallback.
+    static func solve(gram: Tensor<Double>, rhs: Tensor<Double>, weightName: String, outDim: Int, inDim: Int,
+                      alpha: Double) throws -> (Tensor<Float>, MergeReport.TensorEntry) {
+        let solution: SymmetricSolution
+        do { solution = try solveSymmetric(gram, rhs) } catch {
+            throw MergeError.solveFailed(tensor: weightName, reason: "\(error)")
+        }
+        // Wᵀ (in×out) → W (out×in), fp32.
+        var w = TensorKernels.zerosFloat([outDim, inDim])
+        solution.x.withUnsafeBufferPointer { px in
+            w.withUnsafeMutableBufferPointer { pw in
+                for r in 0..<inDim { for c in 0..<outDim { pw[c * inDim + r] = Float(px[r * outDim + c]) } }
+            }
+        }
+        return (w, .init(name: weightName, rule: "regmean", solvePath: solution.path.name,
+                         solveDetail: solution.path.description, conditionEstimate: solution.conditionEstimate,
+                         note: alpha == 0.9 ? nil : "alpha \(alpha)"))
+    }
+}
+
 final class RegMeanAccumulator: MergeAccumulator {
     /// Running sums of one linear: Σ wᵢG̃ᵢ (in×in) and Σ wᵢG̃ᵢWᵢᵀ (in×out), fp64.
     final class LinearSums: @unchecked Sendable {
@@ -124,20 +147,7 @@ final class RegMeanAccumulator: MergeAccumulator {
             let linears = self.linears
             try ParallelLinears.run(count: linears.count, parallel: parallel) { i in
                 let s = linears[i]
-                let solution: SymmetricSolution
-                do { solution = try solveSymmetric(s.gram, s.rhs) } catch {
-                    throw MergeError.solveFailed(tensor: s.weightName, reason: "\(error)")
-                }
-                // Wᵀ (in×out) → W (out×in), fp32.
-                var w = TensorKernels.zerosFloat([s.outDim, s.inDim])
-                solution.x.withUnsafeBufferPointer { px in
-                    w.withUnsafeMutableBufferPointer { pw in
-                        for r in 0..<s.inDim { for c in 0..<s.outDim { pw[c * s.inDim + r] = Float(px[r * s.outDim + c]) } }
-                    }
-                }
-                s.result = (w, .init(name: s.weightName, rule: "regmean", solvePath: solution.path.name,
-                                     solveDetail: solution.path.description, conditionEstimate: solution.conditionEstimate,
-                                     note: s.alpha == 0.9 ? nil : "alpha \(s.alpha)"))
+                s.result = try RegMean.solve(gram: s.gram, rhs: s.rhs, weightName: s.weightName, outDim: s.outDim, inDim: s.inDim, alpha: s.alpha)
             }
         }
         var claimed: [String: (tensor: Tensor<Float>, entry: MergeReport.TensorEntry)] = [:]
