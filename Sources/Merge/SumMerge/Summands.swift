@@ -24,6 +24,16 @@ public enum SumMerge {
             specs.append(SummandSpec(tensor: tensor, role: role, count: v.count, gram: gram)); values.append(v)
         }
         var gramsSent: Set<String> = []
+        // fisher_normalize l2: the agent divides its own Fisher by its L2 norm over every
+        // Fisher-merged tensor, as the clear FisherMerge does per model.
+        var fisherScale = 1.0
+        if name == "fisher", parameters.string("fisher_normalize") == "l2" {
+            var squares = 0.0
+            for n in model.names where !fold.isSeparateHead(n) {
+                if let f = statistics.fisher(forParameter: n) { for v in f.storage { squares += Double(v) * Double(v) } }
+            }
+            if squares > 0 { fisherScale = 1 / squares.squareRoot() }
+        }
 
         for n in model.names {
             let theta = model[n]!
@@ -71,7 +81,7 @@ public enum SumMerge {
                     throw MergeError.shapeMismatch(model: checked.name, tensor: StatisticKey.fisher(n), expected: theta.shape, actual: f.shape)
                 }
                 guard TensorKernels.allFinite(f) else { throw MergeError.nonFinite(model: checked.name, tensor: StatisticKey.fisher(n)) }
-                let wf = scaled(f, by: weight)
+                let wf = scaled(f, by: weight * fisherScale)
                 add(n, .fisherTimesWeight, zip(wf, theta.storage).map { $0 * Double($1) })
                 add(n, .fisher, wf)
             }
