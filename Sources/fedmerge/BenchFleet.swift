@@ -37,6 +37,8 @@ struct BenchFleet: ParsableCommand {
     var concurrency = 8
     @Option(help: "Relative size of each agent's perturbation.")
     var noise = 1e-3
+    @Option(help: "Comma-separated methods every round runs, from: \(BenchFleet.knownMethods.map(\.label).joined(separator: ", ")).")
+    var methods = "regmean,fisher,average"
     @Option(help: "Also run MaTS K-FAC while K is at most this (0: never); the source needs K-FAC factors.")
     var matsUpTo = 0
     @Option(help: "MaTS CG iterations per tensor (few: the point is its memory, not its fit).")
@@ -48,16 +50,26 @@ struct BenchFleet: ParsableCommand {
 
     @Option(help: .hidden) var agent: String?
 
+    /// The methods a round may run (label, merge-file entry).
+    static let knownMethods: [(label: String, yaml: String)] = [
+        ("regmean", "{merge_method: regmean, parameters: {alpha: 0.9}}"), ("fisher", "{merge_method: fisher}"), ("average", "{merge_method: average}"),
+    ]
+
     func run() throws {
         if let agent { return try runAgent(config: agent) }
         let kList = ks.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }.filter { $0 > 0 }
         guard !kList.isEmpty else { throw ValidationError("--ks: give at least one positive K, e.g. 2,4,8") }
+        let chosen = try methods.split(separator: ",").map { name in
+            guard let m = Self.knownMethods.first(where: { $0.label == name.trimmingCharacters(in: .whitespaces) }) else {
+                throw ValidationError("--methods: unknown method '\(name)'; choose from \(Self.knownMethods.map(\.label).joined(separator: ", ")) (mats: --mats-up-to)")
+            }
+            return m
+        }
         let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
         let absolute = { (p: String) in p.hasPrefix("/") ? p : FileManager.default.currentDirectoryPath + "/" + p }
         var settings = FleetSettings(executable: executable, workdir: absolute(workdir), source: absolute(source), baseModel: absolute(baseModel),
                                      ks: kList, concurrency: max(1, concurrency), noise: noise,
-                                     methods: [("regmean", "{merge_method: regmean, parameters: {alpha: 0.9}}"),
-                                               ("fisher", "{merge_method: fisher}"), ("average", "{merge_method: average}")],
+                                     methods: chosen,
                                      mats: nil, roundTimeout: roundTimeout)
         if matsUpTo > 0 {
             settings.mats = ("mats", "{merge_method: mats, parameters: {objective: kfac, init: average, iterations: \(matsIterations)}}", matsUpTo)
