@@ -89,7 +89,7 @@ struct BenchFleet: ParsableCommand {
         let methods = settings.methods.map(\.label) + (settings.mats.map { [$0.label] } ?? [])
         let table = FleetTable(
             command: (["fedmerge"] + CommandLine.arguments.dropFirst()).joined(separator: " "),
-            revision: Self.revision(), date: ISO8601DateFormatter().string(from: started),
+            revision: ExperimentCommand.revision(), date: ISO8601DateFormatter().string(from: started),
             notes: [
                 "\(ProcessInfo.processInfo.activeProcessorCount) cores; load average \(loadBefore) before, \(Self.loadAverage()) after; whole sweep \(Int(Date().timeIntervalSince(started))) s including making the contributions.",
                 "Source contribution \(source) (weights and statistics of one real fine-tuned MiniLM), perturbed per agent with seeded noise of relative size \(noise); at most \(settings.concurrency) agents upload at once.",
@@ -119,23 +119,5 @@ struct BenchFleet: ParsableCommand {
 
     static func loadAverage() -> String {
         ((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "?").split(separator: " ").prefix(3).joined(separator: " ")
-    }
-
-    /// `git describe`-like: the short commit, "+dirty" when the work tree has changes.
-    static func revision() -> String {
-        func git(_ arguments: [String]) -> String? {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            p.arguments = ["git"] + arguments
-            let pipe = Pipe()
-            p.standardOutput = pipe
-            p.standardError = FileHandle.nullDevice
-            guard (try? p.run()) != nil else { return nil }
-            let data = pipe.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            return p.terminationStatus == 0 ? String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : nil
-        }
-        guard let commit = git(["rev-parse", "--short", "HEAD"]) else { return "unknown revision" }
-        return commit + ((git(["status", "--porcelain", "--untracked-files=no"]) ?? "").isEmpty ? "" : "+dirty")
     }
 }
