@@ -93,6 +93,12 @@ public struct MergeDefinition: Sendable, Equatable {
                 throw ConfigError.invalid(file: file, key: entry.path, value: "'\(label)'",
                                           allowed: "a label used once; give repeated methods distinct `name:` keys (e.g. regmean-a0.5)")
             }
+            // A method whose memory grows per model (MaTS kfac) is refused here, when the file
+            // is read, rather than after every upload at merge time.
+            if let limit = choice.maxModels, subset.count > limit {
+                throw ConfigError.invalid(file: file, key: entry.key("parameters") + ".max_models", value: "\(limit) with \(subset.count) agents in subset",
+                                          allowed: "at least the subset's size: \(choice.name) with these parameters keeps every model's factors in memory (raise max_models if memory allows, or merge fewer agents)")
+            }
             methods.append(MethodEntry(label: label, choice: choice))
         }
         guard !methods.isEmpty else {

@@ -20,6 +20,8 @@ public enum MergeError: Error, CustomStringConvertible, Equatable, Sendable {
     case badMetadata(model: String, key: String, value: String)
     case badWeight(model: String, weight: Double)
     case solveFailed(tensor: String, reason: String)
+    /// A method whose memory grows with every model was given more than its `max_models`.
+    case tooManyModels(method: String, model: String, limit: Int, reason: String)
     case finishedTwice
     /// A merge on sums (secure summation) asked of a method that needs per-model terms.
     case notSummable(method: String, summable: [String])
@@ -60,6 +62,8 @@ public enum MergeError: Error, CustomStringConvertible, Equatable, Sendable {
             return "model \(model) has weight \(weight); weights must be finite and > 0"
         case let .solveFailed(tensor, reason):
             return "solve for tensor '\(tensor)' failed: \(reason)"
+        case let .tooManyModels(method, model, limit, reason):
+            return "merge_method \(method): model \(model) would be model \(limit + 1), over max_models \(limit) (\(reason))"
         case .finishedTwice:
             return "finish() was called twice on one accumulator"
         case let .notSummable(method, summable):

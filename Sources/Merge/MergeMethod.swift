@@ -16,9 +16,14 @@ public protocol MergeMethod: Sendable {
     func requiredStatistics(_ parameters: MergeParameters) -> Set<StatisticKind>
     /// Makes an empty accumulator; `base` is the pretrained model (required when `needsBase`).
     func makeAccumulator(validated parameters: MergeParameters, base: NamedTensors?) throws -> any MergeAccumulator
+    /// The most models one merge may fold in with these parameters (nil: no bound). Only a
+    /// method whose memory grows with every model (MaTS kfac) has one.
+    func maxModels(_ parameters: MergeParameters) -> Int?
 }
 
 extension MergeMethod {
+    public func maxModels(_ parameters: MergeParameters) -> Int? { nil }
+
     /// Every parameter the method accepts, its own first.
     public var allParameters: [ParameterSpec] { parameters + CommonParameters.specs }
 

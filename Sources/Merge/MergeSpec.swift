@@ -10,6 +10,8 @@ public struct MethodChoice: Sendable {
     public let rawParameters: [String: MergeValue]
     public var name: String { method.name }
     public var requiredStatistics: Set<StatisticKind> { method.requiredStatistics(parameters) }
+    /// The most models this choice may merge at once (nil: any number).
+    public var maxModels: Int? { method.maxModels(parameters) }
 
     /// Reads `merge_method` and `parameters` from `map` (other keys are the caller's).
     public init(from map: [String: MergeValue], file: String, keyPrefix: String = "") throws {

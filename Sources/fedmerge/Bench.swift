@@ -14,6 +14,7 @@ struct Bench: ParsableCommand {
             BenchWire.self,
             BenchTokenizer.self,
             BenchMerge.self,
+            BenchFleet.self,
         ]
     )
 }

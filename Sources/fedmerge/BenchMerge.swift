@@ -4,6 +4,7 @@
 // with all models in memory, (b) streaming sums and a Cholesky solve.
 
 import ArgumentParser
+import Experiment
 import Foundation
 import LinAlg
 import Merge
@@ -124,14 +125,9 @@ struct BenchMerge: ParsableCommand {
         ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"].map { ["OPENBLAS_CORETYPE": $0] } ?? [:]
     }
 
-    /// VmHWM (peak resident set) of this process from /proc/self/status, in MiB.
+    /// VmHWM (peak resident set) of this process, in MiB.
     static func peakRSSMiB() -> Double {
-        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return .nan }
-        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-            let kb = line.split(separator: " ").compactMap { Double($0) }.first ?? .nan
-            return kb / 1024
-        }
-        return .nan
+        ProcessMemory.current.map { Double($0.peakBytes) / 1_048_576 } ?? .nan
     }
 }
 

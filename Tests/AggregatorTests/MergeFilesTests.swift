@@ -80,4 +80,18 @@ final class MergeFilesTests: XCTestCase {
         try write("s.yaml", "subset: [a, b]\nsecure: false\nmethods: [{merge_method: ties}]\n")
         XCTAssertEqual(files.read(knownIDs: [:], previous: []).errors, [])
     }
+
+    func testAMatsKfacMergeOverItsMaxModelsIsRefusedWhenTheFileIsRead() throws {
+        let files = MergeFiles(directory: directory, inline: nil, allow: ["a", "b", "c"])
+        try write("m.yaml", "subset: [a, b, c]\nmethods: [{merge_method: mats, parameters: {objective: kfac, max_models: 2}}]\n")
+        let refused = files.read(knownIDs: [:], previous: [])
+        XCTAssertEqual(refused.definitions, [])
+        let error = refused.errors.first ?? ""
+        XCTAssertTrue(error.contains("m.yaml") && error.contains("max_models") && error.contains("3 agents"), error)
+        // Within the bound, or with an objective that folds into sums, the merge is defined.
+        try write("m.yaml", "subset: [a, b]\nmethods: [{merge_method: mats, parameters: {objective: kfac, max_models: 2}}]\n")
+        XCTAssertEqual(files.read(knownIDs: [:], previous: []).errors, [])
+        try write("m.yaml", "subset: [a, b, c]\nmethods: [{merge_method: mats, parameters: {objective: regmean, max_models: 2}}]\n")
+        XCTAssertEqual(files.read(knownIDs: [:], previous: []).errors, [])
+    }
 }

@@ -106,6 +106,24 @@ final class MaTSTests: XCTestCase {
         }
     }
 
+    func testKfacRefusesTheModelBeyondMaxModelsBeforeReadingIt() throws {
+        let models = kfacModels()
+        let bounded = try MaTS().makeAccumulator(parameters: ["objective": .string("kfac"), "max_models": .number(2)])
+        for m in models.prefix(2) { try bounded.add(model: m.tensors, statistics: m.statistics, weight: 1, name: m.name) }
+        XCTAssertThrowsError(try bounded.add(model: models[2].tensors, statistics: models[2].statistics, weight: 1, name: models[2].name)) {
+            guard case .tooManyModels(method: "mats", model: "m2", limit: 2, _)? = $0 as? MergeError else { return XCTFail("\($0)") }
+            XCTAssertTrue("\($0)".contains("max_models 2"), "\($0)")
+        }
+        // The refused model left no trace: the result is the merge of the first two.
+        let two = try MaTS().merge(models: Array(models.prefix(2)), parameters: ["objective": .string("kfac")])
+        XCTAssertEqual(try bounded.finish().tensors["l.weight"]!.storage, two.tensors["l.weight"]!.storage)
+        // The default bound is 16 for kfac; objectives that fold into sums have none.
+        XCTAssertEqual(MaTS().maxModels(try MaTS().validate(parameters: [:])), MaTS.defaultMaxModels)
+        XCTAssertNil(MaTS().maxModels(try MaTS().validate(parameters: ["objective": .string("regmean")])))
+        let many = try MaTS().makeAccumulator(parameters: ["objective": .string("regmean"), "max_models": .number(1)])
+        for m in models { try many.add(model: m.tensors, statistics: m.statistics, weight: 1, name: m.name) }
+    }
+
     func testRequiredStatisticsFollowObjectiveAndInit() throws {
         let p = try MaTS().validate(parameters: ["objective": .string("kfac"), "init": .string("fisher")])
         XCTAssertEqual(MaTS().requiredStatistics(p), [.gram, .kfacOut, .fisher])

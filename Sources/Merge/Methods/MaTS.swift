@@ -7,7 +7,10 @@
 //                 no closed form; matrix-free CG, two GEMMs per model per iteration.
 // Tensors the objective does not cover keep the init method's value. Memory: regmean and
 // fisher_diag fold into sums; kfac keeps every model's (Aᵢ, Bᵢ) in fp64, as the operator
-// Σ Bᵢ W Aᵢ does not collapse into one pair (≈ 300 MB per MiniLM-L6 model).
+// Σ Bᵢ W Aᵢ does not collapse into one pair (≈ 300 MB per MiniLM-L6 model, ≈ 2.5 GB per
+// BERT-base), so kfac is bounded: `max_models` (default 16) models per merge, refused
+// before the (max_models + 1)th is read (MergeError.tooManyModels; the aggregator refuses
+// such a merge file when it reads it).
 
 import LinAlg
 
@@ -33,10 +36,19 @@ public struct MaTS: MergeMethod {
         ParameterSpec("alpha", .perTensorNumber(0...1), default: .number(0.9), doc: "RegMean's α (objective regmean, and init regmean)."),
         ParameterSpec("gram_normalize", .choice(["mean", "sum"]), default: .string("mean"), doc: "As for regmean."),
         ParameterSpec("fisher_floor", .number(0...1e30), default: .number(1e-6), doc: "init fisher's floor."),
+        ParameterSpec("max_models", .number(1...100_000), default: .number(Double(MaTS.defaultMaxModels)),
+                      doc: "objective kfac: the most models one merge may take; each keeps its K-FAC factors in memory (≈ 300 MB per MiniLM-L6, ≈ 2.5 GB per BERT-base model)."),
         CommonParameters.lambda(doc: "init task_arithmetic/ties scale."),
         ParameterSpec("density", .number(0...1), default: .number(0.2), doc: "init ties density."),
     ]
     public let needsBase = false
+    /// objective kfac's default `max_models`: 16 MiniLM-L6 models' factors are ≈ 4.8 GB.
+    public static let defaultMaxModels = 16
+
+    public func maxModels(_ parameters: MergeParameters) -> Int? {
+        guard (parameters.string("objective") ?? "kfac") == "kfac" else { return nil }
+        return Int(parameters.number("max_models") ?? Double(Self.defaultMaxModels))
+    }
 
     private func initChoice(_ parameters: MergeParameters) throws -> (any MergeMethod, MergeParameters) {
         let initMethod = try MethodRegistry.method(named: parameters.string("init") ?? "average")
@@ -60,7 +72,7 @@ public struct MaTS: MergeMethod {
         let (initMethod, initParameters) = try initChoice(parameters)
         if initMethod.needsBase && base == nil { throw MergeError.baseModelRequired(method: "mats (init \(initMethod.name))") }
         return MaTSAccumulator(initial: try initMethod.makeAccumulator(validated: initParameters, base: base),
-                               parameters: parameters, parallel: parallel)
+                               parameters: parameters, parallel: parallel, maxModels: maxModels(parameters))
     }
 }
 
@@ -101,11 +113,14 @@ final class MaTSAccumulator: MergeAccumulator {
     private var systems: [System] = []
     private var modelCount = 0
     private var addSeconds = 0.0
+    /// objective kfac: the most models whose factors this accumulator keeps (nil: no bound).
+    private let maxModels: Int?
 
-    init(initial: any MergeAccumulator, parameters: MergeParameters, parallel: Bool) {
+    init(initial: any MergeAccumulator, parameters: MergeParameters, parallel: Bool, maxModels: Int?) {
         self.initial = initial
         self.parameters = parameters
         self.parallel = parallel
+        self.maxModels = maxModels
         self.objective = parameters.string("objective") ?? "kfac"
         self.damping = parameters.number("damping") ?? 0
         self.normalizeByRows = parameters.string("gram_normalize") != "sum"
@@ -114,6 +129,11 @@ final class MaTSAccumulator: MergeAccumulator {
 
     func add(model: NamedTensors, statistics: NamedStatistics, weight: Double, name: String) throws {
         let modelName = name.isEmpty ? "model\(modelCount)" : name
+        // Refused before anything is read: one more model's factors would exceed the bound.
+        if let limit = maxModels, modelCount >= limit {
+            throw MergeError.tooManyModels(method: "mats", model: modelName, limit: limit,
+                                           reason: "objective kfac keeps every model's K-FAC factors in memory; raise max_models if memory allows, or use objective regmean or fisher_diag, which fold into sums")
+        }
         let (_, seconds) = try timed {
             let candidates = systems.isEmpty ? try claim(model: model, statistics: statistics, modelName: modelName) : systems
             // Statistics are checked, then the init method checks and folds the model; only then
