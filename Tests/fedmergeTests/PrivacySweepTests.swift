@@ -20,6 +20,16 @@ final class PrivacySweepTests: XCTestCase {
 
     override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: root) }
 
+    /// A sweep config over the toy base model: 40 training examples, max_len 8, ε ∈ {∞, 1}.
+    private func config(_ file: String, members: [String], heads: String = "average") throws {
+        try ([
+            "title: toy tasks", "base_model: base", "workdir: work", "results: results",
+            "train: {epochs: 1, lr: 1.0e-3, batch_size: 8, max_len: 8, seed: 1, max_examples: 40}",
+            "stats: {gram_batches: 2}", "privacy: {delta: 1.0e-5, clip: 0.5, epsilons: [1]}", "heads: \(heads)",
+            "eval_max_examples: 400", "audit_member: ab", "members:",
+        ] + members.map { "  - " + $0 }).joined(separator: "\n").appending("\n").write(toFile: root + "/" + file, atomically: true, encoding: .utf8)
+    }
+
     /// `name`-train.csv (60 rows) and `name`-test.csv (24 rows), labels cycling through `labels`.
     private func corpus(_ name: String, labels: [String], seed: UInt64) throws {
         for (file, count, s) in [("train", 60, seed), ("test", 24, seed + 1)] {
@@ -33,21 +43,8 @@ final class PrivacySweepTests: XCTestCase {
         _ = try ClassifierFixture(directory: root + "/base")
         try corpus("ab", labels: ["a", "b"], seed: 10)
         try corpus("pqr", labels: ["p", "q", "r"], seed: 20)
-        try """
-        title: two toy tasks
-        base_model: base
-        workdir: work
-        results: results
-        train: {epochs: 1, lr: 1.0e-3, batch_size: 8, max_len: 8, seed: 1, max_examples: 40}
-        stats: {gram_batches: 2}
-        privacy: {delta: 1.0e-5, clip: 0.5, epsilons: [1]}
-        heads: keep
-        eval_max_examples: 400
-        audit_member: ab
-        members:
-          - {name: ab, corpus: csv, input: ab-train.csv, test_input: ab-test.csv}
-          - {name: pqr, corpus: csv, input: pqr-train.csv, test_input: pqr-test.csv}
-        """.write(toFile: root + "/sweep.yaml", atomically: true, encoding: .utf8)
+        try config("sweep.yaml", members: ["{name: ab, corpus: csv, input: ab-train.csv, test_input: ab-test.csv}",
+                                           "{name: pqr, corpus: csv, input: pqr-train.csv, test_input: pqr-test.csv}"], heads: "keep")
         let run = try FedmergeProcess.run(["privacy-sweep", root + "/sweep.yaml"])
         XCTAssertEqual(run.status, 0, run.stderr)
 
@@ -92,19 +89,7 @@ final class PrivacySweepTests: XCTestCase {
     }
 
     func testAMemberWithBothACSVPairAndACorpusIsRefusedNamingTheKey() throws {
-        try """
-        title: bad
-        base_model: base
-        workdir: work
-        results: results
-        train: {epochs: 1, lr: 1.0e-3, batch_size: 8, max_len: 8, seed: 1, max_examples: 40}
-        stats: {gram_batches: 2}
-        privacy: {delta: 1.0e-5, clip: 0.5, epsilons: [1]}
-        eval_max_examples: 400
-        audit_member: ab
-        members:
-          - {name: ab, train: a.csv, test: b.csv, corpus: csv, input: c.csv}
-        """.write(toFile: root + "/bad.yaml", atomically: true, encoding: .utf8)
+        try config("bad.yaml", members: ["{name: ab, train: a.csv, test: b.csv, corpus: csv, input: c.csv}"])
         let run = try FedmergeProcess.run(["privacy-sweep", root + "/bad.yaml"])
         XCTAssertNotEqual(run.status, 0)
         XCTAssertTrue(run.stderr.contains("'members[0].train'"), run.stderr)
