@@ -74,7 +74,7 @@ let package = Package(
         .testTarget(name: "AlignmentTests", dependencies: ["Alignment", "Model", "Merge", "LinAlg", "RoundContract"]),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "AtomicIO", "CZMQ", "COpenSSL"]),
         .testTarget(name: "fedmergeTests", dependencies: ["fedmerge", "Alignment", "Model", "Merge", "DaemonSupport", "SafeTensors", "LinAlg"]),
-        .testTarget(name: "AgentTests", dependencies: ["Agent", "Protocol", "SafeTensors", "LinAlg"]),
+        .testTarget(name: "AgentTests", dependencies: ["Agent", "Model", "Protocol", "SafeTensors", "LinAlg", logging]),
         .testTarget(name: "AggregatorTests", dependencies: ["Aggregator", "Merge", "Protocol", "DaemonSupport"]),
         .testTarget(name: "ExperimentTests", dependencies: ["Experiment", "Model", "DaemonSupport", "LinAlg", "SafeTensors"]),
         .testTarget(name: "EndToEndTests", dependencies: ["fedmerge", "Model", "Protocol", "SafeTensors", "LinAlg"]),

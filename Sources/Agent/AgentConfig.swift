@@ -64,18 +64,24 @@ public struct AgentConfig: Sendable {
     public var evalMaxExamples: Int?
     /// nil: Grams are shared exactly as collected.
     public var gramNoise: GramNoiseSection?
+    /// `privacy: {self_audit: true}`: before its Grams are uploaded the agent runs the layer-0
+    /// audit on them, scored against its own training data (ModelWork). Off by default: on
+    /// MiniLM the audit takes minutes.
+    public var selfAudit = false
 
     public static let topKeys = ["name", "aggregator", "server_name", "tls", "base_model", "data", "train", "finetuned", "stats", "workdir", "eval", "privacy"]
 
-    /// The optional `privacy` section; only `gram_noise` exists so far.
-    static func loadPrivacy(_ top: ConfigReader) throws -> GramNoiseSection? {
-        guard let p = try top.optionalSection("privacy") else { return nil }
-        try p.onlyKeys(["gram_noise"])
-        guard let g = try p.optionalSection("gram_noise") else { return nil }
+    /// The optional `privacy` section: `gram_noise` and `self_audit`.
+    static func loadPrivacy(_ top: ConfigReader) throws -> (gramNoise: GramNoiseSection?, selfAudit: Bool) {
+        guard let p = try top.optionalSection("privacy") else { return (nil, false) }
+        try p.onlyKeys(["gram_noise", "self_audit"])
+        let selfAudit = try p.bool("self_audit", default: false)
+        guard let g = try p.optionalSection("gram_noise") else { return (nil, selfAudit) }
         try g.onlyKeys(["epsilon", "delta", "clip"])
-        return GramNoiseSection(epsilon: try g.double("epsilon", range: 1e-3...1e3),
+        let noise = GramNoiseSection(epsilon: try g.double("epsilon", range: 1e-3...1e3),
                                 delta: try g.double("delta", default: 1e-5, range: 1e-12...0.1),
                                 clip: try g.double("clip", default: 1, range: 1e-6...1e6))
+        return (noise, selfAudit)
     }
 
     public static func load(file: String) throws -> AgentConfig {
@@ -133,7 +139,7 @@ public struct AgentConfig: Sendable {
         let e = try top.optionalSection("eval") ?? ConfigReader(file: file, path: "eval", map: [:])
         try e.onlyKeys(["max_len", "max_examples"])
 
-        let gramNoise = try loadPrivacy(top)
+        let privacy = try loadPrivacy(top)
         var config = AgentConfig(file: file, name: name, aggregator: aggregator,
                            serverName: try top.string("server_name", default: "aggregator"), tls: tls,
                            baseModel: try top.path("base_model", help: "the pretrained model directory shared by the federation"),
@@ -141,7 +147,8 @@ public struct AgentConfig: Sendable {
                            workdir: try top.path("workdir", help: "where this agent keeps its model, statistics and downloads"),
                            evalMaxLength: try e.int("max_len", default: train?.maxLength ?? 128, range: 3...4096),
                            evalMaxExamples: e.has("max_examples") ? try e.int("max_examples", range: 1...Int(Int32.max)) : nil)
-        config.gramNoise = gramNoise
+        config.gramNoise = privacy.gramNoise
+        config.selfAudit = privacy.selfAudit
         return config
     }
 }

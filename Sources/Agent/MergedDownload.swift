@@ -3,19 +3,20 @@
 // own config.json and tokenizer files. The aggregator is trusted with the weights' values
 // only: their tensor names and shapes must be this agent's own model's, and the directory is
 // built under a temporary name inside `merged/` and renamed into place, so nothing outside
-// `<workdir>/round-<id>/merged/<label>` is ever written or removed.
+// `<workdir>/round-<id>/merged/<label>` is ever written or removed. `fedmerge privacy-sweep`
+// builds its per-member models of a `heads: keep` merge through here too, as its agents would.
 
 import Foundation
 import LinAlg
 import Protocol
 import SafeTensors
 
-enum MergedDownload {
+public enum MergedDownload {
     static let sideFiles = ["config.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json"]
 
     /// Builds `mergedRoot/label` from `weights`. `label` must be a method label (checked
     /// again here: it becomes a directory name).
-    static func assemble(weights: String, localModel: String, agentName: String, headsPrefix: String = HeadsNaming.defaultPrefix,
+    public static func assemble(weights: String, localModel: String, agentName: String, headsPrefix: String = HeadsNaming.defaultPrefix,
                          mergedRoot: String, label: String) throws {
         guard PortableName.isMethodLabel(label) else { throw MergedWeightsError.label(label) }
         let file = try SafeTensorsFile(path: weights)

@@ -105,11 +105,14 @@ public struct ModelWork: LocalWork {
         let statsKey = Self.hash([modelKey, statistics.sorted().joined(separator: ","), statisticsSettings].joined(separator: "\n"))
         if manifest.statsKey == statsKey && FileManager.default.fileExists(atPath: directory + "/stats.safetensors") {
             logger.info("reusing statistics in \(directory) (inputs unchanged)")
-            return
+        } else {
+            try computeStatistics(statistics, modelDirectory: directory, logger: logger)
+            manifest.statsKey = statsKey
+            try AtomicFile.write(try JSONEncoder().encode(manifest), to: manifestPath)
         }
-        try computeStatistics(statistics, modelDirectory: directory, logger: logger)
-        manifest.statsKey = statsKey
-        try AtomicFile.write(try JSONEncoder().encode(manifest), to: manifestPath)
+        if config.selfAudit && statistics.contains("gram") {
+            try selfAudit(directory: directory, statsKey: statsKey, manifest: &manifest, manifestPath: manifestPath, logger: logger)
+        }
     }
 
     private func makeModel(into directory: String, logger: Logger) throws {
@@ -139,21 +142,26 @@ public struct ModelWork: LocalWork {
         try ModelDirectory.save(model, to: directory, tokenizerSource: config.baseModel)
     }
 
-    private func computeStatistics(_ statistics: [String], modelDirectory: String, logger: Logger) throws {
-        let model = try ModelDirectory.load(modelDirectory)
-        let tokenizer = try WordPieceTokenizer(vocabularyFile: modelDirectory + "/vocab.txt")
-        let train = try loadTrain()
-        let maxLength = config.train?.maxLength ?? config.evalMaxLength
-        let started = Date()
-        let wanted = Set(statistics)
+    /// The statistics pass's sizes, example order and max_len for the kinds in `wanted` (no DP
+    /// noise: computeStatistics adds it).
+    func statisticsPlan(_ wanted: Set<String>) -> StatisticsPlan {
         var plan = StatisticsPlan()
         plan.batchSize = config.stats.batchSize
-        plan.maxLength = maxLength
+        plan.maxLength = config.train?.maxLength ?? config.evalMaxLength
         plan.gramBatches = wanted.contains("gram") ? config.stats.gramBatches : 0
         plan.fisherExamples = wanted.contains("fisher") ? config.stats.fisherExamples : 0
         plan.fisherLabels = config.stats.fisherLabels
         plan.kfacExamples = wanted.contains("kfac_out") ? config.stats.kfacExamples : 0
         plan.seed = UInt64(config.train?.seed ?? 42)
+        return plan
+    }
+
+    private func computeStatistics(_ statistics: [String], modelDirectory: String, logger: Logger) throws {
+        let model = try ModelDirectory.load(modelDirectory)
+        let tokenizer = try WordPieceTokenizer(vocabularyFile: modelDirectory + "/vocab.txt")
+        let train = try loadTrain()
+        let started = Date()
+        var plan = statisticsPlan(Set(statistics))
         if let g = config.gramNoise, plan.gramBatches > 0 {
             plan.gramNoise = GramNoiseSettings(epsilon: g.epsilon, delta: g.delta, clip: g.clip)   // system randomness
             logger.info("Grams will be differentially private", metadata: ["epsilon": "\(g.epsilon)", "delta": "\(g.delta)", "clip": "\(g.clip)"])
@@ -162,6 +170,40 @@ public struct ModelWork: LocalWork {
                                 to: modelDirectory + "/stats.safetensors", showProgress: false)
         logger.info("statistics computed", metadata: ["kinds": "\(statistics.joined(separator: ","))",
                                                       "seconds": "\(String(format: "%.1f", Date().timeIntervalSince(started)))"])
+    }
+
+    /// The self-audit (`privacy.self_audit`): the layer-0 audit of `directory/stats.safetensors`
+    /// — the Grams about to be uploaded, noised when DP is on — scored against the training
+    /// examples they were computed from, as an aggregator holding the agent's model could attack
+    /// them. Writes audit.json and audit.svg beside the statistics and logs the recall before the
+    /// upload starts; the audit of these very statistics (same statistics key) is reused.
+    private func selfAudit(directory: String, statsKey: String, manifest: inout PreparedManifest, manifestPath: String,
+                           logger: Logger) throws {
+        let path = directory + "/audit.json"
+        var report: StatisticsAuditReport
+        if manifest.auditKey == statsKey, let data = FileManager.default.contents(atPath: path),
+           let cached = try? JSONDecoder().decode(StatisticsAuditReport.self, from: data) {
+            report = cached
+        } else {
+            logger.info("self-audit: attacking the Grams about to be uploaded (layer 0), scored against the training data")
+            let model = try ModelDirectory.load(directory)
+            let tokenizer = try WordPieceTokenizer(vocabularyFile: directory + "/vocab.txt")
+            let plan = statisticsPlan(["gram"])
+            let truth = GramSampleTokens(data: try loadTrain(), tokenizer: tokenizer, plan: plan)
+            report = try StatisticsAudit.run(model: model, modelPath: directory, tokenizer: tokenizer,
+                                             stats: try SafeTensorsFile(path: directory + "/stats.safetensors"),
+                                             positions: min(plan.maxLength, model.config.maxPositionEmbeddings), deepLayer: nil, truth: truth)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try AtomicFile.write(try encoder.encode(report), to: path)
+            try AtomicFile.write(Data(AuditChart.svg(report).utf8), to: directory + "/audit.svg")
+            manifest.auditKey = statsKey
+            try AtomicFile.write(try JSONEncoder().encode(manifest), to: manifestPath)
+        }
+        guard let score = report.layer0.score else { return }
+        var metadata: Logger.Metadata = ["audit": "\(path)", "seconds": "\(String(format: "%.1f", report.seconds))"]
+        if let noise = report.noise { metadata["epsilon"] = "\(noise.epsilon)" }
+        logger.info("self-audit before upload: the layer-0 Gram gives back \(score.summary)", metadata: metadata)
     }
 
     // MARK: evaluate
@@ -178,6 +220,8 @@ public struct ModelWork: LocalWork {
 struct PreparedManifest: Codable {
     var modelKey: String?
     var statsKey: String?
+    /// The statsKey of the statistics audit.json audited (self_audit).
+    var auditKey: String?
 }
 
 public enum ModelWorkError: Error, CustomStringConvertible {

@@ -14,6 +14,13 @@ public struct ExperimentConfig: Sendable {
         public var input: String
         public var testInput: String?
         public var maxLength: Int
+
+        /// The corpus readers a member may name (RawCorpusFormat's, or a prepared CSV/JSONL file).
+        public static let corpora = ["vader", "trec", "sms-spam", "orange-tab", "csv", "jsonl"]
+
+        public init(name: String, title: String, corpus: String, input: String, testInput: String?, maxLength: Int) {
+            self.name = name; self.title = title; self.corpus = corpus; self.input = input; self.testInput = testInput; self.maxLength = maxLength
+        }
     }
 
     public enum Setting: String, Sendable, CaseIterable {
@@ -84,7 +91,7 @@ public struct ExperimentConfig: Sendable {
                 throw ConfigError.invalid(file: file, key: m.key("name"), value: "'\(name)'", allowed: "each name once")
             }
             members.append(Member(name: name, title: try m.string("title", default: name),
-                                  corpus: try m.choice("corpus", ["vader", "trec", "sms-spam", "orange-tab", "csv", "jsonl"]),
+                                  corpus: try m.choice("corpus", Member.corpora),
                                   input: try m.path("input", help: "the raw corpus file"),
                                   testInput: try m.optionalPath("test_input"),
                                   maxLength: try m.int("max_len", default: defaultMaxLength, range: 8...512)))

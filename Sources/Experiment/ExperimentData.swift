@@ -71,6 +71,15 @@ public enum ExperimentData {
         return (parts[0], parts[1], parts[2])
     }
 
+    /// One member's training set (capped at `trainSize`) and test set (capped at `testSize`),
+    /// the examples `prepareMembers` gives that member's agent; the privacy sweep's
+    /// different-tasks setting reads its members through here.
+    public static func trainAndTest(_ m: ExperimentConfig.Member, seed: UInt64, trainSize: Int, testSize: Int) throws
+        -> (train: LabeledDataset, test: LabeledDataset) {
+        let p = try pools(m, seed: seed)
+        return (cap(p.train, trainSize, seed: seed), cap(p.test, testSize, seed: seed))
+    }
+
     static func write(name: String, title: String, maxLength: Int, train: LabeledDataset, validation: LabeledDataset,
                       test: LabeledDataset, into directory: String) throws -> AgentData {
         let dir = directory + "/" + name

@@ -5,21 +5,36 @@
 // member's noisy Gram. Fine-tuned models, statistics and audits are cached in the workdir, so
 // a re-run only computes what is missing (noise only touches statistics: the models are shared
 // by every ε). It runs in one process — the same StatisticsRun and RegMean arithmetic the
-// agents and the aggregator run, without the transport.
+// agents and the aggregator run, without the transport. Two settings: members of one task
+// (CSV files, one shared head merged like every tensor) and members of different tasks (an
+// experiment corpus each, its own label set; `heads: keep`, each member scored with its own head).
 
+import Agent
 import ArgumentParser
 import AtomicIO
 import DaemonSupport
+import Experiment
 import Foundation
 import LinAlg
 import Merge
 import MergeIO
 import Model
+import Protocol
 import SafeTensors
 
 struct PrivacySweepConfig {
-    struct Member { var name: String; var train: String; var test: String }
+    /// A member's data: a sentiment CSV pair (label names negative/positive), or an experiment
+    /// corpus read and split as `fedmerge experiment` splits it (its own label set).
+    enum Source {
+        case csv(train: String, test: String)
+        case corpus(ExperimentConfig.Member)
+    }
+    struct Member { var name: String; var source: Source }
     var file: String
+    /// What the members are, for the report ("3 VADER sentiment domains …").
+    var title: String
+    /// How the run was cut down from the full setting, quoted in the report.
+    var reductions: String
     var baseModel: String
     var workdir: String
     var results: String
@@ -28,6 +43,8 @@ struct PrivacySweepConfig {
     var delta: Double, clip: Double
     var epsilons: [Double]
     var alpha: Double
+    /// "average": one head merged like every tensor; "keep": each member keeps its own head.
+    var heads: String
     var evalMaxExamples: Int
     var auditMember: String
     var members: [Member]
@@ -41,7 +58,8 @@ struct PrivacySweepConfig {
 
     static func load(file: String) throws -> PrivacySweepConfig {
         let top = try ConfigReader.load(file: file)
-        try top.onlyKeys(["base_model", "workdir", "results", "train", "stats", "privacy", "alpha", "eval_max_examples", "audit_member", "members"])
+        try top.onlyKeys(["title", "reductions", "base_model", "workdir", "results", "train", "stats", "privacy", "alpha", "heads",
+                          "eval_max_examples", "audit_member", "members"])
         let t = try top.section("train")
         try t.onlyKeys(["epochs", "lr", "batch_size", "max_len", "seed", "max_examples"])
         let s = try top.section("stats")
@@ -54,24 +72,57 @@ struct PrivacySweepConfig {
             }
             return e
         }
+        let maxLength = try t.int("max_len", range: 3...512)
         let members = try top.sections("members").map { m in
-            try m.onlyKeys(["name", "train", "test"])
-            return Member(name: try m.string("name", help: "the member's name"), train: try m.path("train", help: "training CSV"),
-                          test: try m.path("test", help: "test CSV"))
+            try m.onlyKeys(["name", "train", "test", "corpus", "input", "test_input"])
+            let name = try m.string("name", help: "the member's name")
+            guard PortableName.isAgentName(name) else {
+                throw ConfigError.invalid(file: file, key: m.key("name"), value: "'\(name)'", allowed: PortableName.rule)
+            }
+            switch (m.has("train") || m.has("test"), m.has("corpus") || m.has("input")) {
+            case (true, false):
+                return Member(name: name, source: .csv(train: try m.path("train", help: "training CSV"), test: try m.path("test", help: "test CSV")))
+            case (false, true):
+                let corpus = try m.choice("corpus", ExperimentConfig.Member.corpora)
+                return Member(name: name, source: .corpus(ExperimentConfig.Member(
+                    name: name, title: name, corpus: corpus, input: try m.path("input", help: "the raw corpus file"),
+                    testInput: try m.optionalPath("test_input"), maxLength: maxLength)))
+            default:
+                throw ConfigError.invalid(file: file, key: m.key("train"), value: "", allowed: "either train + test (CSV files) or corpus + input [+ test_input] (an experiment corpus)")
+            }
         }
         let audit = try top.string("audit_member", help: "the member whose Grams the audit attacks")
         guard members.contains(where: { $0.name == audit }) else {
             throw ConfigError.invalid(file: file, key: "audit_member", value: audit, allowed: members.map(\.name).joined(separator: ", "))
         }
         return PrivacySweepConfig(
-            file: file, baseModel: try top.path("base_model", help: "the pretrained model"),
+            file: file, title: try top.string("title", help: "what the members are, for the report"),
+            reductions: try top.string("reductions", default: ""),
+            baseModel: try top.path("base_model", help: "the pretrained model"),
             workdir: try top.path("workdir", help: "cache of models and statistics"), results: try top.path("results", help: "report directory"),
             epochs: try t.int("epochs", range: 1...100), learningRate: try t.double("lr", range: 1e-7...1), batchSize: try t.int("batch_size", range: 1...1024),
-            maxLength: try t.int("max_len", range: 3...512), seed: try t.int("seed", range: 0...Int(Int32.max)),
+            maxLength: maxLength, seed: try t.int("seed", range: 0...Int(Int32.max)),
             maxExamples: try t.int("max_examples", range: 1...1_000_000), gramBatches: try s.int("gram_batches", range: 1...100_000),
             delta: try p.double("delta", range: 1e-12...0.1), clip: try p.double("clip", range: 1e-6...1e6), epsilons: epsilons,
-            alpha: try top.double("alpha", default: 0.9, range: 0...1), evalMaxExamples: try top.int("eval_max_examples", range: 1...1_000_000),
+            alpha: try top.double("alpha", default: 0.9, range: 0...1), heads: try top.choice("heads", ["average", "keep"], default: "average"),
+            evalMaxExamples: try top.int("eval_max_examples", range: 1...1_000_000),
             auditMember: audit, members: members)
+    }
+
+    /// Member `m`'s training examples (the first `maxExamples` of a seeded shuffle) and test
+    /// examples (at most `evalMaxExamples`).
+    func data(_ m: Member) throws -> (train: LabeledDataset, test: LabeledDataset) {
+        switch m.source {
+        case let .csv(trainPath, testPath):
+            var train = try LabeledDataset.load(path: trainPath, format: nil, textField: "text", labelField: "label", labelNames: ["negative", "positive"])
+            train = train.shuffled(seed: UInt64(seed))
+            train.examples = Array(train.examples.prefix(maxExamples))
+            var test = try LabeledDataset.load(path: testPath, format: nil, textField: "text", labelField: "label", labelNames: ["negative", "positive"])
+            test.examples = Array(test.examples.prefix(evalMaxExamples))
+            return (train, test)
+        case let .corpus(member):
+            return try ExperimentData.trainAndTest(member, seed: UInt64(seed), trainSize: maxExamples, testSize: evalMaxExamples)
+        }
     }
 }
 
@@ -100,30 +151,30 @@ struct PrivacySweepCommand: ParsableCommand {
         let started = Date()
         let tokenizer = try WordPieceTokenizer(vocabularyFile: c.baseModel + "/vocab.txt")
         var train: [String: LabeledDataset] = [:], test: [String: LabeledDataset] = [:]
-        for m in c.members {
-            var data = try LabeledDataset.load(path: m.train, format: nil, textField: "text", labelField: "label", labelNames: ["negative", "positive"])
-            data = data.shuffled(seed: UInt64(c.seed))
-            data.examples = Array(data.examples.prefix(c.maxExamples))
-            train[m.name] = data
-            var t = try LabeledDataset.load(path: m.test, format: nil, textField: "text", labelField: "label", labelNames: ["negative", "positive"])
-            t.examples = Array(t.examples.prefix(c.evalMaxExamples))
-            test[m.name] = t
-        }
+        for m in c.members { (train[m.name], test[m.name]) = try c.data(m) }
         // 1. Fine-tuned models (cached).
         for m in c.members where !FileManager.default.fileExists(atPath: modelDir(c, m.name) + "/model.safetensors") {
             let base = try ModelDirectory.load(c.baseModel, seed: UInt64(c.seed))
-            let model = BertEncoder(base: base, labels: ["negative", "positive"], problemType: .singleLabel, pooling: .cls, seed: UInt64(c.seed))
+            let model = BertEncoder(base: base, labels: train[m.name]!.labelNames, problemType: .singleLabel, pooling: .cls, seed: UInt64(c.seed))
             var options = TrainingOptions()
             options.epochs = c.epochs; options.learningRate = Float(c.learningRate); options.batchSize = c.batchSize
             options.maxLength = c.maxLength; options.seed = UInt64(c.seed)
             _ = try Trainer(model: model, tokenizer: tokenizer, options: options).train(train[m.name]!, progressLabel: "\(m.name) fine-tune")
             try ModelDirectory.save(model, to: modelDir(c, m.name), tokenizerSource: c.baseModel)
         }
+        // A merged model scored on every member's test split; with heads kept, member m's test
+        // runs on the merged encoder with m's own head, assembled as m's agent would assemble it.
         func score(_ directory: String) throws -> (acc: [String: Double], f1: [String: Double]) {
-            let model = try ModelDirectory.load(directory)
+            let shared = c.heads == "keep" ? nil : try ModelDirectory.load(directory)
             var acc: [String: Double] = [:], f1: [String: Double] = [:]
             for m in c.members {
-                let r = try Evaluation.evaluate(model, tokenizer: tokenizer, data: test[m.name]!, maxLength: c.maxLength)
+                var model = shared
+                if model == nil {
+                    try MergedDownload.assemble(weights: directory + "/model.safetensors", localModel: modelDir(c, m.name), agentName: m.name,
+                                                mergedRoot: directory + "/heads", label: m.name)
+                    model = try ModelDirectory.load(directory + "/heads/" + m.name)
+                }
+                let r = try Evaluation.evaluate(model!, tokenizer: tokenizer, data: test[m.name]!, maxLength: c.maxLength)
                 acc[m.name] = r.accuracy; f1[m.name] = r.macroF1
             }
             return (acc, f1)
@@ -141,9 +192,10 @@ struct PrivacySweepCommand: ParsableCommand {
             let r = try Evaluation.evaluate(model, tokenizer: tokenizer, data: test[m.name]!, maxLength: c.maxLength)
             own.acc[m.name] = r.accuracy; own.f1[m.name] = r.macroF1
         }
-        rows.append(row(nil, "own model (on its own domain)", own))
+        rows.append(row(nil, "own model (on its own test split)", own))
         let loaded = try c.members.map { m in (m.name, try ModelFiles.loadModel(directory: modelDir(c, m.name)).tensors) }
-        let average = try Average().merge(models: loaded.map { ($0.0, $0.1, NamedStatistics(), 1) }, parameters: [:])
+        let heads: [String: MergeValue] = ["heads": .string(c.heads)]
+        let average = try Average().merge(models: loaded.map { ($0.0, $0.1, NamedStatistics(), 1) }, parameters: heads)
         try MergedModelDirectory.write(average, to: c.workdir + "/merged/average", sideFilesFrom: modelDir(c, c.members[0].name))
         rows.append(row(nil, "average (no statistics)", try score(c.workdir + "/merged/average")))
 
@@ -169,7 +221,7 @@ struct PrivacySweepCommand: ParsableCommand {
                 }
                 statistics.append((m.name, loaded[j].1, stats, 1))
             }
-            let merged = try RegMean().merge(models: statistics, parameters: ["alpha": .number(c.alpha)])
+            let merged = try RegMean().merge(models: statistics, parameters: heads.merging(["alpha": .number(c.alpha)]) { $1 })
             var paths: [String: Int] = [:]
             for e in merged.report.tensors { if let p = e.solvePath { paths[p, default: 0] += 1 } }
             try MergedModelDirectory.write(merged, to: c.workdir + "/merged/\(label)", sideFilesFrom: modelDir(c, c.members[0].name))

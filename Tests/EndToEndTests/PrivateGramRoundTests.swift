@@ -42,14 +42,15 @@ final class PrivateGramRoundTests: FederationTestCase {
         let good = try String(contentsOfFile: try f.writeAgentConfig("a"), encoding: .utf8)
         let cases = [("zero-epsilon", "privacy: {gram_noise: {epsilon: 0}}", "'privacy.gram_noise.epsilon'"),
                      ("missing-epsilon", "privacy: {gram_noise: {clip: 1}}", "'privacy.gram_noise.epsilon'"),
-                     ("unknown", "privacy: {weight_noise: {epsilon: 1}}", "'privacy.weight_noise'")]
+                     ("unknown", "privacy: {weight_noise: {epsilon: 1}}", "'privacy.weight_noise'"),
+                     ("self-audit-not-bool", "privacy: {self_audit: 3}", "'privacy.self_audit'")]
         for (name, section, key) in cases {
             try (good + "\n" + section + "\n").write(toFile: f.root + "/\(name).yaml", atomically: true, encoding: .utf8)
             try f.start(name, ["agent", "\(name).yaml", "--check"])
             XCTAssertEqual(f.wait(name, limit: 60), 2, f.log(name))
             XCTAssertTrue(f.log(name).contains(key), f.log(name))
         }
-        try (good + "\nprivacy: {gram_noise: {epsilon: 2, clip: 0.5}}\n").write(toFile: f.root + "/ok.yaml", atomically: true, encoding: .utf8)
+        try (good + "\nprivacy: {gram_noise: {epsilon: 2, clip: 0.5}, self_audit: true}\n").write(toFile: f.root + "/ok.yaml", atomically: true, encoding: .utf8)
         try f.start("ok", ["agent", "ok.yaml", "--check"])
         XCTAssertEqual(f.wait("ok", limit: 60), 0, f.log("ok"))
     }

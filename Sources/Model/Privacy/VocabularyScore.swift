@@ -15,6 +15,12 @@ public struct VocabularyScore: Sendable, Codable, Equatable {
     /// True tokens whose recovered count rounds to the true count, as a fraction of `distinct`.
     public var exactCounts: Double
 
+    /// One line for logs and the CLI: "2164 distinct; recall@2164 0.929, recall@100 …".
+    public var summary: String {
+        String(format: "%d distinct; recall@%d %.3f, recall@100 %.3f, precision@100 %.3f; Spearman %.3f; exact counts %.3f",
+               distinct, distinct, recallAtDistinct, recallAt100, precisionAt100, spearman, exactCounts)
+    }
+
     /// `ranking` most likely first; `recovered` counts (nil: the audit gives no counts, only a ranking).
     public init(ranking: [Int32], recovered: [Int32: Double]?, truth: [Int32: Int], excluded: Set<Int32>) {
         let truthKept = truth.filter { !excluded.contains($0.key) }
