@@ -26,7 +26,9 @@
 # octets, default 10.77.0), FEDMERGE (the binary for `run`, default .build/debug/fedmerge).
 set -euo pipefail
 
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PREFIX=${NETLAB_PREFIX:-fmlab}
+RELAY_PORT=7999   # the delay relay's port inside an agent host (kernels without netem)
 NET=${NETLAB_NET:-10.77.0}
 STATE=/run/netlab-$PREFIX
 BRIDGE_NS=$PREFIX-net
@@ -108,9 +110,11 @@ up() {
 
 # Each direction is shaped where it leaves a device: the host's eth0 (upload) and its bridge
 # port (download). With sch_netem in the kernel, one netem qdisc per direction (half the RTT,
-# the loss, the rate). Without it (some VM kernels ship no netem), rate by tbf and loss by an
-# iptables `statistic` DROP in the host (OUTPUT and INPUT); delay cannot be added then, and
-# the script says so on stderr.
+# the loss, the rate). Without it (some VM kernels ship no netem), rate by tbf, loss by an
+# iptables `statistic` DROP in the host (OUTPUT and INPUT), and delay by a relay in the host
+# (scripts/netlab_delay.py): the host's TCP connections to the aggregator host are redirected
+# to it (nat OUTPUT REDIRECT, except packets with the relay's own mark 0x77) and it forwards each chunk
+# half the RTT after it arrived, each way. The script says which on stderr.
 shape() {
     [[ $# == 2 ]] || die "shape HOST PROFILE"
     local host=$1 profile=$2 i ns delay loss rate
@@ -127,13 +131,17 @@ shape() {
     if command -v iptables >/dev/null; then
         ip netns exec "$ns" iptables -F OUTPUT
         ip netns exec "$ns" iptables -F INPUT
+        ip netns exec "$ns" iptables -t nat -F OUTPUT 2>/dev/null || true
     fi
+    if [[ -f $STATE/relay-$host ]]; then kill -KILL "$(cat "$STATE/relay-$host")" 2>/dev/null || true; rm -f "$STATE/relay-$host"; fi
     if [[ -n $rate ]]; then
         if ip netns exec "$ns" tc qdisc add dev eth0 root netem delay "$delay" loss "$(awk "BEGIN{print $loss*100}")%" rate "$rate" limit 10000 2>/dev/null; then
             ip netns exec "$BRIDGE_NS" tc qdisc add dev "v$i" root netem delay "$delay" loss "$(awk "BEGIN{print $loss*100}")%" rate "$rate" limit 10000
         else
-            echo "netlab: this kernel has no sch_netem: $host gets rate $rate (tbf) and loss $loss per direction (iptables), but no added delay" >&2
-            command -v iptables >/dev/null || die "without netem, loss needs iptables (apt-get install iptables)"
+            echo "netlab: this kernel has no sch_netem: $host gets rate $rate (tbf), loss $loss per direction (iptables) and $delay each way by a TCP relay (netlab_delay.py)" >&2
+            command -v iptables >/dev/null || die "without netem, loss and delay need iptables (apt-get install iptables)"
+            command -v python3 >/dev/null || die "without netem, delay needs python3 (the relay)"
+            start_relay "$host" "$ns" "$delay"
             ip netns exec "$ns" tc qdisc add dev eth0 root tbf rate "$rate" burst 32kb latency 400ms
             ip netns exec "$BRIDGE_NS" tc qdisc add dev "v$i" root tbf rate "$rate" burst 32kb latency 400ms
             ip netns exec "$ns" iptables -A OUTPUT -o eth0 -m statistic --mode random --probability "$loss" -j DROP
@@ -141,6 +149,22 @@ shape() {
         fi
     fi
     echo "$host $profile" >> "$STATE/profiles"
+}
+
+# The delay relay of one host (no netem): python3 on 127.0.0.1:RELAY_PORT inside the host, the
+# host's TCP to the aggregator host redirected to it. Returns once it listens.
+start_relay() {
+    local host=$1 ns=$2 delay=$3 seconds pid tries=0
+    seconds=$(awk "BEGIN{print ${delay%ms}/1000}")
+    ip netns exec "$ns" iptables -t nat -A OUTPUT -p tcp -d "$NET.1" -m mark ! --mark 0x77 -j REDIRECT --to-ports "$RELAY_PORT"
+    ip netns exec "$ns" python3 "$HERE/netlab_delay.py" --port "$RELAY_PORT" --delay "$seconds" </dev/null >/dev/null 2>&1 &
+    pid=$!
+    echo "$pid" > "$STATE/relay-$host"
+    until ip netns exec "$ns" ss -Hltn "sport = :$RELAY_PORT" | grep -q .; do
+        kill -0 "$pid" 2>/dev/null || die "the delay relay for $host did not start"
+        (( ++tries < 600 )) || die "the delay relay for $host is not listening after 30 s"
+        sleep 0.05
+    done
 }
 
 cut_link() {

@@ -32,12 +32,17 @@ final class NetlabTests: XCTestCase {
         return process.terminationStatus
     }
 
-    /// Skips with the reason unless this machine can make network namespaces.
+    /// Skips with the reason unless this machine can make network namespaces. The lab's
+    /// namespaces get a prefix of this test process's own (NETLAB_PREFIX, inherited by every
+    /// netlab.sh and daemon started from here), so two test runs on one machine — CI jobs,
+    /// several worktrees — never tear down each other's lab.
     static func requireLab() throws {
         guard getuid() == 0 else { throw XCTSkip("netlab needs root (network namespaces)") }
+        let prefix = "fm\(getpid() % 1_000_000)"
+        setenv("NETLAB_PREFIX", prefix, 1)
         let probe = Process()
         probe.executableURL = URL(fileURLWithPath: "/bin/sh")
-        probe.arguments = ["-c", "command -v ip >/dev/null && ip netns add fmprobe && ip netns del fmprobe"]
+        probe.arguments = ["-c", "command -v ip >/dev/null && ip netns add \(prefix)probe && ip netns del \(prefix)probe"]
         try probe.run()
         probe.waitUntilExit()
         guard probe.terminationStatus == 0 else { throw XCTSkip("netlab needs `ip netns` (iproute2, CAP_SYS_ADMIN)") }
