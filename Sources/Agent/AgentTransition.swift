@@ -73,6 +73,11 @@ struct AgentTransition {
         case .preparing(_, let uploads):
             switch event {
             case .prepared:
+                if let served = memory.served, let plan = served.welcome.secure, !served.welcome.committed.contains(plan.upload) {
+                    effects.append(.secureBegin(round: served.round, merge: served.welcome.merge, plan: plan))
+                    log(.info, "secure merge: key sent; waiting for every member's key", ["merge": loggable(served.welcome.merge)])
+                    return .securing(memory, step: .awaitingKeys)
+                }
                 guard let first = uploads.first else { return serve(memory) }
                 effects.append(.startUpload(file: first))
                 return .uploading(memory, file: first, remaining: Array(uploads.dropFirst()))
@@ -101,6 +106,31 @@ struct AgentTransition {
                 incoming(event, &memory)       // e.g. a merged model of a merge that went on without us
             }
             return .uploading(memory, file: file, remaining: remaining)
+
+        case .securing(_, let step):
+            switch (step, event) {
+            case (.awaitingKeys, .message(.secureKeys(let keys))):
+                effects.append(.secureKeys(keys))
+                return .securing(memory, step: .awaitingScale)
+            case (.awaitingScale, .message(.secureScale(let scale))):
+                effects.append(.secureScale(scale))
+                return .securing(memory, step: .masking)
+            case (.masking, .secureMasked(let file, let bytes)):
+                log(.info, "secure merge: masked upload written", ["file": file, "bytes": "\(bytes)"])
+                effects.append(.startUpload(file: file))
+                return .uploading(memory, file: file, remaining: [])
+            case (_, .secureFailed(let reason)):
+                log(.error, "secure merge refused: \(reason)")
+                effects.append(.send(.error(ErrorReport(code: "secure_refused", message: reason))))
+                return .finished(.failure)
+            case (_, .message(.revealRequest(let request))):
+                // Never answered: see SecureExchange (no self-mask, so a reveal could unmask a live agent).
+                log(.warning, "refusing to reveal pairwise seeds", ["dropped": request.dropped.map { loggable($0) }.joined(separator: ",")])
+                effects.append(.send(.error(ErrorReport(code: "reveal_refused", message: "this agent does not reveal pairwise seeds (no self-mask: a reveal could unmask a live agent's upload)"))))
+            default:
+                incoming(event, &memory)
+            }
+            return .securing(memory, step: step)
 
         case .serving:
             incoming(event, &memory)

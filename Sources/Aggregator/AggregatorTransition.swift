@@ -6,6 +6,7 @@
 import DaemonSupport
 import Foundation
 import Protocol
+import SecureSum
 
 /// Contribution files: config.json and the weights, plus statistics when a merge needs any.
 public func contributionFiles(needStatistics: Bool) -> [String] {
@@ -29,14 +30,16 @@ extension AggregatorState {
             .sorted { $0.definition.id < $1.definition.id }
     }
 
-    /// The statistics `agent` must send: what every merge it contributes to needs.
+    /// The statistics `agent` must send: what every clear merge it contributes to needs (a
+    /// secure merge never receives them: the agent computes its summands itself).
     func neededKinds(_ agent: String) -> Set<StatisticKind> {
-        merges.values.filter { $0.definition.subset.contains(agent) }.reduce(into: Set<StatisticKind>()) { $0.formUnion($1.definition.kinds) }
+        merges.values.filter { !$0.definition.secure && $0.definition.subset.contains(agent) }.reduce(into: Set<StatisticKind>()) { $0.formUnion($1.definition.kinds) }
     }
 
-    /// The files of `agent`'s contribution; none for an agent that only receives models (audience).
+    /// The files of `agent`'s contribution; none for an agent that only receives models
+    /// (audience) or contributes to secure merges only.
     func requiredFiles(_ agent: String) -> [String] {
-        guard merges.values.contains(where: { $0.definition.subset.contains(agent) }) else { return [] }
+        guard merges.values.contains(where: { !$0.definition.secure && $0.definition.subset.contains(agent) }) else { return [] }
         return contributionFiles(needStatistics: !neededKinds(agent).isEmpty)
     }
 
@@ -224,9 +227,36 @@ extension AggregatorState {
         }
         switch message {
         case .offer(let offer):
+            if let merge = secureMerge(of: link), offer.name == SecurePlan.uploadName(merge: merge.definition.name) {
+                effects.append(.receiveUpload(peer, message))
+                return
+            }
             let required = requiredFiles(link.agent)
             guard required.contains(offer.name) else { throw AggregatorError.unexpectedFile(link.agent, offer.name, required) }
             effects.append(.receiveUpload(peer, message))
+        case .secureKey(let key):
+            guard let merge = secureMerge(of: link), case .waiting = merge.phase else { throw AggregatorError.unexpected(link.agent, message.type.description) }
+            let name = merge.definition.name
+            guard key.agent == link.agent, key.merge == name, key.round == merge.definition.id else {
+                throw AggregatorError.secureMismatch(link.agent, "SECURE_KEY for agent '\(loggable(key.agent, limit: 80))', round \(key.round), merge '\(loggable(key.merge, limit: 80))'; expected '\(link.agent)', \(merge.definition.id), '\(name)'")
+            }
+            if merge.secure.relayed == nil {
+                merges[name]!.secure.keys[link.agent] = key
+                effects.append(.log(LogLine(.info, "secure merge: key received", ["merge": name, "agent": link.agent,
+                                                                                  "keys": "\(merges[name]!.secure.keys.count)/\(active(merge).count)"])))
+            } else if merge.secure.keys[link.agent] != key {
+                // The keys went out: a new key (a restarted agent) cannot join this exchange.
+                effects.append(.log(LogLine(.warning, "secure merge: a new key after the key exchange is ignored; the agent's earlier masks stand",
+                                            ["merge": name, "agent": link.agent])))
+            }
+        case .secureBounds(let bounds):
+            guard let merge = secureMerge(of: link), case .waiting = merge.phase, merge.secure.relayed?.contains(link.agent) == true, merge.secure.scale == nil else {
+                throw AggregatorError.unexpected(link.agent, message.type.description)
+            }
+            guard bounds.round == merge.definition.id, bounds.merge == merge.definition.name else {
+                throw AggregatorError.secureMismatch(link.agent, "SECURE_BOUNDS for round \(bounds.round), merge '\(loggable(bounds.merge, limit: 80))'")
+            }
+            merges[merge.definition.name]!.secure.bounds[link.agent] = bounds
         case .chunk(_, let payload):
             counters.bytesIn += UInt64(payload.count)
             effects.append(.receiveUpload(peer, message))
@@ -293,11 +323,28 @@ extension AggregatorState {
         let memberships = involved.map { MergeMembership(round: $0.definition.id, name: $0.definition.name, methods: $0.definition.methods.map(\.label),
                                                          contributes: $0.definition.subset.contains(agent)) }
         links[peer]!.phase = .welcomed(fingerprint: fingerprint, serving: serving.definition.name, download: nil)
-        effects.append(.openUpload(peer, agent: agent, fingerprint: fingerprint))
+        // A member of a secure merge uploads its masked summands, outside the clear store; the
+        // statistics its summands need it computes but never sends.
+        let secureMember = serving.definition.secure && serving.definition.subset.contains(agent)
+        var wanted = neededKinds(agent)
+        var plan: SecurePlan?
+        var committedNow = committed
+        if secureMember {
+            wanted.formUnion(serving.definition.kinds)
+            plan = SecurePlan(methods: serving.definition.methods.map { entry in
+                let text = (try? JSONEncoder().encode(entry.choice.rawParameters)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+                return SecurePlan.Method(label: entry.label, mergeMethod: entry.choice.name, parameters: text)
+            }, upload: SecurePlan.uploadName(merge: serving.definition.name))
+            if serving.secure.masked[agent] != nil { committedNow.append(plan!.upload) }
+            effects.append(.openMaskedUpload(peer, agent: agent, merge: serving.definition.name, generation: serving.generation))
+        } else {
+            effects.append(.openUpload(peer, agent: agent, fingerprint: fingerprint))
+        }
         effects.append(.send(peer, .welcome(Welcome(round: serving.definition.id, merge: serving.definition.name,
-                                                    wantedStatistics: neededKinds(agent).sorted(), methods: serving.definition.methods.map(\.label),
-                                                    required: required, committed: committed, phase: serving.phase.name,
-                                                    merges: [memberships.first { $0.name == serving.definition.name }!] + memberships.filter { $0.name != serving.definition.name }))))
+                                                    wantedStatistics: wanted.sorted(), methods: serving.definition.methods.map(\.label),
+                                                    required: required, committed: committedNow, phase: serving.phase.name,
+                                                    merges: [memberships.first { $0.name == serving.definition.name }!] + memberships.filter { $0.name != serving.definition.name },
+                                                    secure: plan))))
         effects.append(.log(LogLine(.info, "agent admitted", ["agent": agent, "merge": serving.definition.name,
                                                               "fingerprint": String(fingerprint.prefix(12)), "committed_files": "\(committed.count)/\(required.count)"])))
     }
@@ -305,6 +352,11 @@ extension AggregatorState {
     private mutating func committed(_ file: String, bytes: UInt64, kinds: Set<StatisticKind>, _ peer: PeerID, _ effects: inout [AggregatorEffect]) {
         guard let link = links[peer], case .welcomed(let fp, _, _) = link.phase else { return }
         let agent = link.agent
+        if let merge = secureMerge(of: link), file == SecurePlan.uploadName(merge: merge.definition.name) {
+            merges[merge.definition.name]!.secure.masked[agent] = bytes
+            effects.append(.log(LogLine(.info, "secure merge: masked upload committed", ["merge": merge.definition.name, "agent": agent, "bytes": "\(bytes)"])))
+            return
+        }
         var c = agents[agent, default: AgentRecord()].contributions[fp] ?? StoredContribution()
         c.files.insert(file)
         c.bytes += bytes
@@ -501,6 +553,10 @@ extension AggregatorState {
                 merge.phase = .failed(reason: "only \(active.count) of \(definition.subset.count) agents can still be merged (min_agents \(minAgents)); out: \(out.joined(separator: "; ")). Quarantined uploads are kept in the spool's store/.quarantine.")
                 break
             }
+            if definition.secure {
+                advanceSecure(&merge, active: active, minAgents: minAgents, since: since, &effects)
+                break
+            }
             var ready: [String: String] = [:]
             for agent in active { if let fp = readyFingerprint(agent, for: merge) { ready[agent] = fp } }
             let checking = active.contains { agent in agents[agent]?.contributions.values.contains { $0.verdict == .checking } ?? false }
@@ -541,6 +597,69 @@ extension AggregatorState {
         merges[name] = merge
     }
 
+    /// A secure merge collecting: keys from every active member (or, at the deadline, a quorum)
+    /// are relayed as one SECURE_KEYS; their bounds give SECURE_SCALE; their masked uploads,
+    /// once all committed, are merged. A member that goes silent after the relay leaves masks
+    /// in the others' uploads that only seed reveals could remove (not wired): at the deadline
+    /// the merge fails, its spool kept.
+    private func advanceSecure(_ merge: inout MergeState, active: [String], minAgents: Int, since: Double, _ effects: inout [AggregatorEffect]) {
+        let definition = merge.definition, name = definition.name
+        let late = now - since >= definition.deadline
+        func send(_ message: Message, to members: [String]) {
+            for peer in links.keys.sorted(by: { $0.description < $1.description }) {
+                guard let link = links[peer], members.contains(link.agent), case .welcomed(_, let serving, _) = link.phase, serving == name else { continue }
+                effects.append(.send(peer, message))
+            }
+        }
+        guard let relayed = merge.secure.relayed else {
+            let keyed = active.filter { merge.secure.keys[$0] != nil }
+            if keyed.count == active.count || (late && keyed.count >= minAgents) {
+                merge.secure.relayed = keyed
+                send(.secureKeys(SecureKeys(round: definition.id, merge: name, keys: keyed.map { merge.secure.keys[$0]! })), to: keyed)
+                effects.append(.log(LogLine(.info, "secure merge: keys relayed", ["merge": name, "members": keyed.joined(separator: ",")])))
+            } else if late {
+                merge.phase = .failed(reason: "deadline of \(Int(definition.deadline)) s passed with \(keyed.count) of \(active.count) secure-sum keys (min_agents \(minAgents)); missing: \(active.filter { merge.secure.keys[$0] == nil }.joined(separator: ", "))")
+            }
+            return
+        }
+        guard let scale = merge.secure.scale else {
+            if relayed.allSatisfy({ merge.secure.bounds[$0] != nil }) {
+                do {
+                    let scale = try RoundScale.fix(round: definition.id, merge: name, bounds: merge.secure.bounds.filter { relayed.contains($0.key) })
+                    merge.secure.scale = scale
+                    send(.secureScale(scale), to: relayed)
+                    effects.append(.log(LogLine(.info, "secure merge: fixed-point scale sent", ["merge": name, "summands": "\(scale.fractionBits.count)"])))
+                } catch {
+                    merge.phase = .failed(reason: "secure merge: the members' bounds cannot be combined: \(loggable("\(error)", limit: 400))")
+                }
+            } else if late {
+                merge.phase = .failed(reason: dropoutReason(merge, waitingFor: relayed.filter { merge.secure.bounds[$0] == nil }, what: "bounds"))
+            }
+            return
+        }
+        if scale.agents.allSatisfy({ merge.secure.masked[$0] != nil }) {
+            merge.phase = .merging(members: Dictionary(uniqueKeysWithValues: scale.agents.map { ($0, SecureProgress.maskedMember) }), since: now)
+            effects.append(.log(LogLine(.info, "secure merge: every masked upload in; summing", ["merge": name, "agents": scale.agents.joined(separator: ",")])))
+            effects.append(.saveRecord(merge.record))
+            effects.append(.startMerge(definition, generation: merge.generation, members: merge.phase.members, fresh: true))
+        } else if late {
+            merge.phase = .failed(reason: dropoutReason(merge, waitingFor: scale.agents.filter { merge.secure.masked[$0] == nil }, what: "masked uploads"))
+        }
+    }
+
+    private func dropoutReason(_ merge: MergeState, waitingFor missing: [String], what: String) -> String {
+        "deadline of \(Int(merge.definition.deadline)) s passed without the \(what) of \(missing.joined(separator: ", ")) after the key exchange; "
+            + "their masks are in the other members' uploads and seed reveals are not wired (issue 13: dropout recovery), so the secure merge fails. "
+            + "The masked uploads stay in the spool's secure/\(merge.definition.name)/."
+    }
+
+    /// The secure merge a link serves, when its agent is a member of it.
+    func secureMerge(of link: Link) -> MergeState? {
+        guard case .welcomed(_, let serving, _) = link.phase, let merge = merges[serving], merge.definition.secure,
+              merge.definition.subset.contains(link.agent) else { return nil }
+        return merge
+    }
+
     /// Starts sending the next merged model the link's agent has neither evaluated nor received on this link.
     private mutating func sendNextDownload(_ peer: PeerID, _ effects: inout [AggregatorEffect]) {
         guard let link = links[peer], case .welcomed(let fp, let serving, nil) = link.phase, let merge = merges[serving] else { return }
@@ -567,6 +686,7 @@ public enum AggregatorError: Error, CustomStringConvertible, Equatable {
     case evalBeforeUpload(String)
     case evalNotDelivered(String, String)
     case badMetrics(String, String)
+    case secureMismatch(String, String)
 
     public var description: String {
         switch self {
@@ -576,6 +696,7 @@ public enum AggregatorError: Error, CustomStringConvertible, Equatable {
         case let .wrongRound(agent, got, rounds): return "agent \(agent) sent an EVAL for round \(got), which is no merge it takes part in (\(rounds.map(String.init).joined(separator: ", ")))"
         case let .evalBeforeUpload(agent): return "agent \(agent) sent an EVAL of its own model before its contribution was committed (no model.safetensors yet)"
         case let .evalNotDelivered(agent, method): return "agent \(agent) sent an EVAL of '\(method)', a merged model it was not sent"
+        case let .secureMismatch(agent, what): return "agent \(agent) sent \(what)"
         case let .badMetrics(agent, method): return "agent \(agent) sent an EVAL of '\(loggable(method, limit: 80))' whose metrics are not 1–32 finite values with portable names"
         }
     }
