@@ -77,6 +77,6 @@ let package = Package(
         .testTarget(name: "AgentTests", dependencies: ["Agent", "Protocol", "SafeTensors", "LinAlg"]),
         .testTarget(name: "AggregatorTests", dependencies: ["Aggregator", "Merge", "Protocol", "DaemonSupport"]),
         .testTarget(name: "ExperimentTests", dependencies: ["Experiment", "Model", "DaemonSupport"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["fedmerge", "Model", "Merge", "MergeIO", "Protocol", "SafeTensors", "LinAlg"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["fedmerge", "Model", "Merge", "MergeIO", "SecureSum", "Protocol", "SafeTensors", "LinAlg"]),
     ]
 )

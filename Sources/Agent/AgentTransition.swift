@@ -120,7 +120,7 @@ struct AgentTransition {
                 effects.append(.startUpload(file: file))
                 return .uploading(memory, file: file, remaining: [])
             case (_, .secureFailed(let reason)):
-                log(.error, "secure merge refused: \(reason)")
+                log(.error, "secure merge refused: \(loggable(reason, limit: 1000))")
                 effects.append(.send(.error(ErrorReport(code: "secure_refused", message: reason))))
                 return .finished(.failure)
             case (_, .message(.revealRequest(let request))):

@@ -106,9 +106,11 @@ final class SecureExchange {
     /// SHA-256 over the layouts in order: every member must have computed the same summands.
     private func layoutDigest() throws -> String {
         let hasher = SHA256Hasher()
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]      // the same bytes in every process
         for (label, layout) in layouts {
             hasher.update(Data(label.utf8))
-            hasher.update(try JSONEncoder().encode(layout))
+            hasher.update(try encoder.encode(layout))
         }
         return hasher.finalizeHex()
     }

@@ -1,0 +1,151 @@
+// End-to-end: secure merges (issue 13) with real daemons on loopback. Three agents run a
+// `secure: true` round; the merged models equal the clear merge of the very same prepared
+// models (merged in-process by the clear methods) to 1e-6, while the aggregator's spool never
+// holds a weight or a statistic. A forged key (a certificate of another CA) is refused by
+// every honest agent, naming the agent and the reason; a member that vanishes after the key
+// exchange makes the merge fail cleanly (exit 3) with the spool kept.
+
+import Foundation
+import LinAlg
+import Merge
+import MergeIO
+import Protocol
+import SafeTensors
+import SecureSum
+import XCTest
+
+final class SecureRoundTests: FederationTestCase {
+    static let methods = """
+            - {merge_method: regmean, name: regmean-a0.5, parameters: {alpha: 0.5}}
+            - {merge_method: regmean, name: regmean-a1.0, parameters: {alpha: 1.0}}
+            - {merge_method: fisher}
+            - {merge_method: average}
+    """
+
+    /// The inline round of `writeAggregatorConfig`, with `secure: true`.
+    private func writeSecureConfig(_ f: Federation, subset: [String], methods: String = methods, deadline: Int = 600) throws {
+        let path = try f.writeAggregatorConfig(subset: subset, allow: subset, methods: methods, deadline: deadline)
+        let text = try String(contentsOfFile: path, encoding: .utf8).replacingOccurrences(of: "round:\n", with: "round:\n  secure: true\n")
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+    }
+
+    /// Every regular file under `directory`, relative.
+    private func files(under directory: String) -> [String] {
+        (FileManager.default.enumerator(atPath: directory)?.allObjects as? [String] ?? []).filter { path in
+            var isDirectory: ObjCBool = false
+            return FileManager.default.fileExists(atPath: directory + "/" + path, isDirectory: &isDirectory) && !isDirectory.boolValue
+        }
+    }
+
+    func testSecureMergeEqualsTheClearMergeAndTheSpoolHoldsNoWeights() throws {
+        let agents = ["a", "b", "c"]
+        let f = try Federation.make("secure-round", agents: agents)
+        federation = f
+        try writeSecureConfig(f, subset: agents)
+        let started = Date()
+        try f.start("aggregator", ["aggregator", "aggregator.yaml", "--once"])
+        for agent in agents { try f.start(agent, ["agent", "agent-\(agent).yaml", "--once", "--connect-timeout", "120"]) }
+        XCTAssertEqual(f.wait("aggregator"), 0, f.logs())
+        for agent in agents { XCTAssertEqual(f.wait(agent, limit: 60), 0, f.logs()) }
+        let seconds = Date().timeIntervalSince(started)
+
+        // The aggregator's spool: masked uploads only, no weights, no statistics, no store entries.
+        let spooled = files(under: f.root + "/spool")
+        XCTAssertFalse(spooled.contains { $0.hasSuffix(".safetensors") }, "\(spooled)")
+        XCTAssertEqual(spooled.filter { $0.hasSuffix(".bin") }.count, 3, "\(spooled)")
+        for agent in agents { XCTAssertNil(f.contributionDirectory(agent), "agent \(agent) has a clear contribution in the store") }
+
+        // The same merges in the clear, from the very models the agents prepared.
+        let inputs = agents.map { MergeInput(name: $0, modelDirectory: f.root + "/work/\($0)/prepared") }
+        let entries: [(String, [String: MergeValue])] = [
+            ("regmean-a0.5", ["merge_method": .string("regmean"), "parameters": .map(["alpha": .number(0.5)])]),
+            ("regmean-a1.0", ["merge_method": .string("regmean"), "parameters": .map(["alpha": .number(1.0)])]),
+            ("fisher", ["merge_method": .string("fisher")]),
+            ("average", ["merge_method": .string("average")]),
+        ]
+        for (label, map) in entries {
+            let clear = try MergeLoop.run(try MethodChoice(from: map, file: "test"), inputs: inputs, baseModel: f.root + "/base").result.tensors
+            let secure = try SafeTensorsFile(path: f.root + "/output/round-1/\(label)/model.safetensors")
+            var worst = 0.0
+            for name in clear.names {
+                let x = clear[name]!.storage, y = try secure.floatTensor(name).storage
+                XCTAssertEqual(x.count, y.count, "\(label) \(name)")
+                let scale = max(x.map { abs(Double($0)) }.max() ?? 0, 1e-12)
+                let diff = zip(x, y).map { abs(Double($0) - Double($1)) }.max() ?? 0
+                worst = max(worst, diff / scale)
+            }
+            XCTAssertLessThanOrEqual(worst, 1e-6, "\(label): secure vs clear max relative difference")
+            print("secure-vs-clear \(label): max relative difference \(worst)")
+        }
+
+        // The report says it ran on sums, which sums, their scales and the bytes each agent sent.
+        let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: f.root + "/output/round-1/report.json"))) as? [String: Any])
+        XCTAssertEqual(report["secure"] as? Bool, true)
+        let summary = try XCTUnwrap(report["secure_summation"] as? [String: Any], "\(report.keys)")
+        let bytes = try XCTUnwrap(summary["bytes_per_agent"] as? [String: Int])
+        XCTAssertEqual(Set(bytes.keys), Set(agents))
+        let methods = try XCTUnwrap(summary["methods"] as? [String: Any])
+        let regmean = try XCTUnwrap(methods["regmean-a0.5"] as? [String: Any])
+        XCTAssertTrue((regmean["sums"] as? [String] ?? []).contains { $0.hasSuffix("#gram") }, "\(regmean)")
+        for agent in agents {
+            let prepared = f.root + "/work/\(agent)/prepared/"
+            let clearBytes = try ["config.json", "model.safetensors", "stats.safetensors"].reduce(0) {
+                $0 + ((try FileManager.default.attributesOfItem(atPath: prepared + $1)[.size] as? NSNumber)?.intValue ?? 0)
+            }
+            print("secure-bytes \(agent): masked \(bytes[agent]!) (4 methods) vs clear contribution \(clearBytes)")
+        }
+        print("secure-round seconds: \(String(format: "%.1f", seconds))")
+    }
+
+    func testForgedKeyIsRefusedByEveryAgentNamingTheReason() throws {
+        let f = try Federation.make("secure-forged", agents: ["a", "b"], alsoCertified: ["c"])
+        federation = f
+        try f.makeForeignCertificates(agents: ["c"])
+        try writeSecureConfig(f, subset: ["a", "b", "c"], methods: "    - {merge_method: average}", deadline: 30)
+        try f.start("aggregator", ["aggregator", "aggregator.yaml", "--once"])
+        for agent in ["a", "b"] { try f.start(agent, ["agent", "agent-\(agent).yaml", "--once", "--connect-timeout", "120"]) }
+
+        // c is a member with a real TLS certificate, but signs its secure-sum key with a
+        // certificate another CA issued under its name.
+        let rogue = RogueAgent("c", in: f)
+        guard case .welcome(let welcome) = try rogue.join() else { return XCTFail("c was not welcomed") }
+        XCTAssertNotNil(welcome.secure, "WELCOME of a secure merge carries the plan")
+        let foreign = try SigningIdentity(certificateFile: f.root + "/foreign-certs/c.pem", keyFile: f.root + "/foreign-certs/c.key")
+        let forged = try SignedPublicKey(signing: try AgreementKeyPair(), as: foreign, for: KeyBinding(roundID: "\(welcome.round)", mergeName: welcome.merge))
+        try rogue.client?.send(.secureKey(forged.wire(round: welcome.round)))
+
+        for agent in ["a", "b"] {
+            XCTAssertEqual(f.wait(agent, limit: 120), 1, f.logs())
+            let log = f.log(agent)
+            XCTAssertTrue(log.contains("secure merge refused") && log.contains("the federation CA did not issue") && log.contains("c"), log)
+        }
+        XCTAssertEqual(f.wait("aggregator", limit: 120), 3, "the merge fails at its deadline: " + f.logs())
+        XCTAssertFalse(FileManager.default.fileExists(atPath: f.root + "/output/round-1/average/model.safetensors"))
+    }
+
+    func testMemberLostAfterTheKeyExchangeFailsTheMergeCleanly() throws {
+        let f = try Federation.make("secure-dropout", agents: ["a", "b"], alsoCertified: ["c"])
+        federation = f
+        try writeSecureConfig(f, subset: ["a", "b", "c"], methods: "    - {merge_method: average}", deadline: 40)
+        try f.start("aggregator", ["aggregator", "aggregator.yaml", "--once"])
+        for agent in ["a", "b"] { try f.start(agent, ["agent", "agent-\(agent).yaml", "--once", "--connect-timeout", "120"]) }
+
+        // c sends a genuine key, receives everyone's keys, and vanishes before its bounds.
+        let rogue = RogueAgent("c", in: f)
+        guard case .welcome(let welcome) = try rogue.join() else { return XCTFail("c was not welcomed") }
+        let identity = try SigningIdentity(certificateFile: f.root + "/certs/c.pem", keyFile: f.root + "/certs/c.key")
+        let key = try SignedPublicKey(signing: try AgreementKeyPair(), as: identity, for: KeyBinding(roundID: "\(welcome.round)", mergeName: welcome.merge))
+        try rogue.client?.send(.secureKey(key.wire(round: welcome.round)))
+        var relayed: SecureKeys?
+        while relayed == nil { if case .secureKeys(let keys) = try rogue.next(timeout: 120) { relayed = keys } }
+        XCTAssertEqual(relayed?.keys.map(\.agent).sorted(), ["a", "b", "c"])
+        rogue.client?.close()
+
+        XCTAssertEqual(f.wait("aggregator", limit: 180), 3, f.logs())
+        XCTAssertTrue(f.log("aggregator").contains("after the key exchange"), f.log("aggregator"))
+        let record = try String(contentsOfFile: f.root + "/output/round-1/merge.json", encoding: .utf8)
+        XCTAssertTrue(record.contains("failed") && record.contains("c"), record)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: f.root + "/spool"), "the spool is kept")
+        for agent in ["a", "b"] { f.kill(agent) }
+    }
+}
