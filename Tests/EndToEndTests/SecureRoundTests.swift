@@ -107,6 +107,7 @@ final class SecureRoundTests: FederationTestCase {
 
         // c is a member with a real TLS certificate, but signs its secure-sum key with a
         // certificate another CA issued under its name.
+        XCTAssertTrue(f.waitUntil(limit: 60) { f.log("aggregator").contains("aggregator listening") }, f.log("aggregator"))
         let rogue = RogueAgent("c", in: f)
         guard case .welcome(let welcome) = try rogue.join() else { return XCTFail("c was not welcomed") }
         XCTAssertNotNil(welcome.secure, "WELCOME of a secure merge carries the plan")
@@ -131,6 +132,7 @@ final class SecureRoundTests: FederationTestCase {
         for agent in ["a", "b"] { try f.start(agent, ["agent", "agent-\(agent).yaml", "--once", "--connect-timeout", "120"]) }
 
         // c sends a genuine key, receives everyone's keys, and vanishes before its bounds.
+        XCTAssertTrue(f.waitUntil(limit: 60) { f.log("aggregator").contains("aggregator listening") }, f.log("aggregator"))
         let rogue = RogueAgent("c", in: f)
         guard case .welcome(let welcome) = try rogue.join() else { return XCTFail("c was not welcomed") }
         let identity = try SigningIdentity(certificateFile: f.root + "/certs/c.pem", keyFile: f.root + "/certs/c.key")
