@@ -248,6 +248,15 @@ public final class AgentDaemon: @unchecked Sendable {
                 } catch {
                     events.append(.secureFailed(reason: "\(error)"))
                 }
+            case .secureReveal(let request):
+                guard let exchange = secure else {
+                    send(.error(ErrorReport(code: "reveal_refused", message: "this agent runs no secure merge")))
+                    continue
+                }
+                do { send(.reveal(try exchange.reveal(request))) } catch {
+                    logger.error("refusing to reveal seeds: \(loggable("\(error)", limit: 400))")
+                    send(.error(ErrorReport(code: "reveal_refused", message: "\(error)")))
+                }
             case .secureScale(let scale):
                 guard let exchange = secure else { events.append(.secureFailed(reason: "SECURE_SCALE before SECURE_KEYS")); continue }
                 do {

@@ -233,5 +233,7 @@ enum AgentEffect: Sendable, Equatable {
     case secureKeys(SecureKeys)
     /// Check the scale, encode and mask, write the upload (answers secureMasked).
     case secureScale(SecureScale)
+    /// Answer REVEAL_REQUEST with the seeds shared with the dropped members (SecureExchange decides).
+    case secureReveal(RevealRequest)
     case log(LogLine)
 }

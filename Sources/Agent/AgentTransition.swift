@@ -123,10 +123,6 @@ struct AgentTransition {
                 log(.error, "secure merge refused: \(loggable(reason, limit: 1000))")
                 effects.append(.send(.error(ErrorReport(code: "secure_refused", message: reason))))
                 return .finished(.failure)
-            case (_, .message(.revealRequest(let request))):
-                // Never answered: see SecureExchange (no self-mask, so a reveal could unmask a live agent).
-                log(.warning, "refusing to reveal pairwise seeds", ["dropped": request.dropped.map { loggable($0) }.joined(separator: ",")])
-                effects.append(.send(.error(ErrorReport(code: "reveal_refused", message: "this agent does not reveal pairwise seeds (no self-mask: a reveal could unmask a live agent's upload)"))))
             default:
                 incoming(event, &memory)
             }
@@ -322,6 +318,12 @@ struct AgentTransition {
             effects.append(.saveEvaluations(round: served.round, served.evaluations))
         case .message(.heartbeat):
             break
+        case .message(.revealRequest(let request)):
+            // A secure merge lost members after the scale: the shell's SecureExchange reveals
+            // the seeds shared with them, or refuses (see there for what a lying aggregator gains).
+            log(.warning, "the aggregator reports members dropped from the secure merge; revealing the seeds shared with them",
+                ["dropped": request.dropped.map { loggable($0) }.joined(separator: ",")])
+            effects.append(.secureReveal(request))
         case .message(.error(let report)):
             log(.warning, "aggregator reported an error: \(loggable(report.code)): \(loggable(report.message))")
         case .message(let message):

@@ -7,9 +7,17 @@
 //   scaleReceived → masked-<merge>.bin in prepared/ (scale checked, encoded, masked), uploaded
 //                   through the ordinary resumable chunk path.
 //
-// Reveals (dropout recovery, Bonawitz et al. 2017) are not answered: without a self-mask, a
-// survivor revealing its seed with an agent the aggregator only claims dropped would unmask
-// that agent's upload should it arrive (or have arrived). This agent never reveals.
+//   reveal        → REVEAL (members dropped after the scale: the seeds shared with them).
+//
+// The reveal's caveat (Bonawitz et al. 2017): an agent cannot tell a member that really
+// dropped from one the aggregator only claims dropped. There is no self-mask, so a lying
+// aggregator that holds (or later receives) the "dropped" member's masked upload and gets
+// every survivor's seed with it removes all its pairwise masks and sees that member's
+// summands. What this agent does refuse: revealing for a merge it is not running, before
+// its own upload was masked, for itself, for agents whose keys it never verified or who are
+// outside the scale, and any request that would leave fewer than two survivors. The standard
+// defence — a self-mask per agent recovered by t-of-n Shamir shares, and a signed consistency
+// round on who dropped — is not built.
 
 import Foundation
 import Merge
@@ -29,6 +37,8 @@ final class SecureExchange {
     private var layouts: [(label: String, layout: SumLayout)] = []
     private var values: [[Double]] = []
     private var bounds: SecureBounds?
+    /// The agents of the scale this agent masked its upload for.
+    private var maskedFor: [String]?
 
     var binding: KeyBinding { KeyBinding(roundID: String(round), mergeName: merge) }
 
@@ -99,8 +109,25 @@ final class SecureExchange {
         let upload = MaskedUpload(agent: agent, merge: merge, round: round, config: config, methods: layouts, words: words)
         try upload.write(to: preparedDirectory + "/" + plan.upload)
         values = []      // the clear summands are no longer needed
+        maskedFor = scale.agents
         let size = (try? FileManager.default.attributesOfItem(atPath: preparedDirectory + "/" + plan.upload)[.size] as? NSNumber)?.intValue ?? 0
         return (plan.upload, size)
+    }
+
+    /// REVEAL: the seeds this agent shares with each dropped member.
+    func reveal(_ request: RevealRequest) throws -> Reveal {
+        guard request.round == round, request.merge == merge else { throw SecureExchangeError.otherMerge(round: request.round, merge: request.merge) }
+        guard let scale = maskedFor else { throw SecureExchangeError.revealBeforeMasking }
+        var seedsOut: [String: String] = [:]
+        for dropped in request.dropped {
+            guard dropped != agent else { throw SecureExchangeError.revealRefused(dropped, "this agent itself") }
+            guard scale.contains(dropped), let seed = seeds[dropped] else { throw SecureExchangeError.revealRefused(dropped, "not a member whose masks this agent applied") }
+            seedsOut[dropped] = seed.hex
+        }
+        guard scale.count - Set(request.dropped).count >= 2 else {
+            throw SecureExchangeError.revealRefused(request.dropped.joined(separator: ", "), "fewer than two survivors would remain")
+        }
+        return Reveal(round: round, merge: merge, agent: agent, seeds: seedsOut)
     }
 
     /// SHA-256 over the layouts in order: every member must have computed the same summands.
@@ -121,12 +148,16 @@ enum SecureExchangeError: Error, CustomStringConvertible {
     case ownKeyMissing
     case scaleBeforeKeys
     case keptHeads(method: String)
+    case revealBeforeMasking
+    case revealRefused(String, String)
 
     var description: String {
         switch self {
         case let .otherMerge(round, merge): return "SECURE_KEYS for round \(round), merge \(loggable(merge)), which this agent is not running"
         case .ownKeyMissing: return "SECURE_KEYS does not carry this agent's own key as it sent it"
         case .scaleBeforeKeys: return "SECURE_SCALE arrived before SECURE_KEYS"
+        case .revealBeforeMasking: return "REVEAL_REQUEST before this agent masked its upload"
+        case let .revealRefused(who, why): return "no seed revealed for \(loggable(who)): \(why)"
         case let .keptHeads(method): return "method \(loggable(method)) keeps heads per agent (heads: keep), which a secure merge does not send"
         }
     }

@@ -307,8 +307,10 @@ public final class AggregatorDaemon: @unchecked Sendable {
                                                 reason: "the secure merge's scale is not known to this process (it restarted mid-exchange); edit the merge file to run it again"))
                     return
                 }
+                let progress = state.merges[definition.name]!.secure
                 runner.secure = MergeRunner.SecureInputs(directory: Self.secureDirectory(spool: config.spool, merge: definition.name, generation: generation),
-                                                         scale: scale)
+                                                         scale: scale, dropped: progress.dropped, revealed: progress.revealRequested ?? [],
+                                                         reveals: progress.reveals)
             }
             merges.submit(merge: definition.name, generation: generation, runner: runner, logger: logger)
         case .saveRecord(let record):

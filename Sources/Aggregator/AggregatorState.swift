@@ -132,6 +132,13 @@ public struct SecureProgress: Sendable, Equatable {
     public var scale: SecureScale?
     /// Agent → bytes of its committed masked upload.
     public var masked: [String: UInt64] = [:]
+    /// Members left out at a deadline: before the scale (their masks never entered the
+    /// uploads) or after it (their masks are removed with the survivors' revealed seeds).
+    public var dropped: [String] = []
+    /// The members REVEAL_REQUEST named (dropped after the scale was fixed); nil when none was sent.
+    public var revealRequested: [String]?
+    /// Survivor → dropped member → the pairwise seed it revealed (hex).
+    public var reveals: [String: [String: String]] = [:]
     public init() {}
     /// What a secure merge's members map to instead of a store fingerprint.
     public static let maskedMember = "masked"

@@ -257,6 +257,15 @@ extension AggregatorState {
                 throw AggregatorError.secureMismatch(link.agent, "SECURE_BOUNDS for round \(bounds.round), merge '\(loggable(bounds.merge, limit: 80))'")
             }
             merges[merge.definition.name]!.secure.bounds[link.agent] = bounds
+        case .reveal(let reveal):
+            guard let merge = secureMerge(of: link), case .waiting = merge.phase, let requested = merge.secure.revealRequested,
+                  merge.secure.masked[link.agent] != nil else { throw AggregatorError.unexpected(link.agent, message.type.description) }
+            guard reveal.agent == link.agent, reveal.round == merge.definition.id, reveal.merge == merge.definition.name,
+                  Set(reveal.seeds.keys) == Set(requested) else {
+                throw AggregatorError.secureMismatch(link.agent, "REVEAL of seeds with \(reveal.seeds.keys.sorted().map { loggable($0, limit: 80) }.joined(separator: ", ")); asked for \(requested.joined(separator: ", "))")
+            }
+            merges[merge.definition.name]!.secure.reveals[link.agent] = reveal.seeds
+            effects.append(.log(LogLine(.info, "secure merge: seeds revealed", ["merge": merge.definition.name, "agent": link.agent])))
         case .chunk(_, let payload):
             counters.bytesIn += UInt64(payload.count)
             effects.append(.receiveUpload(peer, message))
@@ -633,23 +642,63 @@ extension AggregatorState {
                     merge.phase = .failed(reason: "secure merge: the members' bounds cannot be combined: \(loggable("\(error)", limit: 400))")
                 }
             } else if late {
-                merge.phase = .failed(reason: dropoutReason(merge, waitingFor: relayed.filter { merge.secure.bounds[$0] == nil }, what: "bounds"))
+                // Members without bounds are left out before any mask with them is applied:
+                // the scale names who the sums hold, and members mask only with those.
+                let have = relayed.filter { merge.secure.bounds[$0] != nil }
+                guard have.count >= minAgents else {
+                    merge.phase = .failed(reason: dropoutReason(merge, waitingFor: relayed.filter { merge.secure.bounds[$0] == nil }, what: "bounds", minAgents: minAgents))
+                    return
+                }
+                merge.secure.dropped += relayed.filter { !have.contains($0) }
+                merge.secure.bounds = merge.secure.bounds.filter { have.contains($0.key) }
+                merge.secure.relayed = have
+                effects.append(.log(LogLine(.warning, "secure merge: deadline reached; fixing the scale without the silent members",
+                                            ["merge": name, "dropped": merge.secure.dropped.joined(separator: ",")])))
+                merge.phase = .waiting(since: now)       // the next step gets a deadline of its own
+                advanceSecure(&merge, active: active, minAgents: minAgents, since: now, &effects)
             }
             return
         }
-        if scale.agents.allSatisfy({ merge.secure.masked[$0] != nil }) {
-            merge.phase = .merging(members: Dictionary(uniqueKeysWithValues: scale.agents.map { ($0, SecureProgress.maskedMember) }), since: now)
-            effects.append(.log(LogLine(.info, "secure merge: every masked upload in; summing", ["merge": name, "agents": scale.agents.joined(separator: ",")])))
-            effects.append(.saveRecord(merge.record))
-            effects.append(.startMerge(definition, generation: merge.generation, members: merge.phase.members, fresh: true))
+        let committed = scale.agents.filter { merge.secure.masked[$0] != nil }
+        if let requested = merge.secure.revealRequested {
+            if committed.allSatisfy({ survivor in requested.allSatisfy { merge.secure.reveals[survivor]?[$0] != nil } }) {
+                startSecureMerge(&merge, members: committed, &effects)
+            } else if late {
+                let silent = committed.filter { survivor in !requested.allSatisfy { merge.secure.reveals[survivor]?[$0] != nil } }
+                merge.phase = .failed(reason: "deadline of \(Int(definition.deadline)) s passed without the seed reveals of \(silent.joined(separator: ", ")); the masks of \(requested.joined(separator: ", ")) cannot be removed. The masked uploads stay in the spool's secure/\(name)/.")
+            }
+            return
+        }
+        if committed.count == scale.agents.count {
+            startSecureMerge(&merge, members: committed, &effects)
         } else if late {
-            merge.phase = .failed(reason: dropoutReason(merge, waitingFor: scale.agents.filter { merge.secure.masked[$0] == nil }, what: "masked uploads"))
+            guard committed.count >= minAgents else {
+                merge.phase = .failed(reason: dropoutReason(merge, waitingFor: scale.agents.filter { merge.secure.masked[$0] == nil }, what: "masked uploads", minAgents: minAgents))
+                return
+            }
+            // Dropout after the scale: the survivors' uploads hold masks with the dropped
+            // members; each survivor reveals the seeds it shares with them (nothing else).
+            let dropped = scale.agents.filter { merge.secure.masked[$0] == nil }
+            merge.secure.revealRequested = dropped
+            merge.secure.dropped += dropped
+            send(.revealRequest(RevealRequest(round: definition.id, merge: name, dropped: dropped)), to: committed)
+            effects.append(.log(LogLine(.warning, "secure merge: deadline reached; asking the survivors to reveal their seeds with the dropped members",
+                                        ["merge": name, "dropped": dropped.joined(separator: ","), "survivors": committed.joined(separator: ",")])))
+            merge.phase = .waiting(since: now)
         }
     }
 
-    private func dropoutReason(_ merge: MergeState, waitingFor missing: [String], what: String) -> String {
+    private func startSecureMerge(_ merge: inout MergeState, members: [String], _ effects: inout [AggregatorEffect]) {
+        merge.phase = .merging(members: Dictionary(uniqueKeysWithValues: members.map { ($0, SecureProgress.maskedMember) }), since: now)
+        effects.append(.log(LogLine(.info, "secure merge: every masked upload in; summing", ["merge": merge.definition.name, "agents": members.joined(separator: ","),
+                                                                                            "dropped": merge.secure.dropped.joined(separator: ",")])))
+        effects.append(.saveRecord(merge.record))
+        effects.append(.startMerge(merge.definition, generation: merge.generation, members: merge.phase.members, fresh: true))
+    }
+
+    private func dropoutReason(_ merge: MergeState, waitingFor missing: [String], what: String, minAgents: Int) -> String {
         "deadline of \(Int(merge.definition.deadline)) s passed without the \(what) of \(missing.joined(separator: ", ")) after the key exchange; "
-            + "their masks are in the other members' uploads and seed reveals are not wired (issue 13: dropout recovery), so the secure merge fails. "
+            + "fewer than min_agents (\(minAgents)) members remain, so the secure merge fails. "
             + "The masked uploads stay in the spool's secure/\(merge.definition.name)/."
     }
 

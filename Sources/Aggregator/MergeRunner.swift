@@ -26,6 +26,12 @@ public struct MergeRunner: Sendable {
     public struct SecureInputs: Sendable {
         public var directory: String
         public var scale: SecureScale
+        /// Every member left out (for the report).
+        public var dropped: [String] = []
+        /// Members dropped after the scale, whose masks the survivors' reveals remove.
+        public var revealed: [String] = []
+        /// Survivor → dropped member → seed (hex).
+        public var reveals: [String: [String: String]] = [:]
     }
     public var secure: SecureInputs?
 

@@ -18,9 +18,19 @@ extension MergeRunner {
 
     func runSecure(_ inputs: SecureInputs, logger: Logger) throws -> [Outcome] {
         let scale = inputs.scale
-        let agents = scale.agents
+        // The survivors: the scale's agents but those dropped after it (their masks come off).
+        let agents = scale.agents.filter { !inputs.revealed.contains($0) }
         guard Set(agents) == Set(members.keys) else {
             throw SecureMergeError.members(scale: agents, members: members.keys.sorted())
+        }
+        var seeds: [String: [String: PairwiseSeed]] = [:]     // dropped → survivor → seed
+        for dropped in inputs.revealed {
+            for survivor in agents {
+                guard let hex = inputs.reveals[survivor]?[dropped] else {
+                    throw SecureSumError.badReveal(survivor: survivor, dropped: dropped, reason: "no seed revealed")
+                }
+                seeds[dropped, default: [:]][survivor] = try PairwiseSeed(revealedHex: hex, survivor: survivor, dropped: dropped)
+            }
         }
         let uploadName = SecurePlan.uploadName(merge: definition.name)
         var uploads: [MaskedUpload] = []
@@ -45,7 +55,8 @@ extension MergeRunner {
             uploads.append(upload)
         }
         var outcomes: [Outcome] = []
-        var summary: [String: Any] = ["secure": true, "agents": agents, "bytes_per_agent": bytes]
+        var summary: [String: Any] = ["secure": true, "agents": agents, "bytes_per_agent": bytes, "dropped": inputs.dropped,
+                                      "masks_removed_by_reveal": inputs.revealed]
         var methodsSummary: [String: Any] = [:]
         var k = 0
         for (m, entry) in definition.methods.enumerated() {
@@ -54,9 +65,12 @@ extension MergeRunner {
             var sums: [[Double]] = []
             var fractionBits: [String: Int] = [:]
             for spec in layout.summands {
-                let total = try PairwiseMask.sum(uploads.map { $0.words[k] })
+                var total = try PairwiseMask.sum(uploads.map { $0.words[k] })
+                for dropped in inputs.revealed {
+                    try PairwiseMask.removeDropped(dropped, from: &total, survivors: agents, revealed: seeds[dropped]!, stream: UInt64(k))
+                }
                 let bound = scale.boundExponents[k].map { FixedPointScale.power($0) } ?? 0
-                let fixed = FixedPointScale(fractionBits: scale.fractionBits[k], bound: bound, agents: agents.count)
+                let fixed = FixedPointScale(fractionBits: scale.fractionBits[k], bound: bound, agents: scale.agents.count)
                 sums.append(try fixed.decode(sum: total, tensor: "\(entry.label): \(spec.key)"))
                 fractionBits[spec.key] = scale.fractionBits[k]
                 k += 1

@@ -124,10 +124,26 @@ final class SecureRoundTests: FederationTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: f.root + "/output/round-1/average/model.safetensors"))
     }
 
-    func testMemberLostAfterTheKeyExchangeFailsTheMergeCleanly() throws {
-        let f = try Federation.make("secure-dropout", agents: ["a", "b"], alsoCertified: ["c"])
+    /// The clear merge of `agents`' prepared models with `map`, against the secure output `label`.
+    private func assertEqualsClearMerge(_ f: Federation, agents: [String], label: String, _ map: [String: MergeValue]) throws {
+        let inputs = agents.map { MergeInput(name: $0, modelDirectory: f.root + "/work/\($0)/prepared") }
+        let clear = try MergeLoop.run(try MethodChoice(from: map, file: "test"), inputs: inputs, baseModel: f.root + "/base").result.tensors
+        let secure = try SafeTensorsFile(path: f.root + "/output/round-1/\(label)/model.safetensors")
+        var worst = 0.0
+        for name in clear.names {
+            let x = clear[name]!.storage, y = try secure.floatTensor(name).storage
+            let scale = max(x.map { abs(Double($0)) }.max() ?? 0, 1e-12)
+            worst = max(worst, (zip(x, y).map { abs(Double($0) - Double($1)) }.max() ?? 0) / scale)
+        }
+        XCTAssertLessThanOrEqual(worst, 1e-6, "\(label): secure vs clear merge of \(agents)")
+    }
+
+    func testMemberSilentBeforeItsBoundsIsLeftOutAndTheSurvivorsMerge() throws {
+        let f = try Federation.make("secure-silent", agents: ["a", "b"], alsoCertified: ["c"])
         federation = f
-        try writeSecureConfig(f, subset: ["a", "b", "c"], methods: "    - {merge_method: average}", deadline: 40)
+        try writeSecureConfig(f, subset: ["a", "b", "c"], methods: "    - {merge_method: average}", deadline: 30)
+        let path = f.root + "/aggregator.yaml"
+        try String(contentsOfFile: path, encoding: .utf8).replacingOccurrences(of: "min_agents: 3", with: "min_agents: 2").write(toFile: path, atomically: true, encoding: .utf8)
         try f.start("aggregator", ["aggregator", "aggregator.yaml", "--once"])
         for agent in ["a", "b"] { try f.start(agent, ["agent", "agent-\(agent).yaml", "--once", "--connect-timeout", "120"]) }
 
@@ -143,8 +159,56 @@ final class SecureRoundTests: FederationTestCase {
         XCTAssertEqual(relayed?.keys.map(\.agent).sorted(), ["a", "b", "c"])
         rogue.client?.close()
 
+        XCTAssertEqual(f.wait("aggregator", limit: 180), 0, f.logs())
+        XCTAssertTrue(f.log("aggregator").contains("fixing the scale without the silent members"), f.log("aggregator"))
+        try assertEqualsClearMerge(f, agents: ["a", "b"], label: "average", ["merge_method": .string("average")])
+    }
+
+    func testMemberKilledMidMaskedUploadIsUnmaskedByTheSurvivorsReveals() throws {
+        let agents = ["a", "b", "c"]
+        let f = try Federation.make("secure-reveal", agents: agents)
+        federation = f
+        try writeSecureConfig(f, subset: agents, methods: "    - {merge_method: average}\n    - {merge_method: regmean, parameters: {alpha: 0.5}}", deadline: 40)
+        let path = f.root + "/aggregator.yaml"
+        try String(contentsOfFile: path, encoding: .utf8).replacingOccurrences(of: "min_agents: 3", with: "min_agents: 2").write(toFile: path, atomically: true, encoding: .utf8)
+        try f.start("aggregator", ["aggregator", "aggregator.yaml", "--once"])
+        for agent in ["a", "b"] { try f.start(agent, ["agent", "agent-\(agent).yaml", "--once", "--connect-timeout", "120"]) }
+        // c dies abruptly (exit 99, as kill -9: no goodbye) after 64 KiB of its masked upload,
+        // so its masks are in a's and b's uploads and its own upload never commits.
+        try f.start("c", ["agent", "agent-c.yaml", "--once", "--chunk-size", "16384", "--crash-after-bytes", "65536"])
+        XCTAssertEqual(f.wait("c", limit: 300), 99, f.logs())
+        XCTAssertEqual(f.wait("aggregator", limit: 300), 0, f.logs())
+        XCTAssertTrue(f.log("aggregator").contains("reveal their seeds with the dropped members"), f.log("aggregator"))
+        for agent in ["a", "b"] {
+            XCTAssertEqual(f.wait(agent, limit: 60), 0, f.logs())
+            XCTAssertTrue(f.log(agent).contains("revealing the seeds shared with them"), f.log(agent))
+        }
+        try assertEqualsClearMerge(f, agents: ["a", "b"], label: "average", ["merge_method": .string("average")])
+        try assertEqualsClearMerge(f, agents: ["a", "b"], label: "regmean", ["merge_method": .string("regmean"), "parameters": .map(["alpha": .number(0.5)])])
+        let report = try String(contentsOfFile: f.root + "/output/round-1/report.json", encoding: .utf8)
+        XCTAssertTrue(report.contains("masks_removed_by_reveal"), report)
+    }
+
+    func testMemberLostAfterTheKeyExchangeFailsTheMergeBelowMinAgents() throws {
+        let f = try Federation.make("secure-dropout", agents: ["a", "b"], alsoCertified: ["c"])
+        federation = f
+        try writeSecureConfig(f, subset: ["a", "b", "c"], methods: "    - {merge_method: average}", deadline: 30)
+        try f.start("aggregator", ["aggregator", "aggregator.yaml", "--once"])
+        for agent in ["a", "b"] { try f.start(agent, ["agent", "agent-\(agent).yaml", "--once", "--connect-timeout", "120"]) }
+
+        XCTAssertTrue(f.waitUntil(limit: 60) { f.log("aggregator").contains("aggregator listening") }, f.log("aggregator"))
+        let rogue = RogueAgent("c", in: f)
+        guard case .welcome(let welcome) = try rogue.join() else { return XCTFail("c was not welcomed") }
+        let identity = try SigningIdentity(certificateFile: f.root + "/certs/c.pem", keyFile: f.root + "/certs/c.key")
+        let key = try SignedPublicKey(signing: try AgreementKeyPair(), as: identity, for: KeyBinding(roundID: "\(welcome.round)", mergeName: welcome.merge))
+        try rogue.client?.send(.secureKey(key.wire(round: welcome.round)))
+        var relayed: SecureKeys?
+        while relayed == nil { if case .secureKeys(let keys) = try rogue.next(timeout: 120) { relayed = keys } }
+        rogue.client?.close()
+
+        // min_agents is 3 (the subset): with c gone the merge cannot complete.
         XCTAssertEqual(f.wait("aggregator", limit: 180), 3, f.logs())
-        XCTAssertTrue(f.log("aggregator").contains("after the key exchange"), f.log("aggregator"))
+        XCTAssertTrue(f.log("aggregator").contains("fewer than min_agents"), f.log("aggregator"))
         let record = try String(contentsOfFile: f.root + "/output/round-1/merge.json", encoding: .utf8)
         XCTAssertTrue(record.contains("failed") && record.contains("c"), record)
         XCTAssertTrue(FileManager.default.fileExists(atPath: f.root + "/spool"), "the spool is kept")
