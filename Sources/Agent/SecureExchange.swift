@@ -34,7 +34,7 @@ final class SecureExchange {
     private let identity: SigningIdentity
     private let trust: FederationTrust
     private var seeds: [String: PairwiseSeed] = [:]
-    private var layouts: [(label: String, layout: SumLayout)] = []
+    private var layouts: [(label: String, layout: SumLayout, sameAs: String?)] = []
     private var values: [[Double]] = []
     private var bounds: SecureBounds?
     /// The agents of the scale this agent masked its upload for.
@@ -75,6 +75,7 @@ final class SecureExchange {
         let (model, _) = try ModelFiles.loadModel(directory: preparedDirectory)
         layouts = []
         values = []
+        var computed: [(label: String, layout: SumLayout, values: [[Double]])] = []
         for method in plan.methods {
             let parameters = try JSONDecoder().decode([String: MergeValue].self, from: Data(method.parameters.utf8))
             let choice = try MethodChoice(from: ["merge_method": .string(method.mergeMethod), "parameters": .map(parameters)], file: "WELCOME")
@@ -82,7 +83,13 @@ final class SecureExchange {
             let summands = try SumMerge.summands(method: method.mergeMethod, parameters: parameters, model: model, statistics: statistics,
                                                  weight: 1, name: agent)
             guard summands.keptHeads.names.isEmpty else { throw SecureExchangeError.keptHeads(method: method.label) }
-            layouts.append((method.label, summands.layout))
+            // RegMean at several α has the same summands (α is applied to the sums): sent once.
+            if let twin = computed.first(where: { $0.layout == summands.layout && $0.values == summands.values }) {
+                layouts.append((method.label, summands.layout, twin.label))
+                continue
+            }
+            computed.append((method.label, summands.layout, summands.values))
+            layouts.append((method.label, summands.layout, nil))
             values += summands.values
         }
         let b = try RoundScale.bounds(round: round, merge: merge, layoutDigest: layoutDigest(), summands: values)
@@ -135,8 +142,9 @@ final class SecureExchange {
         let hasher = SHA256Hasher()
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]      // the same bytes in every process
-        for (label, layout) in layouts {
+        for (label, layout, sameAs) in layouts {
             hasher.update(Data(label.utf8))
+            hasher.update(Data((sameAs ?? "-").utf8))
             hasher.update(try encoder.encode(layout))
         }
         return hasher.finalizeHex()

@@ -42,7 +42,7 @@ extension MergeRunner {
                   upload.header.methods.map(\.label) == definition.methods.map(\.label) else {
                 throw SecureMergeError.header(agent: agent, reason: "it names agent \(upload.header.agent), merge \(upload.header.merge), round \(upload.header.round), methods \(upload.header.methods.map(\.label))")
             }
-            if let first = uploads.first, first.header.methods.map(\.layout) != upload.header.methods.map(\.layout) {
+            if let first = uploads.first, first.header.methods != upload.header.methods {
                 throw SecureMergeError.header(agent: agent, reason: "its summand layout differs from \(agents[0])'s")
             }
             guard upload.words.count == scale.fractionBits.count else {
@@ -59,12 +59,19 @@ extension MergeRunner {
                                       "masks_removed_by_reveal": inputs.revealed]
         var methodsSummary: [String: Any] = [:]
         var k = 0
+        var sumsByLabel: [String: [[Double]]] = [:]
         for (m, entry) in definition.methods.enumerated() {
             let start = DispatchTime.now().uptimeNanoseconds
-            let layout = uploads[0].header.methods[m].layout
+            let method = uploads[0].header.methods[m]
+            let layout = method.layout
             var sums: [[Double]] = []
             var fractionBits: [String: Int] = [:]
-            for spec in layout.summands {
+            if let twin = method.sameAs {
+                guard let same = sumsByLabel[twin] else { throw SecureMergeError.header(agent: agents[0], reason: "method \(entry.label) refers to \(twin), which does not come before it") }
+                sums = same
+                methodsSummary[entry.label] = ["same_sums_as": twin]
+            }
+            for spec in layout.summands where method.sameAs == nil {
                 var total = try PairwiseMask.sum(uploads.map { $0.words[k] })
                 for dropped in inputs.revealed {
                     try PairwiseMask.removeDropped(dropped, from: &total, survivors: agents, revealed: seeds[dropped]!, stream: UInt64(k))
@@ -75,7 +82,8 @@ extension MergeRunner {
                 fractionBits[spec.key] = scale.fractionBits[k]
                 k += 1
             }
-            methodsSummary[entry.label] = ["sums": layout.summands.map(\.key), "fraction_bits": fractionBits]
+            if method.sameAs == nil { methodsSummary[entry.label] = ["sums": layout.summands.map(\.key), "fraction_bits": fractionBits] }
+            sumsByLabel[entry.label] = sums
             if output.hasMerged(entry.label) { continue }
             let result = try SumMerge.merge(layout: layout, parameters: entry.choice.rawParameters, sums: sums, models: agents.map { ($0, 1.0) })
             let published = try ContributionCheck.mergedConfig(baseModel: baseModel, agentDirectories: agents.map { ($0, inputs.directory + "/" + $0 + "/config") },

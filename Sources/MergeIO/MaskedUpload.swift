@@ -13,6 +13,9 @@ public struct MaskedUpload: Sendable {
         public struct Method: Codable, Sendable, Equatable {
             public var label: String
             public var layout: SumLayout
+            /// The earlier method whose summands are these exactly (RegMean at another α: the
+            /// α is applied to the sums); its words are not sent again.
+            public var sameAs: String?
         }
         public var agent: String
         public var merge: String
@@ -23,13 +26,14 @@ public struct MaskedUpload: Sendable {
     }
 
     public var header: Header
-    /// Aligned with the methods' summands, in order.
+    /// Aligned with the summands of the methods that are not `sameAs` another, in order.
     public var words: [[UInt64]]
 
     public static let magic = Array("FMMASK01".utf8)
 
-    public init(agent: String, merge: String, round: Int, config: String, methods: [(label: String, layout: SumLayout)], words: [[UInt64]]) {
-        header = Header(agent: agent, merge: merge, round: round, config: config, methods: methods.map { Header.Method(label: $0.label, layout: $0.layout) })
+    public init(agent: String, merge: String, round: Int, config: String, methods: [(label: String, layout: SumLayout, sameAs: String?)], words: [[UInt64]]) {
+        header = Header(agent: agent, merge: merge, round: round, config: config,
+                        methods: methods.map { Header.Method(label: $0.label, layout: $0.layout, sameAs: $0.sameAs) })
         self.words = words
     }
 
@@ -53,7 +57,7 @@ public struct MaskedUpload: Sendable {
         do { header = try JSONDecoder().decode(Header.self, from: data.subdata(in: 16..<(16 + Int(length)))) } catch {
             throw MaskedUploadError.malformed(path: path, reason: "header: \(error)")
         }
-        let counts = header.methods.flatMap { $0.layout.summands.map(\.count) }
+        let counts = header.methods.filter { $0.sameAs == nil }.flatMap { $0.layout.summands.map(\.count) }
         let expected = 16 + Int(length) + counts.reduce(0, +) * 8
         guard data.count == expected else { throw MaskedUploadError.malformed(path: path, reason: "\(data.count) bytes, the layouts need \(expected)") }
         var words: [[UInt64]] = []

@@ -87,6 +87,8 @@ final class SecureRoundTests: FederationTestCase {
         let methods = try XCTUnwrap(summary["methods"] as? [String: Any])
         let regmean = try XCTUnwrap(methods["regmean-a0.5"] as? [String: Any])
         XCTAssertTrue((regmean["sums"] as? [String] ?? []).contains { $0.hasSuffix("#gram") }, "\(regmean)")
+        // RegMean at α 1.0 reuses α 0.5's sums: one pair of products per linear serves every α.
+        XCTAssertEqual((methods["regmean-a1.0"] as? [String: Any])?["same_sums_as"] as? String, "regmean-a0.5")
         for agent in agents {
             let prepared = f.root + "/work/\(agent)/prepared/"
             let clearBytes = try ["config.json", "model.safetensors", "stats.safetensors"].reduce(0) {
