@@ -55,6 +55,33 @@ final class SecureRoundTests: FederationTestCase {
         XCTAssertEqual(spooled.filter { $0.hasSuffix(".bin") }.count, 3, "\(spooled)")
         for agent in agents { XCTAssertNil(f.contributionDirectory(agent), "agent \(agent) has a clear contribution in the store") }
 
+        // What the aggregator spooled of a is noise: its bytes pass a chi-square test of
+        // uniformity, and its words do not correlate with a's true summands.
+        let spooledPath = f.root + "/spool/" + (try XCTUnwrap(spooled.first { $0.hasSuffix("/a/masked-round-1.bin") }, "\(spooled)"))
+        let upload = try MaskedUpload.read(path: spooledPath)
+        let words = upload.words.flatMap { $0 }
+        var counts = [Int](repeating: 0, count: 256)
+        for w in words { for b in 0..<8 { counts[Int((w >> (8 * UInt64(b))) & 0xff)] += 1 } }
+        let expected = Double(words.count * 8) / 256
+        let chiSquare = counts.reduce(0.0) { $0 + (Double($1) - expected) * (Double($1) - expected) / expected }
+        XCTAssertLessThan(chiSquare, 400, "255 degrees of freedom: above 400 has probability < 1e-8 for uniform bytes")
+        let (model, _) = try ModelFiles.loadModel(directory: f.root + "/work/a/prepared")
+        var truth: [Double] = []
+        for method in upload.header.methods where method.sameAs == nil {
+            let choice = try MethodChoice(from: ["merge_method": .string(method.layout.method)], file: "test")
+            let statistics = try ModelFiles.loadStatistics(path: f.root + "/work/a/prepared/stats.safetensors", model: "a", kinds: choice.requiredStatistics)
+            truth += try SumMerge.summands(method: method.layout.method, parameters: [:], model: model, statistics: statistics, weight: 1, name: "a").values.flatMap { $0 }
+        }
+        XCTAssertEqual(truth.count, words.count)
+        let masked = words.map { Double(Int64(bitPattern: $0)) }
+        func mean(_ v: [Double]) -> Double { v.reduce(0, +) / Double(v.count) }
+        let (mx, my) = (mean(truth), mean(masked))
+        var (sxy, sxx, syy) = (0.0, 0.0, 0.0)
+        for (x, y) in zip(truth, masked) { sxy += (x - mx) * (y - my); sxx += (x - mx) * (x - mx); syy += (y - my) * (y - my) }
+        let correlation = sxy / (sxx * syy).squareRoot()
+        XCTAssertLessThanOrEqual(abs(correlation), 0.01, "\(words.count) words")
+        print("secure-noise a: chi-square \(chiSquare) over \(words.count * 8) bytes, correlation with the true summands \(correlation)")
+
         // The same merges in the clear, from the very models the agents prepared.
         let inputs = agents.map { MergeInput(name: $0, modelDirectory: f.root + "/work/\($0)/prepared") }
         let entries: [(String, [String: MergeValue])] = [
