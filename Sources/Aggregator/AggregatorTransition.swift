@@ -279,6 +279,11 @@ extension AggregatorState {
         case .error(let report):
             effects.append(.log(LogLine(.warning, "agent reported an error", ["agent": link.agent, "code": loggable(report.code),
                                                                              "method": loggable(report.method ?? "-"), "message": loggable(report.message, limit: 400)])))
+            // A member refused the secure exchange (a relayed key did not verify, the scale was
+            // wrong): it will not upload, and waiting for the deadline would change nothing.
+            if report.code == "secure_refused", let merge = secureMerge(of: link), case .waiting = merge.phase {
+                merges[merge.definition.name]!.phase = .failed(reason: "secure merge refused by \(link.agent): \(loggable(report.message, limit: 400)). The masked uploads stay in the spool's secure/\(merge.definition.name)/.")
+            }
             if report.code == "eval_failed", let method = report.method {
                 let name = try mayEvaluate(method, link.agent, round: nil)
                 if !merges[name]!.ledger.isEvaluated(link.agent, method) {

@@ -116,6 +116,14 @@ final class SecureMergeTransitionTests: XCTestCase {
         XCTAssertTrue(s.merges["m"]!.secure.keys.isEmpty)
     }
 
+    func testAMemberRefusingTheKeysFailsTheMergeAtOnceNamingItAndTheReason() throws {
+        var (s, _) = try admitted()
+        run(&s, agents.map { .message(peer($0), .secureKey(key($0))) })
+        run(&s, [.message(peer("a"), .error(ErrorReport(code: "secure_refused", message: "the key of agent \"c\" comes with a certificate the federation CA did not issue")))])
+        guard case .failed(let reason) = s.merges["m"]!.phase else { return XCTFail("\(s.merges["m"]!.phase)") }
+        XCTAssertTrue(reason.contains("refused by a") && reason.contains("federation CA did not issue"), reason)
+    }
+
     func testASilentMemberBeforeItsBoundsIsLeftOutOfTheScale() throws {
         var (s, _) = try admitted(minAgents: 2)
         run(&s, agents.map { .message(peer($0), .secureKey(key($0))) })

@@ -149,7 +149,8 @@ final class SecureRoundTests: FederationTestCase {
             let log = f.log(agent)
             XCTAssertTrue(log.contains("secure merge refused") && log.contains("the federation CA did not issue") && log.contains("c"), log)
         }
-        XCTAssertEqual(f.wait("aggregator", limit: 120), 3, "the merge fails at its deadline: " + f.logs())
+        XCTAssertEqual(f.wait("aggregator", limit: 120), 3, "the merge fails as soon as a member refuses: " + f.logs())
+        XCTAssertTrue(f.log("aggregator").contains("secure merge refused by"), f.log("aggregator"))
         XCTAssertFalse(FileManager.default.fileExists(atPath: f.root + "/output/round-1/average/model.safetensors"))
     }
 
