@@ -282,7 +282,11 @@ extension AggregatorState {
             // A member refused the secure exchange (a relayed key did not verify, the scale was
             // wrong): it will not upload, and waiting for the deadline would change nothing.
             if report.code == "secure_refused", let merge = secureMerge(of: link), case .waiting = merge.phase {
-                merges[merge.definition.name]!.phase = .failed(reason: "secure merge refused by \(link.agent): \(loggable(report.message, limit: 400)). The masked uploads stay in the spool's secure/\(merge.definition.name)/.")
+                let name = merge.definition.name
+                let reason = "secure merge refused by \(link.agent): \(loggable(report.message, limit: 400)). The masked uploads stay in the spool's secure/\(name)/."
+                merges[name]!.phase = .failed(reason: reason)
+                effects.append(.saveRecord(merges[name]!.record))
+                effects.append(.log(LogLine(.error, "merge failed", ["merge": name, "reason": reason])))
             }
             if report.code == "eval_failed", let method = report.method {
                 let name = try mayEvaluate(method, link.agent, round: nil)

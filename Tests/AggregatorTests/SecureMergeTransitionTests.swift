@@ -119,7 +119,8 @@ final class SecureMergeTransitionTests: XCTestCase {
     func testAMemberRefusingTheKeysFailsTheMergeAtOnceNamingItAndTheReason() throws {
         var (s, _) = try admitted()
         run(&s, agents.map { .message(peer($0), .secureKey(key($0))) })
-        run(&s, [.message(peer("a"), .error(ErrorReport(code: "secure_refused", message: "the key of agent \"c\" comes with a certificate the federation CA did not issue")))])
+        let effects = run(&s, [.message(peer("a"), .error(ErrorReport(code: "secure_refused", message: "the key of agent \"c\" comes with a certificate the federation CA did not issue")))])
+        XCTAssertTrue(effects.contains(.saveRecord(s.merges["m"]!.record)), "the failure is durable")
         guard case .failed(let reason) = s.merges["m"]!.phase else { return XCTFail("\(s.merges["m"]!.phase)") }
         XCTAssertTrue(reason.contains("refused by a") && reason.contains("federation CA did not issue"), reason)
     }
