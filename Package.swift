@@ -49,8 +49,8 @@ let package = Package(
         .executableTarget(name: "ProtocolFuzz", dependencies: ["Protocol", "SecureSum", logging]),
 
         // The daemons: thin state machines over the libraries.
-        .target(name: "Agent", dependencies: ["Model", "Protocol", "SafeTensors", "AtomicIO", "DaemonSupport", "LinAlg", logging]),
-        .target(name: "Aggregator", dependencies: ["Merge", "MergeIO", "Protocol", "SafeTensors", "AtomicIO", "DaemonSupport", "LinAlg", logging]),
+        .target(name: "Agent", dependencies: ["Model", "Merge", "MergeIO", "SecureSum", "Protocol", "SafeTensors", "AtomicIO", "DaemonSupport", "LinAlg", logging]),
+        .target(name: "Aggregator", dependencies: ["Merge", "MergeIO", "SecureSum", "Protocol", "SafeTensors", "AtomicIO", "DaemonSupport", "LinAlg", logging]),
 
         // The paper-style evaluation runner (`fedmerge experiment`): drives the daemons as processes.
         // The paper's evaluation (`fedmerge experiment`): drives real daemons, scores the models.
@@ -75,8 +75,8 @@ let package = Package(
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "AtomicIO", "CZMQ", "COpenSSL"]),
         .testTarget(name: "fedmergeTests", dependencies: ["fedmerge", "Alignment", "Model", "Merge", "DaemonSupport", "SafeTensors", "LinAlg"]),
         .testTarget(name: "AgentTests", dependencies: ["Agent", "Model", "Protocol", "SafeTensors", "LinAlg", logging]),
-        .testTarget(name: "AggregatorTests", dependencies: ["Aggregator", "Merge", "Protocol", "DaemonSupport"]),
+        .testTarget(name: "AggregatorTests", dependencies: ["Aggregator", "Merge", "SecureSum", "Protocol", "DaemonSupport"]),
         .testTarget(name: "ExperimentTests", dependencies: ["Experiment", "Model", "DaemonSupport", "LinAlg", "SafeTensors"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["fedmerge", "Model", "Protocol", "SafeTensors", "LinAlg"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["fedmerge", "Model", "Merge", "MergeIO", "SecureSum", "Protocol", "SafeTensors", "LinAlg"]),
     ]
 )

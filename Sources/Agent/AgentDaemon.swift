@@ -61,6 +61,8 @@ public final class AgentDaemon: @unchecked Sendable {
     /// fault injection) installs one, so no shipping path can end the process from here.
     public var uploadObserver: (@Sendable (Int) -> Void)?
     private var uploadedBytes = 0
+    /// The secure merge being run (its key pair, seeds and summands never leave this object).
+    private var secure: SecureExchange?
 
     public init(config: AgentConfig, work: LocalWork, logger: Logger) {
         self.config = config
@@ -228,6 +230,41 @@ public final class AgentDaemon: @unchecked Sendable {
                 feedDownload(message)
             case .evaluate(let round, let job):
                 evaluate(round: round, job)
+            case .secureBegin(let round, let merge, let plan):
+                do {
+                    let exchange = try SecureExchange(agent: config.name, round: round, merge: merge, plan: plan, tls: config.tls)
+                    secure = exchange
+                    send(.secureKey(try exchange.signedKey()))
+                } catch {
+                    events.append(.secureFailed(reason: "cannot make this agent's secure-sum key: \(error)"))
+                }
+            case .secureKeys(let keys):
+                guard let exchange = secure else { events.append(.secureFailed(reason: "SECURE_KEYS before this agent sent its key")); continue }
+                do {
+                    let bounds = try exchange.keysReceived(keys, preparedDirectory: preparedDirectory)
+                    logger.info("secure merge: every member's key verified against the federation CA; bounds sent",
+                                metadata: ["members": "\(keys.keys.map { loggable($0.agent) }.joined(separator: ","))", "summands": "\(bounds.boundExponents.count)"])
+                    send(.secureBounds(bounds))
+                } catch {
+                    events.append(.secureFailed(reason: "\(error)"))
+                }
+            case .secureReveal(let request):
+                guard let exchange = secure else {
+                    send(.error(ErrorReport(code: "reveal_refused", message: "this agent runs no secure merge")))
+                    continue
+                }
+                do { send(.reveal(try exchange.reveal(request))) } catch {
+                    logger.error("refusing to reveal seeds: \(loggable("\(error)", limit: 400))")
+                    send(.error(ErrorReport(code: "reveal_refused", message: "\(error)")))
+                }
+            case .secureScale(let scale):
+                guard let exchange = secure else { events.append(.secureFailed(reason: "SECURE_SCALE before SECURE_KEYS")); continue }
+                do {
+                    let (file, bytes) = try exchange.scaleReceived(scale, preparedDirectory: preparedDirectory)
+                    events.append(.secureMasked(file: file, bytes: bytes))
+                } catch {
+                    events.append(.secureFailed(reason: "\(error)"))
+                }
             case .saveEvaluations(let round, let evaluations):
                 do { try saveSentEvaluations(evaluations, round: round) } catch {
                     events.append(.localFailure(reason: "cannot save \(sentPath(round)): \(error)"))

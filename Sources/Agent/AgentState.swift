@@ -9,6 +9,8 @@
 //   awaitingWelcome ──WELCOME with work left──▶ preparing(uploads)              (worker: prepare)
 //                   ──WELCOME, all settled──▶ enrolled(nextHello)  ·  with --once: finished
 //   preparing ──prepared──▶ uploading(file, remaining) ──last COMMITTED──▶ serving
+//             └──prepared, a secure merge──▶ securing(awaitingKeys) ──SECURE_KEYS──▶ securing(awaitingScale)
+//                 ──SECURE_SCALE──▶ securing(masking) ──masked──▶ uploading(masked-<merge>.bin)
 //             └──nothing to upload──────────────────────────────────────▶ serving
 //   serving ──every model evaluated and acknowledged, or failed──▶ finished (--once)
 //                                                               └─▶ awaitingWelcome (HELLO again on the link)
@@ -123,6 +125,8 @@ enum AgentState: Sendable, Equatable {
     case preparing(AgentMemory, uploads: [String])
     /// `file` is on its way (the shell's ChunkSender); `remaining` follow.
     case uploading(AgentMemory, file: String, remaining: [String])
+    /// A secure merge's exchange (SECURE_KEY sent; keys, then the scale awaited; masking).
+    case securing(AgentMemory, step: SecureStep)
     /// The contribution is in: receiving and evaluating the merge's models until all are settled.
     case serving(AgentMemory)
     /// Every model of the served merge is settled (no `--once`): the link stays up and at
@@ -133,7 +137,7 @@ enum AgentState: Sendable, Equatable {
     var memory: AgentMemory? {
         switch self {
         case .starting(let m), .connecting(let m, _, _), .awaitingWelcome(let m, _, _), .preparing(let m, _),
-             .uploading(let m, _, _), .serving(let m), .enrolled(let m, _): m
+             .uploading(let m, _, _), .securing(let m, _), .serving(let m), .enrolled(let m, _): m
         case .finished: nil
         }
     }
@@ -141,7 +145,7 @@ enum AgentState: Sendable, Equatable {
     /// Whether messages may go to the aggregator: a link is up and WELCOME admitted the agent.
     var isAdmitted: Bool {
         switch self {
-        case .preparing, .uploading, .serving, .enrolled: true
+        case .preparing, .uploading, .securing, .serving, .enrolled: true
         case .starting, .connecting, .awaitingWelcome, .finished: false
         }
     }
@@ -154,11 +158,19 @@ enum AgentState: Sendable, Equatable {
         case .awaitingWelcome(_, let sentAt, let outage): .awaitingWelcome(memory, sentAt: sentAt, outage: outage)
         case .preparing(_, let uploads): .preparing(memory, uploads: uploads)
         case .uploading(_, let file, let remaining): .uploading(memory, file: file, remaining: remaining)
+        case .securing(_, let step): .securing(memory, step: step)
         case .serving: .serving(memory)
         case .enrolled(_, let nextHello): .enrolled(memory, nextHello: nextHello)
         case .finished: self
         }
     }
+}
+
+/// Where a secure merge's exchange stands (the secrets live in the shell's SecureExchange).
+enum SecureStep: Sendable, Equatable {
+    case awaitingKeys
+    case awaitingScale
+    case masking
 }
 
 /// What happened: the only way the state changes.
@@ -186,6 +198,10 @@ enum AgentEvent: Sendable, Equatable {
     case downloadRefused(reason: String, report: Message)
     case evaluated(round: Int, label: String, metrics: [String: Double])
     case evaluationFailed(round: Int, label: String, reason: String)
+    /// The shell wrote the masked upload `file` (prepared/) of a secure merge.
+    case secureMasked(file: String, bytes: Int)
+    /// A step of the secure exchange failed: a relayed key did not verify, the scale was refused, …
+    case secureFailed(reason: String)
     /// The shell could not carry out an effect on local files (read an upload, save EVALs).
     case localFailure(reason: String)
 }
@@ -211,5 +227,13 @@ enum AgentEffect: Sendable, Equatable {
     /// On the worker: assemble (merged weights) and score the model on the local test split.
     case evaluate(round: Int, PendingEvaluation)
     case saveEvaluations(round: Int, SentEvaluations)
+    /// Secure merge: make this round's key pair and send SECURE_KEY.
+    case secureBegin(round: Int, merge: String, plan: SecurePlan)
+    /// Verify the relayed keys, compute the summands, send SECURE_BOUNDS.
+    case secureKeys(SecureKeys)
+    /// Check the scale, encode and mask, write the upload (answers secureMasked).
+    case secureScale(SecureScale)
+    /// Answer REVEAL_REQUEST with the seeds shared with the dropped members (SecureExchange decides).
+    case secureReveal(RevealRequest)
     case log(LogLine)
 }

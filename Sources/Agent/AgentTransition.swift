@@ -73,6 +73,11 @@ struct AgentTransition {
         case .preparing(_, let uploads):
             switch event {
             case .prepared:
+                if let served = memory.served, let plan = served.welcome.secure, !served.welcome.committed.contains(plan.upload) {
+                    effects.append(.secureBegin(round: served.round, merge: served.welcome.merge, plan: plan))
+                    log(.info, "secure merge: key sent; waiting for every member's key", ["merge": loggable(served.welcome.merge)])
+                    return .securing(memory, step: .awaitingKeys)
+                }
                 guard let first = uploads.first else { return serve(memory) }
                 effects.append(.startUpload(file: first))
                 return .uploading(memory, file: first, remaining: Array(uploads.dropFirst()))
@@ -101,6 +106,27 @@ struct AgentTransition {
                 incoming(event, &memory)       // e.g. a merged model of a merge that went on without us
             }
             return .uploading(memory, file: file, remaining: remaining)
+
+        case .securing(_, let step):
+            switch (step, event) {
+            case (.awaitingKeys, .message(.secureKeys(let keys))):
+                effects.append(.secureKeys(keys))
+                return .securing(memory, step: .awaitingScale)
+            case (.awaitingScale, .message(.secureScale(let scale))):
+                effects.append(.secureScale(scale))
+                return .securing(memory, step: .masking)
+            case (.masking, .secureMasked(let file, let bytes)):
+                log(.info, "secure merge: masked upload written", ["file": file, "bytes": "\(bytes)"])
+                effects.append(.startUpload(file: file))
+                return .uploading(memory, file: file, remaining: [])
+            case (_, .secureFailed(let reason)):
+                log(.error, "secure merge refused: \(loggable(reason, limit: 1000))")
+                effects.append(.send(.error(ErrorReport(code: "secure_refused", message: reason))))
+                return .finished(.failure)
+            default:
+                incoming(event, &memory)
+            }
+            return .securing(memory, step: step)
 
         case .serving:
             incoming(event, &memory)
@@ -292,6 +318,12 @@ struct AgentTransition {
             effects.append(.saveEvaluations(round: served.round, served.evaluations))
         case .message(.heartbeat):
             break
+        case .message(.revealRequest(let request)):
+            // A secure merge lost members after the scale: the shell's SecureExchange reveals
+            // the seeds shared with them, or refuses (see there for what a lying aggregator gains).
+            log(.warning, "the aggregator reports members dropped from the secure merge; revealing the seeds shared with them",
+                ["dropped": request.dropped.map { loggable($0) }.joined(separator: ",")])
+            effects.append(.secureReveal(request))
         case .message(.error(let report)):
             log(.warning, "aggregator reported an error: \(loggable(report.code)): \(loggable(report.message))")
         case .message(let message):

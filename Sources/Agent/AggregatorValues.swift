@@ -51,6 +51,10 @@ enum AggregatorValues {
     static func check(_ welcome: Welcome) throws {
         for label in welcome.methods where !PortableName.isMethodLabel(label) { throw AggregatorValueError.methodLabel(label) }
         for name in required(welcome) where !uploadable.contains(name) { throw AggregatorValueError.requiredFile(name) }
+        // A secure merge's upload is written under prepared/: only the one name its merge gives.
+        if let plan = welcome.secure, !PortableName.isMethodLabel(welcome.merge) || plan.upload != SecurePlan.uploadName(merge: welcome.merge) {
+            throw AggregatorValueError.requiredFile(plan.upload)
+        }
     }
 
     static func required(_ welcome: Welcome) -> [String] { welcome.required }

@@ -144,6 +144,23 @@ public final class AggregatorDaemon: @unchecked Sendable {
         return ["config.json": mib, "model.safetensors": weights * 2 + 64 * mib, "stats.safetensors": statistics + statistics / 4 + 64 * mib]
     }
 
+    /// Where a secure merge's masked uploads are spooled, per generation (a re-run starts afresh).
+    static func secureDirectory(spool: String, merge: String, generation: Int) -> String {
+        spool + "/secure/" + merge + "/g\(generation)"
+    }
+
+    /// The largest masked upload: per method at most three words per parameter (fisher: wF,
+    /// wFθ, wθ) and, for regmean, a packed Gram and two d×out products per linear; 8 bytes each.
+    static func maskedUploadLimit(base: NamedTensors?, methods: Int) -> UInt64 {
+        var words: UInt64 = 0
+        for name in base?.names ?? [] {
+            let t = base![name]!
+            words += UInt64(t.count) * 3
+            if t.rank == 2 { words += UInt64(t.shape[1] * (t.shape[1] + 1) / 2) + UInt64(t.count) * 2 }
+        }
+        return UInt64(max(methods, 1)) * words * 8 + (64 << 20)
+    }
+
     private func translate(_ event: ServerEvent) -> AggregatorEvent {
         switch event {
         case .connected(let peer, let name): return .connected(peer, name: name)
@@ -218,6 +235,15 @@ public final class AggregatorDaemon: @unchecked Sendable {
                                                 replacesCommitted: false, diskReserve: 256 << 20, logger: agentLogger)
             uploadAgents[peer] = agent
             uploads.opened(agent, at: Date().timeIntervalSince1970)
+        case .openMaskedUpload(let peer, let agent, let merge, let generation):
+            var agentLogger = logger
+            agentLogger[metadataKey: "agent"] = "\(agent)"
+            let limit = Self.maskedUploadLimit(base: checker?.base, methods: state.merges[merge]?.definition.methods.count ?? 1)
+            receivers[peer] = try ChunkReceiver(spool: Self.secureDirectory(spool: config.spool, merge: merge, generation: generation) + "/" + agent,
+                                                sizeLimits: [SecurePlan.uploadName(merge: merge): limit],
+                                                replacesCommitted: false, diskReserve: 256 << 20, logger: agentLogger)
+            uploadAgents[peer] = agent
+            uploads.opened(agent, at: Date().timeIntervalSince1970)
         case .receiveUpload(let peer, let message):
             guard let receiver = receivers[peer] else { return }
             if let agent = uploadAgents[peer] { uploads.received(message, agent: agent, at: Date().timeIntervalSince1970) }
@@ -274,7 +300,18 @@ public final class AggregatorDaemon: @unchecked Sendable {
             let output = MergeOutput(outputRoot: config.output, merge: definition.name)
             try output.create()
             if fresh { outcomes[definition.name] = [] }
-            let runner = MergeRunner(definition: definition, members: members, store: store, output: output, baseModel: config.baseModel, fresh: fresh)
+            var runner = MergeRunner(definition: definition, members: members, store: store, output: output, baseModel: config.baseModel, fresh: fresh)
+            if definition.secure {
+                guard let scale = state.merges[definition.name]?.secure.scale else {
+                    pending.append(.mergeFailed(merge: definition.name, generation: generation,
+                                                reason: "the secure merge's scale is not known to this process (it restarted mid-exchange); edit the merge file to run it again"))
+                    return
+                }
+                let progress = state.merges[definition.name]!.secure
+                runner.secure = MergeRunner.SecureInputs(directory: Self.secureDirectory(spool: config.spool, merge: definition.name, generation: generation),
+                                                         scale: scale, dropped: progress.dropped, revealed: progress.revealRequested ?? [],
+                                                         reveals: progress.reveals)
+            }
             merges.submit(merge: definition.name, generation: generation, runner: runner, logger: logger)
         case .saveRecord(let record):
             let output = MergeOutput(outputRoot: config.output, merge: record.name)
@@ -289,12 +326,13 @@ public final class AggregatorDaemon: @unchecked Sendable {
             let members = merge.phase.members.keys.sorted()
             let subset = merge.definition.subset
             let quarantined = Dictionary(uniqueKeysWithValues: subset.compactMap { a in state.agents[a]?.quarantine.map { (a, $0) } })
-            let report = RoundReport(definition: merge.definition, baseModel: config.baseModel, merged: members,
+            var report = RoundReport(definition: merge.definition, baseModel: config.baseModel, merged: members,
                                      absent: subset.filter { !members.contains($0) && quarantined[$0] == nil },
                                      evaluations: merge.ledger.evaluations, outcomes: outcomes[name] ?? [], missingEvaluations: missing,
                                      quarantined: quarantined, failedEvaluations: merge.ledger.failures,
                                      uploads: uploads.byAgent.filter { subset.contains($0.key) })
             let output = MergeOutput(outputRoot: config.output, merge: name)
+            if merge.definition.secure { report.secure = FileManager.default.contents(atPath: output.directory + "/" + MergeRunner.secureSummaryFile) }
             try report.write(to: output.directory)
             logger.info("report written", metadata: ["merge": "\(name)", "report": "\(output.directory)/report.md"])
         case .log(let line):

@@ -121,11 +121,35 @@ public struct MergeRecord: Sendable, Equatable, Codable {
     }
 }
 
+/// A secure merge's exchange while it collects (issue 13): the members' signed keys, whom
+/// they were relayed to, the bounds, the scale fixed from them, and the masked uploads
+/// committed. The aggregator holds public keys, exponents and masked words only.
+public struct SecureProgress: Sendable, Equatable {
+    public var keys: [String: SecureKey] = [:]
+    /// The members whose keys went out in SECURE_KEYS (their masks are in the sums); nil before.
+    public var relayed: [String]?
+    public var bounds: [String: SecureBounds] = [:]
+    public var scale: SecureScale?
+    /// Agent → bytes of its committed masked upload.
+    public var masked: [String: UInt64] = [:]
+    /// Members left out at a deadline: before the scale (their masks never entered the
+    /// uploads) or after it (their masks are removed with the survivors' revealed seeds).
+    public var dropped: [String] = []
+    /// The members REVEAL_REQUEST named (dropped after the scale was fixed); nil when none was sent.
+    public var revealRequested: [String]?
+    /// Survivor → dropped member → the pairwise seed it revealed (hex).
+    public var reveals: [String: [String: String]] = [:]
+    public init() {}
+    /// What a secure merge's members map to instead of a store fingerprint.
+    public static let maskedMember = "masked"
+}
+
 public struct MergeState: Sendable, Equatable {
     public var definition: MergeDefinition
     public var generation: Int
     public var phase: MergePhaseState
     public var ledger: MergeLedger
+    public var secure = SecureProgress()
 
     public var record: MergeRecord {
         var reason: String?
@@ -230,6 +254,9 @@ public enum AggregatorEffect: Sendable, Equatable {
     case disconnect(PeerID)
     /// Make the link's ChunkReceiver for `store/<agent>/<fingerprint>/`.
     case openUpload(PeerID, agent: String, fingerprint: String)
+    /// Make the link's ChunkReceiver for a secure merge's masked upload:
+    /// `secure/<merge>/g<generation>/<agent>/` in the spool, never the clear store.
+    case openMaskedUpload(PeerID, agent: String, merge: String, generation: Int)
     case receiveUpload(PeerID, Message)
     /// Announce (MERGED) and start sending a merged model.
     case startDownload(PeerID, merge: String, label: String, announcement: Merged)

@@ -6,6 +6,7 @@
 import DaemonSupport
 import Foundation
 import Protocol
+import SecureSum
 
 /// Contribution files: config.json and the weights, plus statistics when a merge needs any.
 public func contributionFiles(needStatistics: Bool) -> [String] {
@@ -29,14 +30,16 @@ extension AggregatorState {
             .sorted { $0.definition.id < $1.definition.id }
     }
 
-    /// The statistics `agent` must send: what every merge it contributes to needs.
+    /// The statistics `agent` must send: what every clear merge it contributes to needs (a
+    /// secure merge never receives them: the agent computes its summands itself).
     func neededKinds(_ agent: String) -> Set<StatisticKind> {
-        merges.values.filter { $0.definition.subset.contains(agent) }.reduce(into: Set<StatisticKind>()) { $0.formUnion($1.definition.kinds) }
+        merges.values.filter { !$0.definition.secure && $0.definition.subset.contains(agent) }.reduce(into: Set<StatisticKind>()) { $0.formUnion($1.definition.kinds) }
     }
 
-    /// The files of `agent`'s contribution; none for an agent that only receives models (audience).
+    /// The files of `agent`'s contribution; none for an agent that only receives models
+    /// (audience) or contributes to secure merges only.
     func requiredFiles(_ agent: String) -> [String] {
-        guard merges.values.contains(where: { $0.definition.subset.contains(agent) }) else { return [] }
+        guard merges.values.contains(where: { !$0.definition.secure && $0.definition.subset.contains(agent) }) else { return [] }
         return contributionFiles(needStatistics: !neededKinds(agent).isEmpty)
     }
 
@@ -224,9 +227,45 @@ extension AggregatorState {
         }
         switch message {
         case .offer(let offer):
+            if let merge = secureMerge(of: link), offer.name == SecurePlan.uploadName(merge: merge.definition.name) {
+                effects.append(.receiveUpload(peer, message))
+                return
+            }
             let required = requiredFiles(link.agent)
             guard required.contains(offer.name) else { throw AggregatorError.unexpectedFile(link.agent, offer.name, required) }
             effects.append(.receiveUpload(peer, message))
+        case .secureKey(let key):
+            guard let merge = secureMerge(of: link), case .waiting = merge.phase else { throw AggregatorError.unexpected(link.agent, message.type.description) }
+            let name = merge.definition.name
+            guard key.agent == link.agent, key.merge == name, key.round == merge.definition.id else {
+                throw AggregatorError.secureMismatch(link.agent, "SECURE_KEY for agent '\(loggable(key.agent, limit: 80))', round \(key.round), merge '\(loggable(key.merge, limit: 80))'; expected '\(link.agent)', \(merge.definition.id), '\(name)'")
+            }
+            if merge.secure.relayed == nil {
+                merges[name]!.secure.keys[link.agent] = key
+                effects.append(.log(LogLine(.info, "secure merge: key received", ["merge": name, "agent": link.agent,
+                                                                                  "keys": "\(merges[name]!.secure.keys.count)/\(active(merge).count)"])))
+            } else if merge.secure.keys[link.agent] != key {
+                // The keys went out: a new key (a restarted agent) cannot join this exchange.
+                effects.append(.log(LogLine(.warning, "secure merge: a new key after the key exchange is ignored; the agent's earlier masks stand",
+                                            ["merge": name, "agent": link.agent])))
+            }
+        case .secureBounds(let bounds):
+            guard let merge = secureMerge(of: link), case .waiting = merge.phase, merge.secure.relayed?.contains(link.agent) == true, merge.secure.scale == nil else {
+                throw AggregatorError.unexpected(link.agent, message.type.description)
+            }
+            guard bounds.round == merge.definition.id, bounds.merge == merge.definition.name else {
+                throw AggregatorError.secureMismatch(link.agent, "SECURE_BOUNDS for round \(bounds.round), merge '\(loggable(bounds.merge, limit: 80))'")
+            }
+            merges[merge.definition.name]!.secure.bounds[link.agent] = bounds
+        case .reveal(let reveal):
+            guard let merge = secureMerge(of: link), case .waiting = merge.phase, let requested = merge.secure.revealRequested,
+                  merge.secure.masked[link.agent] != nil else { throw AggregatorError.unexpected(link.agent, message.type.description) }
+            guard reveal.agent == link.agent, reveal.round == merge.definition.id, reveal.merge == merge.definition.name,
+                  Set(reveal.seeds.keys) == Set(requested) else {
+                throw AggregatorError.secureMismatch(link.agent, "REVEAL of seeds with \(reveal.seeds.keys.sorted().map { loggable($0, limit: 80) }.joined(separator: ", ")); asked for \(requested.joined(separator: ", "))")
+            }
+            merges[merge.definition.name]!.secure.reveals[link.agent] = reveal.seeds
+            effects.append(.log(LogLine(.info, "secure merge: seeds revealed", ["merge": merge.definition.name, "agent": link.agent])))
         case .chunk(_, let payload):
             counters.bytesIn += UInt64(payload.count)
             effects.append(.receiveUpload(peer, message))
@@ -240,6 +279,15 @@ extension AggregatorState {
         case .error(let report):
             effects.append(.log(LogLine(.warning, "agent reported an error", ["agent": link.agent, "code": loggable(report.code),
                                                                              "method": loggable(report.method ?? "-"), "message": loggable(report.message, limit: 400)])))
+            // A member refused the secure exchange (a relayed key did not verify, the scale was
+            // wrong): it will not upload, and waiting for the deadline would change nothing.
+            if report.code == "secure_refused", let merge = secureMerge(of: link), case .waiting = merge.phase {
+                let name = merge.definition.name
+                let reason = "secure merge refused by \(link.agent): \(loggable(report.message, limit: 400)). The masked uploads stay in the spool's secure/\(name)/."
+                merges[name]!.phase = .failed(reason: reason)
+                effects.append(.saveRecord(merges[name]!.record))
+                effects.append(.log(LogLine(.error, "merge failed", ["merge": name, "reason": reason])))
+            }
             if report.code == "eval_failed", let method = report.method {
                 let name = try mayEvaluate(method, link.agent, round: nil)
                 if !merges[name]!.ledger.isEvaluated(link.agent, method) {
@@ -293,11 +341,28 @@ extension AggregatorState {
         let memberships = involved.map { MergeMembership(round: $0.definition.id, name: $0.definition.name, methods: $0.definition.methods.map(\.label),
                                                          contributes: $0.definition.subset.contains(agent)) }
         links[peer]!.phase = .welcomed(fingerprint: fingerprint, serving: serving.definition.name, download: nil)
-        effects.append(.openUpload(peer, agent: agent, fingerprint: fingerprint))
+        // A member of a secure merge uploads its masked summands, outside the clear store; the
+        // statistics its summands need it computes but never sends.
+        let secureMember = serving.definition.secure && serving.definition.subset.contains(agent)
+        var wanted = neededKinds(agent)
+        var plan: SecurePlan?
+        var committedNow = committed
+        if secureMember {
+            wanted.formUnion(serving.definition.kinds)
+            plan = SecurePlan(methods: serving.definition.methods.map { entry in
+                let text = (try? JSONEncoder().encode(entry.choice.rawParameters)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+                return SecurePlan.Method(label: entry.label, mergeMethod: entry.choice.name, parameters: text)
+            }, upload: SecurePlan.uploadName(merge: serving.definition.name))
+            if serving.secure.masked[agent] != nil { committedNow.append(plan!.upload) }
+            effects.append(.openMaskedUpload(peer, agent: agent, merge: serving.definition.name, generation: serving.generation))
+        } else {
+            effects.append(.openUpload(peer, agent: agent, fingerprint: fingerprint))
+        }
         effects.append(.send(peer, .welcome(Welcome(round: serving.definition.id, merge: serving.definition.name,
-                                                    wantedStatistics: neededKinds(agent).sorted(), methods: serving.definition.methods.map(\.label),
-                                                    required: required, committed: committed, phase: serving.phase.name,
-                                                    merges: [memberships.first { $0.name == serving.definition.name }!] + memberships.filter { $0.name != serving.definition.name }))))
+                                                    wantedStatistics: wanted.sorted(), methods: serving.definition.methods.map(\.label),
+                                                    required: required, committed: committedNow, phase: serving.phase.name,
+                                                    merges: [memberships.first { $0.name == serving.definition.name }!] + memberships.filter { $0.name != serving.definition.name },
+                                                    secure: plan))))
         effects.append(.log(LogLine(.info, "agent admitted", ["agent": agent, "merge": serving.definition.name,
                                                               "fingerprint": String(fingerprint.prefix(12)), "committed_files": "\(committed.count)/\(required.count)"])))
     }
@@ -305,6 +370,11 @@ extension AggregatorState {
     private mutating func committed(_ file: String, bytes: UInt64, kinds: Set<StatisticKind>, _ peer: PeerID, _ effects: inout [AggregatorEffect]) {
         guard let link = links[peer], case .welcomed(let fp, _, _) = link.phase else { return }
         let agent = link.agent
+        if let merge = secureMerge(of: link), file == SecurePlan.uploadName(merge: merge.definition.name) {
+            merges[merge.definition.name]!.secure.masked[agent] = bytes
+            effects.append(.log(LogLine(.info, "secure merge: masked upload committed", ["merge": merge.definition.name, "agent": agent, "bytes": "\(bytes)"])))
+            return
+        }
         var c = agents[agent, default: AgentRecord()].contributions[fp] ?? StoredContribution()
         c.files.insert(file)
         c.bytes += bytes
@@ -501,6 +571,10 @@ extension AggregatorState {
                 merge.phase = .failed(reason: "only \(active.count) of \(definition.subset.count) agents can still be merged (min_agents \(minAgents)); out: \(out.joined(separator: "; ")). Quarantined uploads are kept in the spool's store/.quarantine.")
                 break
             }
+            if definition.secure {
+                advanceSecure(&merge, active: active, minAgents: minAgents, since: since, &effects)
+                break
+            }
             var ready: [String: String] = [:]
             for agent in active { if let fp = readyFingerprint(agent, for: merge) { ready[agent] = fp } }
             let checking = active.contains { agent in agents[agent]?.contributions.values.contains { $0.verdict == .checking } ?? false }
@@ -541,6 +615,109 @@ extension AggregatorState {
         merges[name] = merge
     }
 
+    /// A secure merge collecting: keys from every active member (or, at the deadline, a quorum)
+    /// are relayed as one SECURE_KEYS; their bounds give SECURE_SCALE; their masked uploads,
+    /// once all committed, are merged. A member that goes silent after the relay leaves masks
+    /// in the others' uploads that only seed reveals could remove (not wired): at the deadline
+    /// the merge fails, its spool kept.
+    private func advanceSecure(_ merge: inout MergeState, active: [String], minAgents: Int, since: Double, _ effects: inout [AggregatorEffect]) {
+        let definition = merge.definition, name = definition.name
+        let late = now - since >= definition.deadline
+        func send(_ message: Message, to members: [String]) {
+            for peer in links.keys.sorted(by: { $0.description < $1.description }) {
+                guard let link = links[peer], members.contains(link.agent), case .welcomed(_, let serving, _) = link.phase, serving == name else { continue }
+                effects.append(.send(peer, message))
+            }
+        }
+        guard let relayed = merge.secure.relayed else {
+            let keyed = active.filter { merge.secure.keys[$0] != nil }
+            if keyed.count == active.count || (late && keyed.count >= minAgents) {
+                merge.secure.relayed = keyed
+                send(.secureKeys(SecureKeys(round: definition.id, merge: name, keys: keyed.map { merge.secure.keys[$0]! })), to: keyed)
+                effects.append(.log(LogLine(.info, "secure merge: keys relayed", ["merge": name, "members": keyed.joined(separator: ",")])))
+            } else if late {
+                merge.phase = .failed(reason: "deadline of \(Int(definition.deadline)) s passed with \(keyed.count) of \(active.count) secure-sum keys (min_agents \(minAgents)); missing: \(active.filter { merge.secure.keys[$0] == nil }.joined(separator: ", "))")
+            }
+            return
+        }
+        guard let scale = merge.secure.scale else {
+            if relayed.allSatisfy({ merge.secure.bounds[$0] != nil }) {
+                do {
+                    let scale = try RoundScale.fix(round: definition.id, merge: name, bounds: merge.secure.bounds.filter { relayed.contains($0.key) })
+                    merge.secure.scale = scale
+                    send(.secureScale(scale), to: relayed)
+                    effects.append(.log(LogLine(.info, "secure merge: fixed-point scale sent", ["merge": name, "summands": "\(scale.fractionBits.count)"])))
+                } catch {
+                    merge.phase = .failed(reason: "secure merge: the members' bounds cannot be combined: \(loggable("\(error)", limit: 400))")
+                }
+            } else if late {
+                // Members without bounds are left out before any mask with them is applied:
+                // the scale names who the sums hold, and members mask only with those.
+                let have = relayed.filter { merge.secure.bounds[$0] != nil }
+                guard have.count >= minAgents else {
+                    merge.phase = .failed(reason: dropoutReason(merge, waitingFor: relayed.filter { merge.secure.bounds[$0] == nil }, what: "bounds", minAgents: minAgents))
+                    return
+                }
+                merge.secure.dropped += relayed.filter { !have.contains($0) }
+                merge.secure.bounds = merge.secure.bounds.filter { have.contains($0.key) }
+                merge.secure.relayed = have
+                effects.append(.log(LogLine(.warning, "secure merge: deadline reached; fixing the scale without the silent members",
+                                            ["merge": name, "dropped": merge.secure.dropped.joined(separator: ",")])))
+                merge.phase = .waiting(since: now)       // the next step gets a deadline of its own
+                advanceSecure(&merge, active: active, minAgents: minAgents, since: now, &effects)
+            }
+            return
+        }
+        let committed = scale.agents.filter { merge.secure.masked[$0] != nil }
+        if let requested = merge.secure.revealRequested {
+            if committed.allSatisfy({ survivor in requested.allSatisfy { merge.secure.reveals[survivor]?[$0] != nil } }) {
+                startSecureMerge(&merge, members: committed, &effects)
+            } else if late {
+                let silent = committed.filter { survivor in !requested.allSatisfy { merge.secure.reveals[survivor]?[$0] != nil } }
+                merge.phase = .failed(reason: "deadline of \(Int(definition.deadline)) s passed without the seed reveals of \(silent.joined(separator: ", ")); the masks of \(requested.joined(separator: ", ")) cannot be removed. The masked uploads stay in the spool's secure/\(name)/.")
+            }
+            return
+        }
+        if committed.count == scale.agents.count {
+            startSecureMerge(&merge, members: committed, &effects)
+        } else if late {
+            guard committed.count >= minAgents else {
+                merge.phase = .failed(reason: dropoutReason(merge, waitingFor: scale.agents.filter { merge.secure.masked[$0] == nil }, what: "masked uploads", minAgents: minAgents))
+                return
+            }
+            // Dropout after the scale: the survivors' uploads hold masks with the dropped
+            // members; each survivor reveals the seeds it shares with them (nothing else).
+            let dropped = scale.agents.filter { merge.secure.masked[$0] == nil }
+            merge.secure.revealRequested = dropped
+            merge.secure.dropped += dropped
+            send(.revealRequest(RevealRequest(round: definition.id, merge: name, dropped: dropped)), to: committed)
+            effects.append(.log(LogLine(.warning, "secure merge: deadline reached; asking the survivors to reveal their seeds with the dropped members",
+                                        ["merge": name, "dropped": dropped.joined(separator: ","), "survivors": committed.joined(separator: ",")])))
+            merge.phase = .waiting(since: now)
+        }
+    }
+
+    private func startSecureMerge(_ merge: inout MergeState, members: [String], _ effects: inout [AggregatorEffect]) {
+        merge.phase = .merging(members: Dictionary(uniqueKeysWithValues: members.map { ($0, SecureProgress.maskedMember) }), since: now)
+        effects.append(.log(LogLine(.info, "secure merge: every masked upload in; summing", ["merge": merge.definition.name, "agents": members.joined(separator: ","),
+                                                                                            "dropped": merge.secure.dropped.joined(separator: ",")])))
+        effects.append(.saveRecord(merge.record))
+        effects.append(.startMerge(merge.definition, generation: merge.generation, members: merge.phase.members, fresh: true))
+    }
+
+    private func dropoutReason(_ merge: MergeState, waitingFor missing: [String], what: String, minAgents: Int) -> String {
+        "deadline of \(Int(merge.definition.deadline)) s passed without the \(what) of \(missing.joined(separator: ", ")) after the key exchange; "
+            + "fewer than min_agents (\(minAgents)) members remain, so the secure merge fails. "
+            + "The masked uploads stay in the spool's secure/\(merge.definition.name)/."
+    }
+
+    /// The secure merge a link serves, when its agent is a member of it.
+    func secureMerge(of link: Link) -> MergeState? {
+        guard case .welcomed(_, let serving, _) = link.phase, let merge = merges[serving], merge.definition.secure,
+              merge.definition.subset.contains(link.agent) else { return nil }
+        return merge
+    }
+
     /// Starts sending the next merged model the link's agent has neither evaluated nor received on this link.
     private mutating func sendNextDownload(_ peer: PeerID, _ effects: inout [AggregatorEffect]) {
         guard let link = links[peer], case .welcomed(let fp, let serving, nil) = link.phase, let merge = merges[serving] else { return }
@@ -567,6 +744,7 @@ public enum AggregatorError: Error, CustomStringConvertible, Equatable {
     case evalBeforeUpload(String)
     case evalNotDelivered(String, String)
     case badMetrics(String, String)
+    case secureMismatch(String, String)
 
     public var description: String {
         switch self {
@@ -576,6 +754,7 @@ public enum AggregatorError: Error, CustomStringConvertible, Equatable {
         case let .wrongRound(agent, got, rounds): return "agent \(agent) sent an EVAL for round \(got), which is no merge it takes part in (\(rounds.map(String.init).joined(separator: ", ")))"
         case let .evalBeforeUpload(agent): return "agent \(agent) sent an EVAL of its own model before its contribution was committed (no model.safetensors yet)"
         case let .evalNotDelivered(agent, method): return "agent \(agent) sent an EVAL of '\(method)', a merged model it was not sent"
+        case let .secureMismatch(agent, what): return "agent \(agent) sent \(what)"
         case let .badMetrics(agent, method): return "agent \(agent) sent an EVAL of '\(loggable(method, limit: 80))' whose metrics are not 1–32 finite values with portable names"
         }
     }

@@ -33,8 +33,8 @@ public struct MergeDefinition: Sendable, Equatable {
     public var evalTimeout: Double
     public var heads: String
     public var methods: [MethodEntry]
-    /// `secure: true`: the aggregator would learn only the sums (issue 13). Read and checked
-    /// (only methods that need sums alone); the daemons do not run it yet, so it is refused.
+    /// `secure: true`: the aggregator learns only the sums (issue 13): members upload masked
+    /// fixed-point summands, never weights or statistics. Only methods of sums are admitted.
     public var secure: Bool = false
 
     /// The statistics every member must send for these methods.
@@ -111,16 +111,18 @@ public struct MergeDefinition: Sendable, Equatable {
     }
 
     /// `secure: true` admits only methods that need nothing but sums (Merge's SumMerge.methods);
-    /// mats, ties and task_arithmetic need each agent's own terms. Until the daemons run the
-    /// masked exchange, a secure merge is refused outright rather than run in the clear.
+    /// mats, ties and task_arithmetic need each agent's own terms.
     private static func checkSecure(_ methods: [MethodEntry], _ section: ConfigReader) throws {
         let entries = try section.sections("methods")
         for (entry, method) in zip(entries, methods) where !SumMerge.methods.contains(method.choice.name) {
             throw ConfigError.invalid(file: section.file, key: entry.key("merge_method"), value: "'\(method.choice.name)'",
                                       allowed: "with secure: true, one of \(SumMerge.methods.joined(separator: ", ")) (\(method.choice.name) needs each agent's own weights or statistics, which secure summation never shows the aggregator)")
         }
-        throw ConfigError.rejected(file: section.file, key: section.key("secure"),
-                                   reason: "secure summation is not wired into the daemons yet (issue 13); this build would send weights and Grams in the clear, so it refuses to run the merge")
+        // heads: keep would send each agent's head in the clear; the daemons do not carry it.
+        for (entry, method) in zip(entries, methods) where method.choice.parameters.string("heads") == "keep" {
+            throw ConfigError.invalid(file: section.file, key: entry.key("parameters.heads"), value: "'keep'",
+                                      allowed: "with secure: true, average or per_label (heads kept per agent are not sent by a secure merge)")
+        }
     }
 
     private static func agentList(_ section: ConfigReader, _ key: String, allow: [String], help: String) throws -> [String] {

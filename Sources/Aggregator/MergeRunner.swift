@@ -22,12 +22,34 @@ public struct MergeRunner: Sendable {
     /// Remove merged models an earlier generation left before merging (on the merge thread,
     /// so a still-running earlier merge cannot write after the removal).
     public let fresh: Bool
+    /// A secure merge: where the members' masked uploads are and the scale they were encoded with.
+    public struct SecureInputs: Sendable {
+        public var directory: String
+        public var scale: SecureScale
+        /// Every member left out (for the report).
+        public var dropped: [String] = []
+        /// Members dropped after the scale, whose masks the survivors' reveals remove.
+        public var revealed: [String] = []
+        /// Survivor → dropped member → seed (hex).
+        public var reveals: [String: [String: String]] = [:]
+    }
+    public var secure: SecureInputs?
+
+    public init(definition: MergeDefinition, members: [String: String], store: ContributionStore, output: MergeOutput, baseModel: String, fresh: Bool) {
+        self.definition = definition
+        self.members = members
+        self.store = store
+        self.output = output
+        self.baseModel = baseModel
+        self.fresh = fresh
+    }
 
     /// Merges the snapshot (agents in name order, so the result does not depend on arrival
     /// order) with every method whose output is not already on disk.
     public func run(logger: Logger) throws -> [Outcome] {
         try output.create()
         if fresh { try output.clearMergedModels() }
+        if let secure { return try runSecure(secure, logger: logger) }
         let agents = members.keys.sorted()
         let inputs = agents.map { MergeInput(name: $0, modelDirectory: store.directory($0, members[$0]!)) }
         var outcomes: [Outcome] = []

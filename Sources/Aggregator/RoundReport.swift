@@ -21,6 +21,8 @@ public struct RoundReport: Sendable {
     public var failedEvaluations: [String: [String: String]] = [:]
     /// How each agent's upload went on the wire (this aggregator process's view).
     public var uploads: [String: UploadTiming] = [:]
+    /// A secure merge's summary (secure.json: the sums formed, fixed-point scales, bytes per agent).
+    public var secure: Data?
 
     /// Rows of the table: the agents' own models, then each method in config order.
     var rows: [(label: String, title: String)] {
@@ -56,13 +58,15 @@ public struct RoundReport: Sendable {
         for (label, _) in rows {
             for metric in Self.metrics { if let v = mean(label, metric) { means[label, default: [:]][metric] = v } }
         }
-        let object: [String: Any] = [
+        var object: [String: Any] = [
+            "secure": definition.secure,
             "round": definition.id, "merge": definition.name, "base_model": baseModel, "subset": definition.subset,
             "merged_agents": merged, "absent_agents": absent, "missing_evaluations": missingEvaluations,
             "quarantined_agents": quarantined, "failed_evaluations": failedEvaluations,
             "methods": methods, "evaluations": evaluations, "mean_over_agents": means,
             "uploads": uploads.mapValues(\.json),
         ]
+        if let secure, let summary = try? JSONSerialization.jsonObject(with: secure) { object["secure_summation"] = summary }
         return try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
     }
 

@@ -74,9 +74,13 @@ public struct Welcome: Codable, Sendable, Equatable {
     public var phase: MergePhase
     /// Every merge the agent takes part in, this one first.
     public var merges: [MergeMembership]
+    /// Set when this merge runs on masked sums (`secure: true`) and the agent is a member:
+    /// what it must compute its summands for. Absent in the clear.
+    public var secure: SecurePlan?
 
     public init(round: Int, merge: String = "", wantedStatistics: [StatisticKind], methods: [String], required: [String] = [],
-                committed: [String] = [], phase: MergePhase = .collecting, merges: [MergeMembership] = []) {
+                committed: [String] = [], phase: MergePhase = .collecting, merges: [MergeMembership] = [], secure: SecurePlan? = nil) {
+        self.secure = secure
         self.round = round
         self.merge = merge
         self.wantedStatistics = wantedStatistics

@@ -78,3 +78,23 @@ public struct Reveal: Codable, Sendable, Equatable {
         self.round = round; self.merge = merge; self.agent = agent; self.seeds = seeds
     }
 }
+
+/// In WELCOME for a member of a secure merge: every method of the merge with its parameters
+/// (the agent computes its summands itself), and the name of the masked upload.
+public struct SecurePlan: Codable, Sendable, Equatable {
+    public struct Method: Codable, Sendable, Equatable {
+        public var label: String
+        public var mergeMethod: String
+        /// The method's parameters as a JSON object (the merge file's values).
+        public var parameters: String
+        public init(label: String, mergeMethod: String, parameters: String) {
+            self.label = label; self.mergeMethod = mergeMethod; self.parameters = parameters
+        }
+    }
+    public var methods: [Method]
+    public var upload: String
+    public init(methods: [Method], upload: String) { self.methods = methods; self.upload = upload }
+
+    /// The masked upload's file name for merge `merge` (a portable name, so a portable file name).
+    public static func uploadName(merge: String) -> String { "masked-\(merge).bin" }
+}

@@ -95,5 +95,5 @@ public struct FixedPointScale: Sendable, Equatable {
     }
 
     /// 2^e, exactly.
-    static func power(_ e: Int) -> Double { Double(sign: .plus, exponent: e, significand: 1) }
+    public static func power(_ e: Int) -> Double { Double(sign: .plus, exponent: e, significand: 1) }
 }

@@ -401,4 +401,63 @@ final class AgentTransitionTests: XCTestCase {
         guard case .serving = s else { return XCTFail("\(s)") }
         XCTAssertNil(served(s)?.failed["regmean"], "delivered again: tried again")
     }
+
+    // MARK: secure merges
+
+    private let plan = SecurePlan(methods: [SecurePlan.Method(label: "regmean", mergeMethod: "regmean", parameters: "{\"alpha\":0.5}")], upload: "masked-m1.bin")
+
+    func testSecureMergeRunsKeysBoundsScaleThenTheMaskedUploadThenServes() {
+        var s = linked(once: true)
+        var w = welcome(required: [])
+        w.secure = plan
+        run(&s, [.welcome(w, saved: SentEvaluations())])
+        var effects = run(&s, [.prepared])
+        XCTAssertEqual(actions(effects), [.secureBegin(round: 1, merge: "m1", plan: plan)])
+        XCTAssertEqual(s, .securing(s.memory!, step: .awaitingKeys))
+        // A scale before the keys is not acted on.
+        let scale = SecureScale(round: 1, merge: "m1", layoutDigest: "L", agents: ["a", "b"], fractionBits: [40], boundExponents: [3])
+        effects = run(&s, [.message(.secureScale(scale))])
+        XCTAssertEqual(actions(effects), [])
+        let keys = SecureKeys(round: 1, merge: "m1", keys: [])
+        effects = run(&s, [.message(.secureKeys(keys))])
+        XCTAssertEqual(actions(effects), [.secureKeys(keys)])
+        effects = run(&s, [.message(.secureScale(scale))])
+        XCTAssertEqual(actions(effects), [.secureScale(scale)])
+        effects = run(&s, [.secureMasked(file: "masked-m1.bin", bytes: 4096)])
+        XCTAssertEqual(actions(effects), [.startUpload(file: "masked-m1.bin")])
+        effects = run(&s, [.uploadCommitted(file: "masked-m1.bin", bytes: 4096)])
+        XCTAssertEqual(actions(effects), [.evaluate(round: 1, .local)])
+        // After the upload, a reveal request goes to the shell's SecureExchange to decide.
+        let request = RevealRequest(round: 1, merge: "m1", dropped: ["c"])
+        effects = run(&s, [.message(.revealRequest(request))])
+        XCTAssertEqual(actions(effects), [.secureReveal(request)])
+    }
+
+    func testSecureMergeAlreadyCommittedSkipsTheExchange() {
+        var s = linked()
+        var w = welcome(required: [], committed: ["masked-m1.bin"])
+        w.secure = plan
+        run(&s, [.welcome(w, saved: SentEvaluations())])
+        XCTAssertEqual(actions(run(&s, [.prepared])), [.evaluate(round: 1, .local)])
+    }
+
+    func testARefusedKeyEndsTheRunNamingTheReason() {
+        var s = linked(once: true)
+        var w = welcome(required: [])
+        w.secure = plan
+        run(&s, [.welcome(w, saved: SentEvaluations()), .prepared])
+        let effects = run(&s, [.secureFailed(reason: "the key of agent \"c\" comes with a certificate the federation CA did not issue")])
+        XCTAssertEqual(s, .finished(.failure))
+        XCTAssertTrue(logs(effects).contains("secure merge refused") && logs(effects).contains("federation CA did not issue"), logs(effects))
+        guard case .send(.error(let report)) = actions(effects).first else { return XCTFail("\(effects)") }
+        XCTAssertEqual(report.code, "secure_refused")
+    }
+
+    func testASecureUploadNameOtherThanTheMergesIsRefused() {
+        var s = linked(once: true)
+        var w = welcome(required: [])
+        w.secure = SecurePlan(methods: plan.methods, upload: "../../model.safetensors")
+        run(&s, [.welcome(w, saved: SentEvaluations())])
+        XCTAssertEqual(s, .finished(.failure))
+    }
 }

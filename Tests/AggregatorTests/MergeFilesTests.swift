@@ -65,7 +65,7 @@ final class MergeFilesTests: XCTestCase {
         XCTAssertTrue(unknown.contains("m.yaml") && unknown.contains("merge_method") && unknown.contains("regmean"), unknown)
     }
 
-    func testSecureMergesAdmitOnlyMethodsOfSumsAndAreRefusedUntilTheDaemonsRunThem() throws {
+    func testSecureMergesAdmitOnlyMethodsOfSumsWithSharedHeads() throws {
         let files = MergeFiles(directory: directory, inline: nil, allow: ["a", "b"])
         for method in ["ties", "task_arithmetic", "mats"] {
             try write("s.yaml", "subset: [a, b]\nsecure: true\nmethods: [{merge_method: regmean}, {merge_method: \(method)}]\n")
@@ -74,8 +74,12 @@ final class MergeFilesTests: XCTestCase {
                           && error.contains("average, fisher, regmean"), error)
         }
         try write("s.yaml", "subset: [a, b]\nsecure: true\nmethods: [{merge_method: regmean}, {merge_method: fisher}, {merge_method: average}]\n")
-        let refused = files.read(knownIDs: [:], previous: []).errors.first ?? ""
-        XCTAssertTrue(refused.contains("s.yaml") && refused.contains("secure") && refused.contains("not wired"), refused)
+        let read = files.read(knownIDs: [:], previous: [])
+        XCTAssertEqual(read.errors, [])
+        XCTAssertEqual(read.definitions.first?.secure, true)
+        try write("s.yaml", "subset: [a, b]\nsecure: true\nheads: keep\nmethods: [{merge_method: average}]\n")
+        let keep = files.read(knownIDs: [:], previous: []).errors.first ?? ""
+        XCTAssertTrue(keep.contains("s.yaml") && keep.contains("methods[0].parameters.heads") && keep.contains("'keep'"), keep)
         // secure: false is the clear merge as before.
         try write("s.yaml", "subset: [a, b]\nsecure: false\nmethods: [{merge_method: ties}]\n")
         XCTAssertEqual(files.read(knownIDs: [:], previous: []).errors, [])
