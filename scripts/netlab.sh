@@ -157,7 +157,12 @@ start_relay() {
     local host=$1 ns=$2 delay=$3 seconds pid tries=0
     seconds=$(awk "BEGIN{print ${delay%ms}/1000}")
     ip netns exec "$ns" iptables -t nat -A OUTPUT -p tcp -d "$NET.1" -m mark ! --mark 0x77 -j REDIRECT --to-ports "$RELAY_PORT"
-    ip netns exec "$ns" python3 "$HERE/netlab_delay.py" --port "$RELAY_PORT" --delay "$seconds" </dev/null >/dev/null 2>&1 &
+    # The relay outlives this script: it must hold none of the caller's descriptors (a caller
+    # waiting for this script's end through one of them would wait for the relay too).
+    (
+        for fd in /proc/self/fd/*; do fd=${fd##*/}; (( fd > 2 )) && eval "exec $fd>&-"; done 2>/dev/null
+        exec ip netns exec "$ns" python3 "$HERE/netlab_delay.py" --port "$RELAY_PORT" --delay "$seconds" </dev/null >/dev/null 2>&1
+    ) &
     pid=$!
     echo "$pid" > "$STATE/relay-$host"
     until ip netns exec "$ns" ss -Hltn "sport = :$RELAY_PORT" | grep -q .; do
