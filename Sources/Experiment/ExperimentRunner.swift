@@ -262,7 +262,7 @@ public struct ExperimentRunner {
             let members = (0..<n).filter { $0 != h }
             let out = try federation.round(id: roundBase + 2 + h, subset: members.map { agents[$0].name }, methods: methods, heads: "average",
                                            agentEvalCap: config.agentEvalCap)
-            report.mergeSeconds.append(("without \(agents[h].name)", out.mergeSeconds, out.wallSeconds))
+            report.mergeSeconds.append(((config.runs.count > 1 ? "seed \(run.seed): " : "") + "without \(agents[h].name)", out.mergeSeconds, out.wallSeconds))
             cleanAgentRounds(agents, round: roundBase + 2 + h)
             avg.append(Score.mean(try members.map { try test($0, h) }))
             let bh = best(among: members)
@@ -298,12 +298,18 @@ public struct ExperimentRunner {
         return directory
     }
 
+    /// One MTL directory per seed, so a re-run finds every seed's MTL model (it reuses a model
+    /// trained from the same description).
+    func mtlDirectory(seed: Int) -> String {
+        config.workdir + "/mtl" + (config.runs.count > 1 ? "-seed\(seed)" : "")
+    }
+
     /// MTL on the union of the agents' training sets (same label space), early-stopped on the
     /// mean macro-F1 over the agents' distinct validation sets.
     func trainMTL(_ agents: [AgentData], seed: Int) throws -> (String, Scorer.MTLSummary) {
         var union = LabeledDataset(examples: [], labelNames: agents[0].labels, isMultiLabel: false)
         for a in agents { union.examples += a.train.examples }
-        let dir = config.workdir + "/mtl"
+        let dir = mtlDirectory(seed: seed)
         // noniid agents share one validation set: score it once.
         let validators = config.setting == .noniid ? [agents[0]] : agents
         var options = trainingOptions(maxLength: agents.map(\.maxLength).max()!, seed: seed)
@@ -333,7 +339,7 @@ public struct ExperimentRunner {
                 union.examples += a.train.examples.map { LabeledExample(text: $0.text, labels: [$0.labels[0] + offsets.last!]) }
             }
             union.labelNames = names
-            let dir = config.workdir + "/mtl"
+            let dir = mtlDirectory(seed: run.seed)
             var options = trainingOptions(maxLength: agents.map(\.maxLength).max()!, seed: run.seed)
             options.epochs = config.mtlMaxEpochs
             report.mtl = try Scorer.trainMTL(base: config.baseModel, data: union, options: options, directory: dir) { model, tokenizer in

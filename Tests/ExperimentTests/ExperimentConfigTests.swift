@@ -67,6 +67,19 @@ final class ExperimentConfigTests: XCTestCase {
         }
     }
 
+    /// The committed configs load; the ones meant for reports run three seeds on ≥ 400 test items.
+    func testCommittedConfigsLoad() throws {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("configs/experiments")
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".yaml") }
+        XCTAssertGreaterThanOrEqual(files.count, 5)
+        for file in files {
+            let c = try ExperimentConfig.load(file: dir.appendingPathComponent(file).path)
+            if c.name != "tiny-domains" { XCTAssertGreaterThanOrEqual(c.testSize, 400, file) }
+            if ["vader-domains", "different-tasks", "noniid-partitions"].contains(c.name) { XCTAssertEqual(c.runs.map(\.seed), [1, 2, 3], file) }
+        }
+    }
+
     func testTwoDatasetsForNonIIDIsAnError() {
         XCTAssertThrowsError(try load(valid + "\n  - {name: sms, corpus: sms-spam, input: s.csv}\n")) { error in
             XCTAssertTrue("\(error)".contains("members"), "\(error)")
