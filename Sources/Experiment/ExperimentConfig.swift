@@ -66,6 +66,8 @@ public struct ExperimentConfig: Sendable {
     public var greedy: Bool
     public var greedyAlpha: Double
     public var mtl: Bool
+    /// MaTS's CG iterations per tensor (its default 100; the smoke config lowers it to stay minute-scale).
+    public var matsIterations: Int
     /// noniid: partitions and the key class's share in partition 0.
     public var partitions: Int
     public var keyFraction: Double
@@ -74,7 +76,7 @@ public struct ExperimentConfig: Sendable {
     public var roundTimeout: Double
 
     static let topKeys = ["name", "setting", "base_model", "workdir", "results", "seed", "seeds", "agent_seeds", "train", "sizes", "stats",
-                          "alphas", "members", "out_of_domain", "greedy", "greedy_alpha", "mtl", "partitions", "key_fraction",
+                          "alphas", "members", "out_of_domain", "greedy", "greedy_alpha", "mtl", "mats_iterations", "partitions", "key_fraction",
                           "agent_eval_cap", "round_timeout"]
 
     public static func load(file: String) throws -> ExperimentConfig {
@@ -167,6 +169,7 @@ public struct ExperimentConfig: Sendable {
             greedy: try top.bool("greedy", default: false),
             greedyAlpha: try top.double("greedy_alpha", default: 0.9, range: 1e-6...1),
             mtl: try top.bool("mtl", default: true),
+            matsIterations: try top.int("mats_iterations", default: 100, range: 1...100_000),
             partitions: partitions,
             keyFraction: try top.double("key_fraction", default: 0.8, range: 0...1),
             agentEvalCap: try top.int("agent_eval_cap", default: 16, range: 1...1_000_000),

@@ -73,12 +73,15 @@ public struct ExperimentRunner {
             m.append(RoundMethod(label: label, yaml: "{name: \(label), merge_method: regmean, parameters: {alpha: \(a)}}",
                                  title: "RegMean α=" + Self.format(a)))
         }
-        m.append(RoundMethod(label: "mats-kfac", yaml: "{name: mats-kfac, merge_method: mats, parameters: {objective: kfac, init: regmean, alpha: 0.9}}",
-                             title: "MaTS (K-FAC, init RegMean α=0.9)"))
-        m.append(RoundMethod(label: "mats-kfac-avg", yaml: "{name: mats-kfac-avg, merge_method: mats, parameters: {objective: kfac, init: average}}",
-                             title: "MaTS (K-FAC, init average)"))
+        m.append(RoundMethod(label: "mats-kfac", yaml: "{name: mats-kfac, merge_method: mats, parameters: {objective: kfac, init: regmean, alpha: 0.9, iterations: \(config.matsIterations)}}",
+                             title: "MaTS (K-FAC, init RegMean α=0.9)" + iterationsNote))
+        m.append(RoundMethod(label: "mats-kfac-avg", yaml: "{name: mats-kfac-avg, merge_method: mats, parameters: {objective: kfac, init: average, iterations: \(config.matsIterations)}}",
+                             title: "MaTS (K-FAC, init average)" + iterationsNote))
         return m
     }
+
+    /// Row titles say when MaTS ran fewer CG iterations than its default.
+    var iterationsNote: String { config.matsIterations == 100 ? "" : ", \(config.matsIterations) CG iterations" }
 
     static func format(_ a: Double) -> String { a == a.rounded() ? String(format: "%.1f", a) : String(a) }
 
