@@ -54,7 +54,7 @@ let package = Package(
 
         // The paper-style evaluation runner (`fedmerge experiment`): drives the daemons as processes.
         // The paper's evaluation (`fedmerge experiment`): drives real daemons, scores the models.
-        .target(name: "Experiment", dependencies: ["Model", "Merge", "MergeIO", "DaemonSupport", "LinAlg", "AtomicIO", "SafeTensors", "RoundContract"]),
+        .target(name: "Experiment", dependencies: ["Model", "Merge", "MergeIO", "DaemonSupport", "LinAlg", "AtomicIO", "SafeTensors", "RoundContract", "Protocol"]),
 
         .executableTarget(name: "fedmerge", dependencies: [
             "LinAlg", "AtomicIO", "SafeTensors", "Model", "Merge", "MergeIO", "Protocol", "Agent", "Aggregator", "DaemonSupport",
@@ -77,6 +77,6 @@ let package = Package(
         .testTarget(name: "AgentTests", dependencies: ["Agent", "Model", "Protocol", "SafeTensors", "LinAlg", logging]),
         .testTarget(name: "AggregatorTests", dependencies: ["Aggregator", "Merge", "SecureSum", "Protocol", "DaemonSupport"]),
         .testTarget(name: "ExperimentTests", dependencies: ["Experiment", "Model", "DaemonSupport", "LinAlg", "SafeTensors"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["fedmerge", "Model", "Merge", "MergeIO", "SecureSum", "Protocol", "SafeTensors", "LinAlg"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["fedmerge", "Model", "Merge", "MergeIO", "SecureSum", "Protocol", "SafeTensors", "LinAlg", "Experiment"]),
     ]
 )

@@ -32,6 +32,17 @@ public struct ExperimentConfig: Sendable {
         case noniid
     }
 
+    /// One repetition of the whole experiment: the same data splits, its own fine-tuning seeds.
+    public struct Run: Sendable, Equatable {
+        /// The seed of this repetition (agents' fine-tuning unless `agent_seeds` says otherwise, and MTL).
+        public var seed: Int
+        public var agentSeeds: [Int]
+        public init(seed: Int, agentSeeds: [Int]) {
+            self.seed = seed
+            self.agentSeeds = agentSeeds
+        }
+    }
+
     public var file: String
     public var name: String
     public var setting: Setting
@@ -41,7 +52,12 @@ public struct ExperimentConfig: Sendable {
     public var seed: Int
     /// Seeds of the agents' classifier-head initialisation / fine-tuning (one per agent; all equal = same head init).
     public var agentSeeds: [Int]
+    /// `seeds: [1, 2, 3]`: the experiment repeated per seed, every agent fine-tuning with that seed;
+    /// without it one run with `agent_seeds` (today's behaviour).
+    public var runs: [Run]
     public var epochs: Int
+    /// MTL trains up to this many epochs, keeping the epoch best on validation.
+    public var mtlMaxEpochs: Int
     public var learningRate: Double
     public var batchSize: Int
     public var trainSize: Int
@@ -57,6 +73,8 @@ public struct ExperimentConfig: Sendable {
     public var greedy: Bool
     public var greedyAlpha: Double
     public var mtl: Bool
+    /// MaTS's CG iterations per tensor (its default 100; the smoke config lowers it to stay minute-scale).
+    public var matsIterations: Int
     /// noniid: partitions and the key class's share in partition 0.
     public var partitions: Int
     public var keyFraction: Double
@@ -64,8 +82,8 @@ public struct ExperimentConfig: Sendable {
     public var agentEvalCap: Int
     public var roundTimeout: Double
 
-    static let topKeys = ["name", "setting", "base_model", "workdir", "results", "seed", "agent_seeds", "train", "sizes", "stats",
-                          "alphas", "members", "out_of_domain", "greedy", "greedy_alpha", "mtl", "partitions", "key_fraction",
+    static let topKeys = ["name", "setting", "base_model", "workdir", "results", "seed", "seeds", "agent_seeds", "train", "sizes", "stats",
+                          "alphas", "members", "out_of_domain", "greedy", "greedy_alpha", "mtl", "mats_iterations", "partitions", "key_fraction",
                           "agent_eval_cap", "round_timeout"]
 
     public static func load(file: String) throws -> ExperimentConfig {
@@ -73,7 +91,7 @@ public struct ExperimentConfig: Sendable {
         try top.onlyKeys(topKeys)
         let setting = Setting(rawValue: try top.choice("setting", Setting.allCases.map(\.rawValue)))!
         let train = try top.section("train")
-        try train.onlyKeys(["epochs", "lr", "batch_size", "max_len"])
+        try train.onlyKeys(["epochs", "lr", "batch_size", "max_len", "mtl_max_epochs"])
         let defaultMaxLength = try train.int("max_len", default: 48, range: 8...512)
         let sizes = try top.section("sizes")
         try sizes.onlyKeys(["train", "validation", "test"])
@@ -104,6 +122,7 @@ public struct ExperimentConfig: Sendable {
             throw ConfigError.invalid(file: file, key: "members", value: "\(members.count) entries", allowed: "exactly one dataset for setting noniid (it is partitioned)")
         }
         let seed = try top.int("seed", default: 1, range: 0...Int(Int32.max))
+        let epochs = try train.int("epochs", default: 1, range: 1...100)
         let partitions = try top.int("partitions", default: 2, range: 2...16)
         let agentCount = setting == .noniid ? partitions : members.count
         var agentSeeds = [Int](repeating: seed, count: agentCount)
@@ -113,6 +132,18 @@ public struct ExperimentConfig: Sendable {
                 throw ConfigError.invalid(file: file, key: "agent_seeds", value: "\(raw)", allowed: "\(agentCount) integers, one per agent")
             }
             agentSeeds = raw.map { Int(Double($0)!) }
+        }
+        var runs = [Run(seed: seed, agentSeeds: agentSeeds)]
+        if top.has("seeds") {
+            let raw = try top.strings("seeds", help: "fine-tuning seeds, one run of the whole experiment each")
+            let values = raw.compactMap { Double($0) }.filter { $0 == $0.rounded() && $0 >= 0 && $0 <= Double(Int32.max) }.map { Int($0) }
+            guard !raw.isEmpty, values.count == raw.count, Set(values).count == values.count else {
+                throw ConfigError.invalid(file: file, key: "seeds", value: "\(raw)", allowed: "distinct non-negative integers")
+            }
+            if top.has("agent_seeds") {
+                throw ConfigError.invalid(file: file, key: "seeds", value: "\(raw)", allowed: "either 'seeds' (every agent fine-tunes with each seed in turn) or 'agent_seeds' (one run), not both")
+            }
+            runs = values.map { Run(seed: $0, agentSeeds: [Int](repeating: $0, count: agentCount)) }
         }
         var alphas = [0.1, 0.5, 0.9, 1.0]
         if top.has("alphas") {
@@ -127,8 +158,9 @@ public struct ExperimentConfig: Sendable {
             baseModel: try top.path("base_model", help: "the pretrained model directory"),
             workdir: try top.path("workdir", help: "scratch directory for data, certificates, daemons' files"),
             results: try top.path("results", help: "where report.md/json/svg go"),
-            seed: seed, agentSeeds: agentSeeds,
-            epochs: try train.int("epochs", default: 1, range: 1...100),
+            seed: seed, agentSeeds: agentSeeds, runs: runs,
+            epochs: epochs,
+            mtlMaxEpochs: try train.int("mtl_max_epochs", default: max(epochs, 3), range: 1...100),
             learningRate: try train.double("lr", default: 5e-5, range: 1e-7...1),
             batchSize: try train.int("batch_size", default: 16, range: 1...1024),
             trainSize: try sizes.int("train", range: 2...1_000_000),
@@ -144,6 +176,7 @@ public struct ExperimentConfig: Sendable {
             greedy: try top.bool("greedy", default: false),
             greedyAlpha: try top.double("greedy_alpha", default: 0.9, range: 1e-6...1),
             mtl: try top.bool("mtl", default: true),
+            matsIterations: try top.int("mats_iterations", default: 100, range: 1...100_000),
             partitions: partitions,
             keyFraction: try top.double("key_fraction", default: 0.8, range: 0...1),
             agentEvalCap: try top.int("agent_eval_cap", default: 16, range: 1...1_000_000),

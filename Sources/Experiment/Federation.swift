@@ -53,6 +53,8 @@ public struct Federation {
     public let baseModel: String
     public let config: ExperimentConfig
     public let agents: [AgentData]
+    /// Each agent's fine-tuning seed in this run (the config's `agent_seeds`, or a `seeds` entry).
+    public var agentSeeds: [Int]
     var certs: String { workdir + "/certs" }
 
     public init(executable: String, workdir: String, config: ExperimentConfig, agents: [AgentData]) {
@@ -61,6 +63,7 @@ public struct Federation {
         self.baseModel = config.baseModel
         self.config = config
         self.agents = agents
+        self.agentSeeds = config.agentSeeds
     }
 
     /// Runs `fedmerge ARGS` to completion; throws with the log's tail on failure.
@@ -160,7 +163,7 @@ public struct Federation {
               train: \(a.trainPath)
               test: \(a.testPath)
               labels: [\(a.labels.map { "\"\($0)\"" }.joined(separator: ", "))]
-            train: {epochs: \(config.epochs), lr: \(config.learningRate), batch_size: \(config.batchSize), max_len: \(a.maxLength), seed: \(config.agentSeeds[i])}
+            train: {epochs: \(config.epochs), lr: \(config.learningRate), batch_size: \(config.batchSize), max_len: \(a.maxLength), seed: \(agentSeeds[i])}
             stats: {gram_batches: \(config.gramBatches), fisher_examples: \(config.fisherExamples), fisher_labels: \(config.fisherLabels.rawValue), kfac_examples: \(config.kfacExamples)}
             eval: {max_len: \(a.maxLength)\(agentEvalCap.map { ", max_examples: \($0)" } ?? "")}
             workdir: \(workdir)/agents/\(a.name)

@@ -4,13 +4,18 @@
 
 import Foundation
 
-/// Accuracy and macro-F1 of one model on one test set, in [0, 1].
+/// Accuracy and macro-F1 of one model on one test set, in [0, 1]; over several seeds, their
+/// means with the sample standard deviations across seeds.
 public struct Score: Sendable, Equatable, Codable {
     public var accuracy: Double
     public var macroF1: Double
-    public init(accuracy: Double, macroF1: Double) {
+    public var accuracyStd: Double?
+    public var macroF1Std: Double?
+    public init(accuracy: Double, macroF1: Double, accuracyStd: Double? = nil, macroF1Std: Double? = nil) {
         self.accuracy = accuracy
         self.macroF1 = macroF1
+        self.accuracyStd = accuracyStd
+        self.macroF1Std = macroF1Std
     }
 
     /// The elementwise mean; nil when `scores` is empty.
@@ -29,6 +34,9 @@ public struct ResultTable: Sendable, Codable {
         /// One cell per column (nil: not applicable / not run).
         public var cells: [Score?]
         public var note: String?
+        /// Over several seeds: the mean ± std of the per-seed row means (the std of a mean over
+        /// columns is not a function of the columns' stds).
+        public var seedMean: Score?
         public init(label: String, group: String, cells: [Score?], note: String? = nil) {
             self.label = label
             self.group = group
@@ -37,6 +45,7 @@ public struct ResultTable: Sendable, Codable {
         }
         /// The mean over the columns, or nil unless every column has a value.
         public var mean: Score? {
+            if let seedMean { return seedMean }
             let present = cells.compactMap { $0 }
             return present.count == cells.count ? Score.mean(present) : nil
         }
@@ -61,10 +70,13 @@ public struct ResultTable: Sendable, Codable {
 
     static func cell(_ s: Score?) -> String {
         guard let s else { return "—" }
-        return String(format: "%.1f / %.1f", 100 * s.accuracy, 100 * s.macroF1)
+        func part(_ v: Double, _ std: Double?) -> String {
+            String(format: "%.1f", 100 * v) + (std.map { String(format: " ± %.1f", 100 * $0) } ?? "")
+        }
+        return part(s.accuracy, s.accuracyStd) + " / " + part(s.macroF1, s.macroF1Std)
     }
 
-    /// A Markdown table; cells are "accuracy / macro-F1" in percent.
+    /// A Markdown table; cells are "accuracy / macro-F1" in percent (each "mean ± std" over seeds).
     public func markdown() -> String {
         var header = ["method"] + columns
         if showMean { header.append("mean") }

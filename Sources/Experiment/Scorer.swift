@@ -64,22 +64,71 @@ public final class Scorer {
         return Self.score(logits: rows, labels: data.singleLabels, classes: data.labelNames.count)
     }
 
+    /// What the MTL training did: validation score after each epoch and the epoch kept.
+    public struct MTLSummary: Codable, Sendable {
+        public var validation: [Double]
+        /// 1-based; the model in the directory is the one after this epoch.
+        public var bestEpoch: Int
+        public var maxEpochs: Int
+    }
+
     /// Trains (or reuses, when `directory` holds a model trained from the same description) one
-    /// model on `data` in-process: the multi-task upper bound, outside the federation.
-    public static func trainMTL(base: String, data: LabeledDataset, options: TrainingOptions, directory: String) throws {
-        let description = "examples=\(data.count) labels=\(data.labelNames) epochs=\(options.epochs) lr=\(options.learningRate) batch=\(options.batchSize) max_len=\(options.maxLength) seed=\(options.seed) first=\(data.examples.first?.text ?? "")"
-        let keyPath = directory + "/mtl-inputs.txt"
+    /// model on `data` in-process: the multi-task upper bound, outside the federation. Early
+    /// stopping: `validate` scores the model after every epoch (higher is better), the best
+    /// epoch's weights are the ones saved, and training stops after `patience` epochs without
+    /// improvement or at `options.epochs` (the maximum).
+    public static func trainMTL(base: String, data: LabeledDataset, options: TrainingOptions, directory: String, patience: Int = 2,
+                                validate: (BertEncoder, WordPieceTokenizer) throws -> Double) throws -> MTLSummary {
+        let description = "examples=\(data.count) labels=\(data.labelNames) max_epochs=\(options.epochs) early_stop=validation patience=\(patience) lr=\(options.learningRate) batch=\(options.batchSize) max_len=\(options.maxLength) seed=\(options.seed) first=\(data.examples.first?.text ?? "")"
+        let keyPath = directory + "/mtl-inputs.txt", summaryPath = directory + "/mtl-epochs.json"
         if (try? String(contentsOfFile: keyPath, encoding: .utf8)) == description,
-           FileManager.default.fileExists(atPath: directory + "/model.safetensors") {
+           FileManager.default.fileExists(atPath: directory + "/model.safetensors"),
+           let saved = FileManager.default.contents(atPath: summaryPath), let summary = try? JSONDecoder().decode(MTLSummary.self, from: saved) {
             say("mtl: reusing \(directory)")
-            return
+            return summary
         }
+        try? FileManager.default.removeItem(atPath: keyPath)   // invalidate before the weights change
         let pretrained = try ModelDirectory.load(base, seed: options.seed)
         let model = BertEncoder(base: pretrained, labels: data.labelNames, problemType: .singleLabel, pooling: .cls, seed: options.seed)
         let tokenizer = try WordPieceTokenizer(vocabularyFile: base + "/vocab.txt")
-        let summary = try Trainer(model: model, tokenizer: tokenizer, options: options).train(data.shuffled(seed: options.seed), progressLabel: "MTL fine-tune")
-        say(String(format: "mtl: trained on %d examples in %.0f s", data.count, summary.seconds))
-        try ModelDirectory.save(model, to: directory, tokenizerSource: base)
+        var curve: [Double] = [], best = -Double.infinity, bestEpoch = 0
+        let summary = try Trainer(model: model, tokenizer: tokenizer, options: options).train(data.shuffled(seed: options.seed), progressLabel: "MTL fine-tune") { epoch in
+            let v = try validate(model, tokenizer)
+            curve.append(v)
+            say(String(format: "mtl: epoch %d/%d, validation %.4f", epoch + 1, options.epochs, v))
+            if v > best {
+                best = v
+                bestEpoch = epoch + 1
+                try ModelDirectory.save(model, to: directory, tokenizerSource: base)
+            }
+            return epoch + 1 - bestEpoch < patience
+        }
+        say(String(format: "mtl: trained on %d examples in %.0f s; kept epoch %d of %d run (max %d)", data.count, summary.seconds, bestEpoch, curve.count, options.epochs))
+        let result = MTLSummary(validation: curve, bestEpoch: bestEpoch, maxEpochs: options.epochs)
+        try AtomicFile.write(try JSONEncoder().encode(result), to: summaryPath)
         try AtomicFile.write(Data(description.utf8), to: keyPath)
+        return result
     }
+
+    /// Argmax predictions of the model in `directory` on `data`, recorded in
+    /// `directory/predictions/<file>.json` (label and prediction per item) and read back from
+    /// there when present: merged models live in round directories a new round clears.
+    public func predictions(model directory: String, data: LabeledDataset, key: String, file: String, maxLength: Int) throws -> [Int] {
+        let path = directory + "/predictions/" + file + ".json"
+        if let saved = FileManager.default.contents(atPath: path),
+           let record = try? JSONDecoder().decode(PredictionRecord.self, from: saved), record.labels == data.singleLabels {
+            return record.predictions
+        }
+        let rows = try logits(model: directory, data: data, key: key, maxLength: maxLength)
+        let predicted = rows.map { row in row.indices.max { row[$0] < row[$1] }! }
+        try FileManager.default.createDirectory(atPath: directory + "/predictions", withIntermediateDirectories: true)
+        try AtomicFile.write(try JSONEncoder().encode(PredictionRecord(labels: data.singleLabels, predictions: predicted)), to: path)
+        return predicted
+    }
+}
+
+/// Per-item predictions of one model on one test set, beside the model.
+struct PredictionRecord: Codable {
+    var labels: [Int]
+    var predictions: [Int]
 }

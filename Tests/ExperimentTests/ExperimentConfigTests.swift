@@ -49,6 +49,37 @@ final class ExperimentConfigTests: XCTestCase {
         }
     }
 
+    func testSeedsRepeatTheRunWithEveryAgentOnThatSeed() throws {
+        let one = try load(valid)
+        XCTAssertEqual(one.runs, [ExperimentConfig.Run(seed: 1, agentSeeds: [1, 1])])   // today's single run
+        XCTAssertEqual(one.mtlMaxEpochs, 3)
+        let c = try load(valid + "\nseeds: [1, 2, 3]\n")
+        XCTAssertEqual(c.runs.map(\.seed), [1, 2, 3])
+        XCTAssertEqual(c.runs.map(\.agentSeeds), [[1, 1], [2, 2], [3, 3]])
+        XCTAssertEqual(c.seed, 1, "the data seed does not vary")
+    }
+
+    func testSeedsWithAgentSeedsOrRepeatedSeedsNameTheKey() {
+        for extra in ["\nseeds: [1, 2]\nagent_seeds: [1, 2]\n", "\nseeds: [1, 1]\n", "\nseeds: [1, x]\n"] {
+            XCTAssertThrowsError(try load(valid + extra)) { error in
+                XCTAssertTrue("\(error)".contains("bad.yaml") && "\(error)".contains("seeds"), "\(error)")
+            }
+        }
+    }
+
+    /// The committed configs load; the ones meant for reports run three seeds on ≥ 400 test items.
+    func testCommittedConfigsLoad() throws {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("configs/experiments")
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".yaml") }
+        XCTAssertGreaterThanOrEqual(files.count, 5)
+        for file in files {
+            let c = try ExperimentConfig.load(file: dir.appendingPathComponent(file).path)
+            if c.name != "tiny-domains" { XCTAssertGreaterThanOrEqual(c.testSize, 400, file) }
+            if ["vader-domains", "different-tasks", "noniid-partitions"].contains(c.name) { XCTAssertEqual(c.runs.map(\.seed), [1, 2, 3], file) }
+        }
+    }
+
     func testTwoDatasetsForNonIIDIsAnError() {
         XCTAssertThrowsError(try load(valid + "\n  - {name: sms, corpus: sms-spam, input: s.csv}\n")) { error in
             XCTAssertTrue("\(error)".contains("members"), "\(error)")

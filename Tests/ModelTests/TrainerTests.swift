@@ -49,6 +49,19 @@ final class TrainerTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(after.macroF1, 0.95)
     }
 
+    /// Early stopping: `afterEpoch` sees every epoch and stops the run when it returns false.
+    func testAfterEpochStopsTraining() throws {
+        let tokenizer = try WordPieceTokenizer(tokens: Self.vocab)
+        var seen: [Int] = []
+        let summary = try Trainer(model: tinyModel(), tokenizer: tokenizer, options: options).train(toyData(count: 32, seed: 1)) { epoch in
+            seen.append(epoch)
+            return epoch < 2
+        }
+        XCTAssertEqual(seen, [0, 1, 2])
+        XCTAssertEqual(summary.epochLosses.count, 3)
+        XCTAssertEqual(summary.steps, 3 * 4)
+    }
+
     func testSameSeedGivesBitIdenticalModels() throws {
         let tokenizer = try WordPieceTokenizer(tokens: Self.vocab)
         var o = options

@@ -58,9 +58,11 @@ public final class Trainer {
     }
 
     /// Trains on `data` in place; progress goes to a Console.ProgressBar on stderr (redrawn on
-    /// a TTY, log lines otherwise).
+    /// a TTY, log lines otherwise). `afterEpoch` (epoch index from 0) runs after every epoch
+    /// and returns false to stop early; the learning-rate schedule still spans all epochs.
     @discardableResult
-    public func train(_ data: LabeledDataset, progressLabel: String = "fine-tune") throws -> TrainingSummary {
+    public func train(_ data: LabeledDataset, progressLabel: String = "fine-tune",
+                      afterEpoch: (Int) throws -> Bool = { _ in true }) throws -> TrainingSummary {
         guard model.config.numLabels > 0 else { throw EncoderError.noClassifier }
         for e in data.examples { for l in e.labels where l < 0 || l >= model.config.numLabels {
             throw EncoderError.labelOutOfRange(label: l, numLabels: model.config.numLabels)
@@ -85,6 +87,7 @@ public final class Trainer {
                                                              ("grad", String(format: "%.2f", step.gradientNorm))])
             }
             epochLosses.append(lossSum / Double(max(order.count, 1)))
+            if try !afterEpoch(epoch) { break }
         }
         bar.finish()
         return TrainingSummary(steps: steps.taken, examples: data.count, epochLosses: epochLosses,
