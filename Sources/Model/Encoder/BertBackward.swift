@@ -55,9 +55,7 @@ extension BertEncoder {
         input.attentionMask.withUnsafeBufferPointer { maskBuf in
             let mask = maskBuf.baseAddress!
             func notify(_ s: LinearSite, _ dout: UnsafePointer<Float>, rows: Int) {
-                guard !hooked.isEmpty else { return }
-                let (r, n) = s.perExample ? (dout, rows) : compactRows(dout, dim: s.outDim, mask: mask, rows: rows)
-                for c in hooked { c.observeOutputGradient(of: s, rows: r, count: n, weight: weight) }
+                notifyOutputGradient(hooked, s, dout, rows: rows, mask: mask, weight: weight)
             }
 
             // classifier: logits (B, K) = headIn·Wᵀ + b  →  dHeadIn (B, C)
@@ -117,9 +115,7 @@ extension BertEncoder {
         input.attentionMask.withUnsafeBufferPointer { maskBuf in
             let mask = maskBuf.baseAddress!
             func notify(_ s: LinearSite, _ dout: UnsafePointer<Float>, rows: Int) {
-                guard !hooked.isEmpty else { return }
-                let (r, n) = s.perExample ? (dout, rows) : compactRows(dout, dim: s.outDim, mask: mask, rows: rows)
-                for c in hooked { c.observeOutputGradient(of: s, rows: r, count: n, weight: weight) }
+                notifyOutputGradient(hooked, s, dout, rows: rows, mask: mask, weight: weight)
             }
 
             // layers, last to first; dX holds ∂loss/∂(layer output) and ends as ∂loss/∂(layer input)
@@ -182,6 +178,15 @@ extension BertEncoder {
                 }
             }
         }
+    }
+
+    /// Hands ∂loss/∂(output) of linear `s` — its non-padding rows, or every row of a per-example
+    /// linear — to the collectors that hook the backward.
+    private func notifyOutputGradient(_ hooked: [any StatisticsCollector], _ s: LinearSite, _ dout: UnsafePointer<Float>,
+                                      rows: Int, mask: UnsafePointer<Int32>, weight: Double) {
+        guard !hooked.isEmpty else { return }
+        let (r, n) = s.perExample ? (dout, rows) : compactRows(dout, dim: s.outDim, mask: mask, rows: rows)
+        for c in hooked { c.observeOutputGradient(of: s, rows: r, count: n, weight: weight) }
     }
 
     /// dst = src·mask (dropout in the forward) or a copy of src.
