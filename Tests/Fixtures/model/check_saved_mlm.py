@@ -17,10 +17,9 @@ import os
 import sys
 
 import numpy as np
-from safetensors.numpy import load_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from check_saved_model import expected_state_dict  # noqa: E402
+from check_saved_model import expected_state_dict, finish, load_weights  # noqa: E402
 from make_reference import bert, gelu, layer_norm  # noqa: E402
 
 
@@ -38,12 +37,7 @@ def main():
     expected.update({"cls.predictions.transform.dense.weight": [C, C], "cls.predictions.transform.dense.bias": [C],
                      "cls.predictions.transform.LayerNorm.weight": [C], "cls.predictions.transform.LayerNorm.bias": [C],
                      "cls.predictions.bias": [V]})
-    W = {k: v.astype(np.float64) for k, v in load_file(os.path.join(model_dir, "model.safetensors")).items()}
-    missing = sorted(set(expected) - set(W))
-    extra = sorted(set(W) - set(expected))
-    wrong = sorted(k for k in expected if k in W and list(W[k].shape) != expected[k])
-    if missing or extra or wrong:
-        problems.append(f"missing {missing[:5]}, unexpected {extra[:5]}, wrong shapes {wrong[:5]}")
+    W = load_weights(model_dir, expected, problems)
 
     worst = 0.0
     if not problems:
@@ -55,10 +49,7 @@ def main():
             t = layer_norm(t, plain["cls.predictions.transform.LayerNorm.weight"], plain["cls.predictions.transform.LayerNorm.bias"], eps)
             logits = t @ plain["embeddings.word_embeddings.weight"].T + plain["cls.predictions.bias"]
             worst = max(worst, float(np.abs(logits - np.array(case["logits"])).max()))
-        if worst > 1e-4:
-            problems.append(f"logits differ by {worst}")
-    print(json.dumps({"ok": not problems, "problems": problems, "tensors": len(W), "max_abs_logit_diff": worst}))
-    sys.exit(0 if not problems else 1)
+    finish(problems, W, worst)
 
 
 if __name__ == "__main__":
