@@ -1,6 +1,7 @@
 // BertPermutation: one permutation of every hidden unit of a BERT — the residual stream at each
 // point, each layer's attention features (Q/K, V) and feed-forward neurons — and what it does
-// to each named parameter (rows and input columns) and each statistic (G ↦ P G Pᵀ).
+// to each named parameter (rows and input columns; the classifier or the masked-LM head too)
+// and each statistic (G ↦ P G Pᵀ).
 // DESIGN.md §9; Verma & Elbayad, "Merging Text Transformer Models from Different Initializations".
 
 import LinAlg
@@ -116,6 +117,18 @@ public struct BertPermutation: Sendable, Equatable {
             return (nil, lastResidual)
         } else if n == "pooler.dense.bias" {
             return (nil, nil)
+        } else if n.hasPrefix("cls.predictions.") {
+            // BertForMaskedLM's head. Its decoder is tied to the word embeddings, whose columns
+            // follow the embeddings' residual permutation, so the transform's outputs (dense rows,
+            // its LayerNorm) must follow that one too for logits = LN(·)·wteᵀ to stay; its input
+            // is the last layer's output. The decoder bias is per vocabulary id: it never moves.
+            switch n.dropFirst("cls.predictions.".count) {
+            case "transform.dense.weight": return (embeddings, lastResidual)
+            case "transform.dense.bias", "transform.LayerNorm.weight", "transform.LayerNorm.bias": return (embeddings, nil)
+            case "decoder.weight": return (nil, embeddings)
+            case "bias", "decoder.bias": return (nil, nil)
+            default: break
+            }
         } else if n.hasPrefix("classifier") && (n.hasSuffix(".weight") || n.hasSuffix(".bias")) {
             // `classifier.` or a merged model's `classifier_<agent>.`: labels never move; the
             // input is the residual stream only under mean pooling.

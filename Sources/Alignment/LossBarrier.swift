@@ -1,21 +1,30 @@
 // LossBarrier: the loss along the straight line between two models, θ(λ) = λθ_A + (1−λ)θ_B,
 // and its barrier max_λ L(θ(λ)) − ½(L(θ_A) + L(θ_B)) (how far apart the models' basins are;
-// 0 for one basin with a convex path). Classifier cross-entropy on a labelled split; the MLM
-// loss the issue also asks for needs an MLM head (not built yet).
+// 0 for one basin with a convex path). Classifier cross-entropy on a labelled split, or, for
+// two models with the masked-LM head, the masked-LM loss on texts under one fixed masking.
 
 import Foundation
 import LinAlg
 import Model
 
 public struct BarrierCurve: Sendable, Equatable {
+    /// What `loss` and `accuracy` measure.
+    public enum Objective: String, Sendable {
+        /// Classifier cross-entropy per example, label accuracy.
+        case classifier
+        /// Masked-LM cross-entropy per selected token, top-1 accuracy on those tokens.
+        case maskedLM = "masked-LM"
+    }
     public struct Point: Sendable, Equatable {
         public var lambda: Double
-        /// Mean cross-entropy (nats per example) and accuracy of θ(λ).
+        /// Mean cross-entropy (nats per example, or per masked token) and accuracy of θ(λ).
         public var loss: Double
         public var accuracy: Double
     }
+    public var objective: Objective = .classifier
     /// λ from 0 (model B) to 1 (model A).
     public var points: [Point]
+    /// Examples scored (classifier), or masked tokens predicted (masked-LM).
     public var examples: Int
 
     /// max_λ L(θ(λ)) − ½(L(θ_B) + L(θ_A)).
@@ -60,7 +69,7 @@ public struct BarrierCurve: Sendable, Equatable {
         for p in points {
             s += "<text x=\"\(f(x(p.lambda)))\" y=\"\(top + height + 16)\" text-anchor=\"middle\">\(String(format: "%.1f", p.lambda))</text>\n"
         }
-        s += "<text x=\"\(left + width / 2)\" y=\"\(top + height + 34)\" text-anchor=\"middle\">λ (0 = model B, 1 = model A); cross-entropy</text>\n"
+        s += "<text x=\"\(left + width / 2)\" y=\"\(top + height + 34)\" text-anchor=\"middle\">λ (0 = model B, 1 = model A); \(objective.rawValue) cross-entropy</text>\n"
         if let first = points.first, let last = points.last {
             s += "<line x1=\"\(f(x(first.lambda)))\" y1=\"\(f(y(first.loss)))\" x2=\"\(f(x(last.lambda)))\" y2=\"\(f(y(last.loss)))\" stroke=\"#888\" stroke-dasharray=\"5,4\"/>\n"
         }
@@ -100,5 +109,25 @@ public enum LossBarrier {
             points.append(.init(lambda: lambda, loss: r.meanLoss, accuracy: r.accuracy))
         }
         return BarrierCurve(points: points, examples: data.count)
+    }
+
+    /// Masked-LM loss and top-1 accuracy of θ(λ) on `corpus` at `count` evenly spaced λ, every
+    /// point under the same masking (MaskedLMEvaluation's seeded batches).
+    public static func maskedLMCurve(a: BertEncoder, b: BertEncoder, corpus: PretrainingCorpus, masking: TokenMasking,
+                                     count: Int = 11, batchSize: Int = 32, seed: UInt64 = 0) throws -> BarrierCurve {
+        try SameArchitecture.require(a.config, b.config)
+        guard a.config.maskedLMHead else { throw EncoderError.noMaskedLMHead }
+        precondition(count >= 2, "a curve needs both ends")
+        let mixed = BertEncoder(config: a.config, seed: 0, randomize: false)
+        var points: [BarrierCurve.Point] = []
+        var predictions = 0
+        for k in 0..<count {
+            let lambda = Double(k) / Double(count - 1)
+            interpolate(a, b, lambda: Float(lambda), into: mixed)
+            let r = try MaskedLMEvaluation.score(mixed, corpus: corpus, masking: masking, batchSize: batchSize, seed: seed)
+            points.append(.init(lambda: lambda, loss: r.loss, accuracy: r.accuracy))
+            predictions = r.predictions
+        }
+        return BarrierCurve(objective: .maskedLM, points: points, examples: predictions)
     }
 }

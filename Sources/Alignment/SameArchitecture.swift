@@ -10,7 +10,8 @@ public enum SameArchitecture {
                               ("num_attention_heads", a.numAttentionHeads, b.numAttentionHeads),
                               ("intermediate_size", a.intermediateSize, b.intermediateSize), ("vocab_size", a.vocabSize, b.vocabSize),
                               ("max_position_embeddings", a.maxPositionEmbeddings, b.maxPositionEmbeddings),
-                              ("type_vocab_size", a.typeVocabSize, b.typeVocabSize), ("num_labels", a.numLabels, b.numLabels)]
+                              ("type_vocab_size", a.typeVocabSize, b.typeVocabSize), ("num_labels", a.numLabels, b.numLabels),
+                              ("masked-LM head (BertForMaskedLM)", a.maskedLMHead ? 1 : 0, b.maskedLMHead ? 1 : 0)]
         where x != y {
             throw AlignmentError.architectureMismatch(field: field, reference: x, model: y)
         }

@@ -30,6 +30,7 @@ struct FedMerge: ParsableCommand {
             MergeCommand.self,
             AlignCommand.self,
             BarrierCommand.self,
+            PretrainCommand.self,
             Finetune.self,
             Stats.self,
             Embed.self,

@@ -80,6 +80,32 @@ final class BertPermutationTests: XCTestCase {
         XCTAssertGreaterThan(maxRelativeDifference(b.logits.storage, logits), 1e-3)
     }
 
+    func testRandomPermutationsPreserveMaskedLMLogits() throws {
+        var config = AlignmentFixtures.tinyConfig(labels: 0)
+        config.maskedLMHead = true
+        let model = AlignmentFixtures.randomModel(config, seed: 21)
+        var rng = SplitMix64(seed: 22)
+        let p = AlignmentFixtures.randomPermutation(config, parts: .all, rng: &rng)
+        let permuted = AlignmentFixtures.copy(model)
+        try p.apply(to: permuted)
+        let dense = "cls.predictions.transform.dense.weight"
+        XCTAssertNotEqual(permuted.parameters.tensor(dense), model.parameters.tensor(dense))
+        XCTAssertEqual(permuted.parameters.tensor("cls.predictions.bias"), model.parameters.tensor("cls.predictions.bias"))
+        // A transform whose outputs stay put while the tied decoder's columns move: not the same function.
+        let untied = AlignmentFixtures.copy(permuted)
+        untied.parameters.set(dense, from: try BertPermutation.gather(model.parameters.tensor(dense)!, rows: nil, columns: p.lastResidual, name: dense))
+        let masking = TokenMasking(maskID: 4, vocabularySize: config.vocabSize, specialIDs: [0, 2, 3])
+        for _ in 0..<3 {
+            let batch = masking.mask(AlignmentFixtures.randomBatch(config, batch: 4, maxLength: 12, rng: &rng), rng: &rng)
+            let logits = try model.maskedLMLogits(batch).storage
+            XCTAssertGreaterThan(logits.count, 0)
+            XCTAssertLessThanOrEqual(maxRelativeDifference(try permuted.maskedLMLogits(batch).storage, logits), 1e-5)
+            XCTAssertGreaterThan(maxRelativeDifference(try untied.maskedLMLogits(batch).storage, logits), 1e-3)
+        }
+        try p.inverse.apply(to: permuted)
+        for e in model.parameters.entries { XCTAssertEqual(permuted.parameters.tensor(e.name), model.parameters.tensor(e.name), e.name) }
+    }
+
     func testRandomPermutationsPreserveTheFunctionOfMiniLM() throws {
         let model = try ModelDirectory.load(try AlignmentFixtures.miniLM())
         var rng = SplitMix64(seed: 11)

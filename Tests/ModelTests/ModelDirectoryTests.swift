@@ -1,6 +1,7 @@
 // Saving and loading a model directory: a round trip keeps every parameter and the label
-// names, the saved file has BertForSequenceClassification's names (checked from Python with the
-// `safetensors` package and a numpy forward), and a bad file is refused naming the tensor.
+// names, the saved file has BertForSequenceClassification's (or BertForMaskedLM's) names (checked
+// from Python with the `safetensors` package and a numpy forward), and a bad file is refused
+// naming the tensor.
 
 import Foundation
 import LinAlg
@@ -51,6 +52,27 @@ final class ModelDirectoryTests: XCTestCase {
         let cases = seqs.enumerated().map { b, ids in ["ids": ids.map(Int.init), "logits": (0..<K).map { Double(logits.storage[b * K + $0]) }] as [String: Any] }
         try JSONSerialization.data(withJSONObject: cases).write(to: URL(fileURLWithPath: tmp + "/cases.json"))
 
+        try checkInPython("check_saved_model.py")
+    }
+
+    func testSavedMaskedLMIsBertForMaskedLMInPythonWithSameLogits() throws {
+        let c = BertConfig(vocabSize: 30, hiddenSize: 8, numHiddenLayers: 2, numAttentionHeads: 2, intermediateSize: 16,
+                           maxPositionEmbeddings: 16, initializerRange: 0.5, maskedLMHead: true)
+        let m = BertEncoder(config: c, seed: 4)
+        try ModelDirectory.save(m, to: tmp + "/out", tokenizerSource: tmp + "/src")
+        let examples: [(ids: [Int32], positions: [Int32])] = [([2, 4, 7, 3], [1, 2]), ([2, 9, 11, 12, 13, 3], [0, 3, 4])]
+        let cases: [[String: Any]] = try examples.map { ids, positions in
+            let batch = MaskedTokens(input: try EncoderInput(sequences: [ids]), positions: positions, labels: positions.map { ids[Int($0)] })
+            let logits = try m.maskedLMLogits(batch).storage
+            return ["ids": ids.map(Int.init), "positions": positions.map(Int.init),
+                    "logits": positions.indices.map { k in (0..<30).map { Double(logits[k * 30 + $0]) } }]
+        }
+        try JSONSerialization.data(withJSONObject: cases).write(to: URL(fileURLWithPath: tmp + "/cases.json"))
+        try checkInPython("check_saved_mlm.py")
+    }
+
+    /// Runs Tests/Fixtures/model/`script` on tmp/out and tmp/cases.json (skipped without python3 + safetensors).
+    private func checkInPython(_ script: String) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", "-c", "import safetensors.numpy"]
@@ -59,7 +81,7 @@ final class ModelDirectoryTests: XCTestCase {
 
         let check = Process()
         check.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        check.arguments = ["python3", ModelAssets.fixtures + "/check_saved_model.py", tmp + "/out", tmp + "/cases.json"]
+        check.arguments = ["python3", ModelAssets.fixtures + "/" + script, tmp + "/out", tmp + "/cases.json"]
         let pipe = Pipe()
         check.standardOutput = pipe
         try check.run()

@@ -45,6 +45,8 @@ final class BertActivations {
     let attnScratch = FloatBuffer()
     // Non-padding rows gathered for statistics hooks: (N, max(C, I)).
     let compact = FloatBuffer()
+    // The masked-LM head's own buffers (BertMaskedLM.swift), sized by the selected positions.
+    let maskedLM = MaskedLMActivations()
 
     /// The buffers of encoder layer l in the last forward.
     func layer(_ l: Int) -> Layer { keepsEveryLayer ? layers[l] : layers[0] }

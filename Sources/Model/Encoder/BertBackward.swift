@@ -47,20 +47,15 @@ extension BertEncoder {
     func backward(dlogits: UnsafePointer<Float>, weight: Double = 1) {
         guard let input = current, let k = classifier else { preconditionFailure("backward without a forward through the head") }
         precondition(acts.keepsEveryLayer, "backward after a forward that did not keep its activations (backward: false)")
-        let (B, T, C, I, H) = (input.batchSize, input.sequenceLength, config.hiddenSize, config.intermediateSize, config.numAttentionHeads)
+        let (B, T, C) = (input.batchSize, input.sequenceLength, config.hiddenSize)
         let N = B * T
         let training = currentTraining
-        let pHidden = training ? config.hiddenDropoutProb : 0
-        let pAttn = training ? config.attentionProbsDropoutProb : 0
-        let shape = AttentionShape(batch: B, length: T, channels: C, heads: H)
         let hooked = collectors.filter(\.needsBackward)
 
         input.attentionMask.withUnsafeBufferPointer { maskBuf in
             let mask = maskBuf.baseAddress!
             func notify(_ s: LinearSite, _ dout: UnsafePointer<Float>, rows: Int) {
-                guard !hooked.isEmpty else { return }
-                let (r, n) = s.perExample ? (dout, rows) : compactRows(dout, dim: s.outDim, mask: mask, rows: rows)
-                for c in hooked { c.observeOutputGradient(of: s, rows: r, count: n, weight: weight) }
+                notifyOutputGradient(hooked, s, dout, rows: rows, mask: mask, weight: weight)
             }
 
             // classifier: logits (B, K) = headIn·Wᵀ + b  →  dHeadIn (B, C)
@@ -98,6 +93,29 @@ extension BertEncoder {
                         for c in 0..<C { row[c] = d[c] / n }
                     }
                 }
+            }
+        }
+        encoderBackward(weight: weight)
+    }
+
+    /// Backward through the encoder layers and the embeddings, from acts.dX = ∂loss/∂(last
+    /// layer output) (N, C) of the last forward, which the head's backward has filled.
+    func encoderBackward(weight: Double = 1) {
+        guard let input = current else { preconditionFailure("backward without a forward") }
+        precondition(acts.keepsEveryLayer, "backward after a forward that did not keep its activations (backward: false)")
+        let (B, T, C, I, H) = (input.batchSize, input.sequenceLength, config.hiddenSize, config.intermediateSize, config.numAttentionHeads)
+        let N = B * T
+        let training = currentTraining
+        let pHidden = training ? config.hiddenDropoutProb : 0
+        let pAttn = training ? config.attentionProbsDropoutProb : 0
+        let shape = AttentionShape(batch: B, length: T, channels: C, heads: H)
+        let hooked = collectors.filter(\.needsBackward)
+        let dX = acts.dX.pointer
+
+        input.attentionMask.withUnsafeBufferPointer { maskBuf in
+            let mask = maskBuf.baseAddress!
+            func notify(_ s: LinearSite, _ dout: UnsafePointer<Float>, rows: Int) {
+                notifyOutputGradient(hooked, s, dout, rows: rows, mask: mask, weight: weight)
             }
 
             // layers, last to first; dX holds ∂loss/∂(layer output) and ends as ∂loss/∂(layer input)
@@ -162,6 +180,15 @@ extension BertEncoder {
         }
     }
 
+    /// Hands ∂loss/∂(output) of linear `s` — its non-padding rows, or every row of a per-example
+    /// linear — to the collectors that hook the backward.
+    private func notifyOutputGradient(_ hooked: [any StatisticsCollector], _ s: LinearSite, _ dout: UnsafePointer<Float>,
+                                      rows: Int, mask: UnsafePointer<Int32>, weight: Double) {
+        guard !hooked.isEmpty else { return }
+        let (r, n) = s.perExample ? (dout, rows) : compactRows(dout, dim: s.outDim, mask: mask, rows: rows)
+        for c in hooked { c.observeOutputGradient(of: s, rows: r, count: n, weight: weight) }
+    }
+
     /// dst = src·mask (dropout in the forward) or a copy of src.
     private func dropThrough(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ drop: FloatBuffer?, count n: Int) {
         if let drop {
@@ -173,7 +200,7 @@ extension BertEncoder {
     }
 
     @inline(__always)
-    private func linearBack(_ s: LinearSite, dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
+    func linearBack(_ s: LinearSite, dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                             inp: UnsafePointer<Float>, rows: Int) {
         linearBackward(dinp: dinp, dweight: G + s.weightOffset, dbias: G + s.biasOffset, dout: dout, inp: inp,
                        weight: P + s.weightOffset, rows: rows, inDim: s.inDim, outDim: s.outDim)

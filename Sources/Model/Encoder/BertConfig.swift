@@ -1,5 +1,6 @@
 // BertConfig: the fields of a Hugging Face BERT `config.json` this encoder uses, plus the
-// classification-head fields of BertForSequenceClassification; unknown fields are kept verbatim.
+// classification-head fields of BertForSequenceClassification (or the masked-LM head of
+// BertForMaskedLM); unknown fields are kept verbatim.
 
 import Foundation
 
@@ -25,6 +26,9 @@ public struct BertConfig: Sendable, Equatable {
     public var labels: [String]
     public var problemType: ProblemType
     public var pooling: Pooling
+    /// Whether the model carries BertForMaskedLM's head (`cls.predictions.*`, decoder tied to the
+    /// word embeddings). A model has a classifier or this head, never both: fine-tuning drops it.
+    public var maskedLMHead: Bool
     /// The config.json object as read, re-emitted with our fields overlaid so nothing is lost.
     public var originalJSON: Data
 
@@ -35,7 +39,9 @@ public struct BertConfig: Sendable, Equatable {
     public init(vocabSize: Int, hiddenSize: Int, numHiddenLayers: Int, numAttentionHeads: Int, intermediateSize: Int,
                 maxPositionEmbeddings: Int = 512, typeVocabSize: Int = 2, layerNormEps: Float = 1e-12,
                 hiddenDropoutProb: Float = 0.1, attentionProbsDropoutProb: Float = 0.1, initializerRange: Double = 0.02,
-                labels: [String] = [], problemType: ProblemType = .singleLabel, pooling: Pooling = .cls) {
+                labels: [String] = [], problemType: ProblemType = .singleLabel, pooling: Pooling = .cls,
+                maskedLMHead: Bool = false) {
+        precondition(labels.isEmpty || !maskedLMHead, "a model has a classifier or a masked-LM head, not both")
         self.vocabSize = vocabSize; self.hiddenSize = hiddenSize; self.numHiddenLayers = numHiddenLayers
         self.numAttentionHeads = numAttentionHeads; self.intermediateSize = intermediateSize
         self.maxPositionEmbeddings = maxPositionEmbeddings; self.typeVocabSize = typeVocabSize
@@ -43,6 +49,7 @@ public struct BertConfig: Sendable, Equatable {
         self.attentionProbsDropoutProb = attentionProbsDropoutProb; self.classifierDropout = nil
         self.initializerRange = initializerRange; self.labels = labels; self.problemType = problemType
         self.pooling = pooling
+        self.maskedLMHead = maskedLMHead
         self.originalJSON = Data("{\"model_type\": \"bert\"}".utf8)
     }
 
@@ -116,6 +123,7 @@ public struct BertConfig: Sendable, Equatable {
         // config may still list HF's default id2label, which must not conjure up a head.
         let architectures = object["architectures"] as? [String] ?? []
         if !architectures.contains("BertForSequenceClassification") { labels = [] }
+        maskedLMHead = labels.isEmpty && architectures.contains("BertForMaskedLM")
         let problem = object["problem_type"] as? String
         problemType = problem.flatMap(ProblemType.init(rawValue:)) ?? .singleLabel
         let pool = object["fedmerge_pooling"] as? String ?? "cls"
@@ -147,6 +155,9 @@ public struct BertConfig: Sendable, Equatable {
             object["label2id"] = Dictionary(labels.enumerated().map { ($0.element, $0.offset) }, uniquingKeysWith: { a, _ in a })
             object["problem_type"] = problemType.rawValue
             object["fedmerge_pooling"] = pooling.rawValue
+        } else if maskedLMHead {
+            object["architectures"] = ["BertForMaskedLM"]
+            object["tie_word_embeddings"] = true
         }
         return try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
     }

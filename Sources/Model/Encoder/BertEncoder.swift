@@ -33,7 +33,7 @@ public final class BertEncoder {
             + [pooler] + (classifier.map { [$0] } ?? [])
     }
 
-    /// Parameter names and shapes in HF BertModel naming (unprefixed), classifier last.
+    /// Parameter names and shapes in HF BertModel naming (unprefixed), classifier or masked-LM head last.
     public static func layout(_ c: BertConfig) -> [(name: String, shape: [Int])] {
         let (C, I) = (c.hiddenSize, c.intermediateSize)
         var l: [(String, [Int])] = [
@@ -54,6 +54,13 @@ public final class BertEncoder {
         }
         l += [("pooler.dense.weight", [C, C]), ("pooler.dense.bias", [C])]
         if c.numLabels > 0 { l += [("classifier.weight", [c.numLabels, C]), ("classifier.bias", [c.numLabels])] }
+        if c.maskedLMHead {
+            // BertForMaskedLM's head; its decoder weight is the word embeddings (tied), so only
+            // the decoder bias is a tensor of its own.
+            l += [("cls.predictions.transform.dense.weight", [C, C]), ("cls.predictions.transform.dense.bias", [C]),
+                  ("cls.predictions.transform.LayerNorm.weight", [C]), ("cls.predictions.transform.LayerNorm.bias", [C]),
+                  ("cls.predictions.bias", [c.vocabSize])]
+        }
         return l
     }
 
@@ -107,17 +114,18 @@ public final class BertEncoder {
     }
 
     /// A model with `base`'s encoder weights and a new classifier (random N(0, init²), bias 0)
-    /// for `labels`: the starting point of fine-tuning.
+    /// for `labels`: the starting point of fine-tuning. A masked-LM head of `base` is left behind.
     public convenience init(base: BertEncoder, labels: [String], problemType: BertConfig.ProblemType,
                             pooling: BertConfig.Pooling, seed: UInt64) {
         var c = base.config
         c.labels = labels
         c.problemType = problemType
         c.pooling = pooling
+        c.maskedLMHead = false
         self.init(config: c, seed: seed, randomize: false)
         var rng = SplitMix64(seed: seed)
         for e in parameters.entries where e.name.hasPrefix("classifier.") { initialize(e, using: &rng) }
-        for e in base.parameters.entries where !e.name.hasPrefix("classifier.") {
+        for e in base.parameters.entries where !e.name.hasPrefix("classifier.") && !e.name.hasPrefix("cls.") {
             (parameters.values.baseAddress! + parameters.offset(e.name))
                 .update(from: base.parameters.values.baseAddress! + e.offset, count: e.count)
         }

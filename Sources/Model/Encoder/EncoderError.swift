@@ -10,6 +10,7 @@ public enum EncoderError: Error, CustomStringConvertible, Equatable {
     case sequenceTooLong(length: Int, maxPositions: Int)
     case inputShapeMismatch(what: String, expected: Int, actual: Int)
     case noClassifier
+    case noMaskedLMHead
     case labelOutOfRange(label: Int, numLabels: Int)
     case missingFile(path: String)
     case writeFailed(path: String, reason: String)
@@ -24,6 +25,7 @@ public enum EncoderError: Error, CustomStringConvertible, Equatable {
         case let .tokenOutOfRange(what, value, limit): return "\(what) \(value) is outside 0..<\(limit)"
         case let .sequenceTooLong(length, maxPositions): return "sequence length \(length) exceeds max_position_embeddings \(maxPositions)"
         case let .inputShapeMismatch(what, expected, actual): return "\(what): expected \(expected) values, got \(actual)"
+        case .noMaskedLMHead: return "the model has no masked-LM head (config.json does not declare BertForMaskedLM); pretrain it with `fedmerge pretrain`"
         case .noClassifier: return "the model has no classification head (num_labels is not set); fine-tune it first"
         case let .labelOutOfRange(label, numLabels): return "label \(label) is outside 0..<\(numLabels)"
         case let .missingFile(path): return "\(path): file not found"

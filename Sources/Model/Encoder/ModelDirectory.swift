@@ -21,7 +21,7 @@ public enum ModelDirectory {
         let model = BertEncoder(config: config, seed: seed, randomize: false)
         var rng = SplitMix64(seed: seed)
         for e in model.parameters.entries {
-            let candidates = e.name.hasPrefix("classifier.") ? [e.name] : ["bert." + e.name, e.name]
+            let candidates = e.name.hasPrefix("classifier.") || e.name.hasPrefix("cls.") ? [e.name] : ["bert." + e.name, e.name]
             guard let name = candidates.first(where: { file.entry($0) != nil }) else {
                 if e.name.hasPrefix("pooler.") { model.initialize(e, using: &rng); continue }
                 throw EncoderError.missingTensor(file: file.indexPath ?? file.files[0].path, tensor: candidates[0])
@@ -36,9 +36,10 @@ public enum ModelDirectory {
     }
 
     /// The name a parameter (or a linear, without `.weight`) has in a saved
-    /// BertForSequenceClassification state dict: `bert.` + name, except the classifier's.
+    /// BertForSequenceClassification (or BertForMaskedLM) state dict: `bert.` + name, except the
+    /// classifier's and the masked-LM head's (`cls.predictions.*`).
     public static func savedName(_ parameter: String) -> String {
-        parameter == "classifier" || parameter.hasPrefix("classifier.") ? parameter : "bert." + parameter
+        parameter == "classifier" || parameter.hasPrefix("classifier.") || parameter.hasPrefix("cls.") ? parameter : "bert." + parameter
     }
 
     /// Saves `model` into `directory` (created if needed): model.safetensors first, then the

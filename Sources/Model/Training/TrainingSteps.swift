@@ -1,7 +1,8 @@
 // TrainingSteps: one optimizer step at a time of transformers' fine-tuning recipe — zero the
 // gradients, loss and backward, clip the global gradient norm, AdamW at the schedule's rate
 // (decay off for biases and LayerNorm weights). Trainer.train drives it over shuffled batches;
-// FinetuneParityTests drives it over a PyTorch run's batches and compares step by step.
+// FinetuneParityTests drives it over a PyTorch run's batches and compares step by step;
+// Pretrainer drives it over masked batches (the masked-LM loss instead of the classifier's).
 
 import LinAlg
 
@@ -39,9 +40,18 @@ public final class TrainingSteps {
 
     /// One step on one batch; returns its mean loss (before the update), the gradient norm and the rate used.
     public func step(_ input: EncoderInput, targets: ClassificationTargets) throws -> Step {
+        try step { try model.lossAndGradients(input, targets: targets, training: options.dropout) }
+    }
+
+    /// One step on one masked batch, against the masked-LM loss.
+    public func step(_ batch: MaskedTokens) throws -> Step {
+        try step { try model.maskedLMLossAndGradients(batch, training: options.dropout) }
+    }
+
+    private func step(lossAndGradients: () throws -> Double) throws -> Step {
         let p = model.parameters
         p.zeroGradients()
-        let loss = try model.lossAndGradients(input, targets: targets, training: options.dropout)
+        let loss = try lossAndGradients()
         let norm = clipGradientNorm([p.gradients], maxNorm: options.maxGradNorm)
         let rate = schedule.rate(at: taken)
         optimizer.step(parameters: slices, gradients: gradientSlices, learningRate: rate, decayMask: decayMask)

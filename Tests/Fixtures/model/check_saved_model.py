@@ -46,6 +46,25 @@ def expected_state_dict(cfg):
     return e
 
 
+def load_weights(model_dir, expected, problems):
+    """The saved tensors as float64; names or shapes other than `expected` are added to problems."""
+    W = {k: v.astype(np.float64) for k, v in load_file(os.path.join(model_dir, "model.safetensors")).items()}
+    missing = sorted(set(expected) - set(W))
+    extra = sorted(set(W) - set(expected))
+    wrong = sorted(k for k in expected if k in W and list(W[k].shape) != expected[k])
+    if missing or extra or wrong:
+        problems.append(f"missing {missing[:5]}, unexpected {extra[:5]}, wrong shapes {wrong[:5]}")
+    return W
+
+
+def finish(problems, W, worst):
+    """Prints the verdict line and exits 1 on any problem (logits off by more than 1e-4 included)."""
+    if worst > 1e-4:
+        problems.append(f"logits differ by {worst}")
+    print(json.dumps({"ok": not problems, "problems": problems, "tensors": len(W), "max_abs_logit_diff": worst}))
+    sys.exit(0 if not problems else 1)
+
+
 def main():
     model_dir, cases_path = sys.argv[1], sys.argv[2]
     cfg = json.load(open(os.path.join(model_dir, "config.json")))
@@ -62,13 +81,7 @@ def main():
         if not os.path.exists(os.path.join(model_dir, f)):
             problems.append(f"{f} missing")
 
-    W = {k: v.astype(np.float64) for k, v in load_file(os.path.join(model_dir, "model.safetensors")).items()}
-    expected = expected_state_dict(cfg)
-    missing = sorted(set(expected) - set(W))
-    extra = sorted(set(W) - set(expected))
-    wrong = sorted(k for k in expected if k in W and list(W[k].shape) != expected[k])
-    if missing or extra or wrong:
-        problems.append(f"missing {missing[:5]}, unexpected {extra[:5]}, wrong shapes {wrong[:5]}")
+    W = load_weights(model_dir, expected_state_dict(cfg), problems)
 
     worst = 0.0
     if not problems:
@@ -78,10 +91,7 @@ def main():
             pooled = np.tanh(h[0] @ plain["pooler.dense.weight"].T + plain["pooler.dense.bias"])
             logits = pooled @ plain["classifier.weight"].T + plain["classifier.bias"]
             worst = max(worst, float(np.abs(logits - np.array(case["logits"])).max()))
-        if worst > 1e-4:
-            problems.append(f"logits differ by {worst}")
-    print(json.dumps({"ok": not problems, "problems": problems, "tensors": len(W), "max_abs_logit_diff": worst}))
-    sys.exit(0 if not problems else 1)
+    finish(problems, W, worst)
 
 
 if __name__ == "__main__":
