@@ -41,9 +41,11 @@ let package = Package(
         .target(name: "MergeIO", dependencies: ["RoundContract", "Merge", "SafeTensors", "AtomicIO", "LinAlg"]),
         // Permutation alignment of models from different initialisations (DESIGN.md §9).
         .target(name: "Alignment", dependencies: ["RoundContract", "LinAlg", "Model", "Merge", "MergeIO", "SafeTensors", "AtomicIO"]),
-        .target(name: "Protocol", dependencies: ["RoundContract", "CZMQ", "COpenSSL", "AtomicIO", logging]),
+        // Owners of OpenSSL objects, PEM and common-name readers, the error drain: Protocol's and SecureSum's one copy.
+        .target(name: "OpenSSLSupport", dependencies: ["COpenSSL"]),
+        .target(name: "Protocol", dependencies: ["RoundContract", "CZMQ", "COpenSSL", "OpenSSLSupport", "AtomicIO", logging]),
         // Masked summation (X25519 + HKDF + AES-CTR masks, int64 fixed point): agents' sums without their terms.
-        .target(name: "SecureSum", dependencies: ["COpenSSL", "RoundContract"]),
+        .target(name: "SecureSum", dependencies: ["COpenSSL", "OpenSSLSupport", "RoundContract"]),
         // libFuzzer entry for the wire decoder, the chunk receiver and the secure-sum key check (scripts/fuzz-protocol.sh);
         // a plain build is a replayer of saved inputs.
         .executableTarget(name: "ProtocolFuzz", dependencies: ["Protocol", "SecureSum", logging]),

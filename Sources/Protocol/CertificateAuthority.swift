@@ -2,6 +2,7 @@
 // keys, X.509 v3 with CA/leaf extensions, PEM files written atomically, keys mode 0600.
 
 import COpenSSL
+import OpenSSLSupport
 import AtomicIO
 import Foundation
 
@@ -28,22 +29,10 @@ public enum CertificateError: Error, Equatable, Sendable, CustomStringConvertibl
     }
 }
 
-/// Owner of an X509*.
-final class X509Certificate: @unchecked Sendable {
-    let handle: OpaquePointer
-    init(taking handle: OpaquePointer) { self.handle = handle }
-    deinit { X509_free(handle) }
-}
-
-/// Owner of an EVP_PKEY*.
-final class PrivateKey: @unchecked Sendable {
-    let handle: OpaquePointer
-    init(taking handle: OpaquePointer) { self.handle = handle }
-    deinit { EVP_PKEY_free(handle) }
-
-    static func generateP256() throws -> PrivateKey {
-        guard let key = fm_EVP_EC_gen_P256() else { throw CertificateError.openSSL(operation: "generate an EC P-256 key", reason: openSSLErrors()) }
-        return PrivateKey(taking: key)
+extension OwnedKey {
+    static func generateP256() throws -> OwnedKey {
+        guard let key = fm_EVP_EC_gen_P256() else { throw CertificateError.openSSL(operation: "generate an EC P-256 key", reason: drainOpenSSLErrors()) }
+        return OwnedKey(taking: key)
     }
 }
 
@@ -56,8 +45,8 @@ public struct CertificateFiles: Sendable, Equatable {
 /// The federation CA kept in a directory as `ca.pem` + `ca.key`.
 public struct CertificateAuthority: Sendable {
     public let directory: String
-    let certificate: X509Certificate
-    let key: PrivateKey
+    let certificate: OwnedCertificate
+    let key: OwnedKey
 
     public static let defaultAuthorityDays = 3650
     public static let defaultLeafDays = 825
@@ -69,7 +58,7 @@ public struct CertificateAuthority: Sendable {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let files = CertificateFiles(certificate: directory + "/ca.pem", key: directory + "/ca.key")
         try refuseOverwrite(files, force: force)
-        let key = try PrivateKey.generateP256()
+        let key = try OwnedKey.generateP256()
         let now = Date()
         let certificate = try makeCertificate(
             commonName: "FedMerge federation CA", publicKey: key, issuer: nil, signingKey: key,
@@ -100,7 +89,7 @@ public struct CertificateAuthority: Sendable {
         }
     }
 
-    private init(directory: String, certificate: X509Certificate, key: PrivateKey) {
+    private init(directory: String, certificate: OwnedCertificate, key: OwnedKey) {
         self.directory = directory
         self.certificate = certificate
         self.key = key
@@ -123,7 +112,7 @@ public struct CertificateAuthority: Sendable {
         try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
         let files = CertificateFiles(certificate: target + "/\(name).pem", key: target + "/\(name).key")
         try Self.refuseOverwrite(files, force: force)
-        let leafKey = try PrivateKey.generateP256()
+        let leafKey = try OwnedKey.generateP256()
         let certificate = try Self.makeCertificate(
             commonName: name, publicKey: leafKey, issuer: self.certificate, signingKey: key,
             notBefore: notBefore, notAfter: notAfter,
@@ -157,11 +146,11 @@ public struct CertificateAuthority: Sendable {
 
     // MARK: X.509 assembly
 
-    private static func makeCertificate(commonName: String, publicKey: PrivateKey, issuer: X509Certificate?, signingKey: PrivateKey,
-                                        notBefore: Date, notAfter: Date, extensions: [(Int32, String)]) throws -> X509Certificate {
-        func fail(_ operation: String) -> CertificateError { .openSSL(operation: operation, reason: openSSLErrors()) }
+    private static func makeCertificate(commonName: String, publicKey: OwnedKey, issuer: OwnedCertificate?, signingKey: OwnedKey,
+                                        notBefore: Date, notAfter: Date, extensions: [(Int32, String)]) throws -> OwnedCertificate {
+        func fail(_ operation: String) -> CertificateError { .openSSL(operation: operation, reason: drainOpenSSLErrors()) }
         guard let raw = X509_new() else { throw fail("allocate a certificate") }
-        let x509 = X509Certificate(taking: raw)
+        let x509 = OwnedCertificate(taking: raw)
         guard X509_set_version(raw, 2) == 1 else { throw fail("set version 3") }
 
         // 128-bit random positive serial: unique without keeping a serial database.
@@ -198,20 +187,20 @@ public struct CertificateAuthority: Sendable {
     // MARK: PEM
 
     private static func withMemoryBIO(_ operation: String, _ write: (OpaquePointer) -> Int32) throws -> Data {
-        guard let bio = BIO_new(BIO_s_mem()) else { throw CertificateError.openSSL(operation: operation, reason: openSSLErrors()) }
+        guard let bio = BIO_new(BIO_s_mem()) else { throw CertificateError.openSSL(operation: operation, reason: drainOpenSSLErrors()) }
         defer { BIO_free(bio) }
-        guard write(bio) == 1 else { throw CertificateError.openSSL(operation: operation, reason: openSSLErrors()) }
+        guard write(bio) == 1 else { throw CertificateError.openSSL(operation: operation, reason: drainOpenSSLErrors()) }
         var pointer: UnsafeMutablePointer<CChar>?
         let length = fm_BIO_get_mem_data(bio, &pointer)
         guard let pointer, length > 0 else { return Data() }
         return Data(bytes: pointer, count: length)
     }
 
-    static func pem(certificate: X509Certificate) throws -> Data {
+    static func pem(certificate: OwnedCertificate) throws -> Data {
         try withMemoryBIO("write a PEM certificate") { PEM_write_bio_X509($0, certificate.handle) }
     }
 
-    static func pem(privateKey: PrivateKey) throws -> Data {
+    static func pem(privateKey: OwnedKey) throws -> Data {
         try withMemoryBIO("write a PEM private key") { PEM_write_bio_PrivateKey($0, privateKey.handle, nil, nil, 0, nil, nil) }
     }
 
@@ -224,30 +213,15 @@ public struct CertificateAuthority: Sendable {
             defer { BIO_free(bio) }
             return read(bio)
         }
-        guard let result else { throw CertificateError.unreadable(file: path, reason: openSSLErrors(or: "not PEM")) }
+        guard let result else { throw CertificateError.unreadable(file: path, reason: drainOpenSSLErrors(or: "not PEM")) }
         return result
     }
 
-    static func readCertificate(_ path: String) throws -> X509Certificate {
-        X509Certificate(taking: try withFileBIO(path) { PEM_read_bio_X509($0, nil, nil, nil) })
+    static func readCertificate(_ path: String) throws -> OwnedCertificate {
+        OwnedCertificate(taking: try withFileBIO(path) { PEM_read_bio_X509($0, nil, nil, nil) })
     }
 
-    static func readKey(_ path: String) throws -> PrivateKey {
-        PrivateKey(taking: try withFileBIO(path) { PEM_read_bio_PrivateKey($0, nil, nil, nil) })
-    }
-}
-
-/// Names read back from a verified certificate.
-enum CertificateNames {
-    /// The subject common name (our certificates always carry one, equal to their DNS SAN).
-    static func primaryName(of certificate: OpaquePointer) -> String? {
-        guard let subject = X509_get_subject_name(certificate) else { return nil }
-        let index = X509_NAME_get_index_by_NID(subject, NID_commonName, -1)
-        guard index >= 0, let entry = X509_NAME_get_entry(subject, index), let asn1 = X509_NAME_ENTRY_get_data(entry) else { return nil }
-        var utf8: UnsafeMutablePointer<UInt8>?
-        let length = ASN1_STRING_to_UTF8(&utf8, asn1)
-        guard length >= 0, let utf8 else { return nil }
-        defer { CRYPTO_free(utf8, nil, 0) }
-        return String(decoding: UnsafeBufferPointer(start: utf8, count: Int(length)), as: UTF8.self)
+    static func readKey(_ path: String) throws -> OwnedKey {
+        OwnedKey(taking: try withFileBIO(path) { PEM_read_bio_PrivateKey($0, nil, nil, nil) })
     }
 }

@@ -2,6 +2,7 @@
 // from them: TLS 1.3 only, peer certificate required and verified on both sides.
 
 import COpenSSL
+import OpenSSLSupport
 import Foundation
 
 /// Paths of the PEM files one daemon presents and trusts (from `fedmerge certs`).
@@ -92,19 +93,6 @@ extension TLSConfiguration {
     }
 }
 
-/// Drains OpenSSL's (thread-local) error queue into one line.
-func openSSLErrors(or fallback: String = "unknown OpenSSL error") -> String {
-    var lines: [String] = []
-    while true {
-        let code = ERR_get_error()
-        if code == 0 { break }
-        var buffer = [CChar](repeating: 0, count: 256)
-        ERR_error_string_n(code, &buffer, buffer.count)
-        lines.append(String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self))
-    }
-    return lines.isEmpty ? fallback : lines.joined(separator: "; ")
-}
-
 /// Owner of one SSL_CTX. Read-only after init, so sessions on any thread may share it.
 final class TLSContext: @unchecked Sendable {
     enum Role: Sendable { case server, client }
@@ -115,17 +103,17 @@ final class TLSContext: @unchecked Sendable {
     /// `protocolVersion` exists only so tests can build an old-version peer; daemons keep TLS 1.3.
     init(_ configuration: TLSConfiguration, role: Role, protocolVersion: Int32 = TLS1_3_VERSION) throws {
         ERR_clear_error()
-        guard let ctx = SSL_CTX_new(TLS_method()) else { throw TLSError.contextSetup(openSSLErrors()) }
+        guard let ctx = SSL_CTX_new(TLS_method()) else { throw TLSError.contextSetup(drainOpenSSLErrors()) }
         handle = ctx
         self.role = role
         guard fm_SSL_CTX_set_min_proto_version(ctx, protocolVersion) == 1,
               fm_SSL_CTX_set_max_proto_version(ctx, protocolVersion) == 1 else {
-            throw TLSError.contextSetup("TLS 1.3 is not available: \(openSSLErrors())")
+            throw TLSError.contextSetup("TLS 1.3 is not available: \(drainOpenSSLErrors())")
         }
         // AES-128-GCM first: TLS 1.3's mandatory suite, and the cheapest per byte with AES-NI
         // (bulk transfer is bound by it); AES-256-GCM and ChaCha20 remain acceptable.
         guard SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256") == 1 else {
-            throw TLSError.contextSetup("cannot set TLS 1.3 cipher suites: \(openSSLErrors())")
+            throw TLSError.contextSetup("cannot set TLS 1.3 cipher suites: \(drainOpenSSLErrors())")
         }
         // No session tickets: every link is a fresh, fully authenticated handshake, and no
         // post-handshake records arrive that carry no application data.
@@ -134,14 +122,14 @@ final class TLSContext: @unchecked Sendable {
         // rather than surfacing as OpenSSL's "system lib" text.
         try TLSConfiguration.requireReadable(configuration.caFile, role: "federation CA")
         guard SSL_CTX_load_verify_locations(ctx, configuration.caFile, nil) == 1 else {
-            throw TLSCredentialError.caNotPEM(path: configuration.caFile, reason: openSSLErrors())
+            throw TLSCredentialError.caNotPEM(path: configuration.caFile, reason: drainOpenSSLErrors())
         }
         if let certificate = configuration.certificateFile {
             let key = configuration.keyFile ?? certificate
             try TLSConfiguration.requireReadable(certificate, role: "certificate")
             try TLSConfiguration.requireReadable(key, role: "private key")
             guard SSL_CTX_use_certificate_chain_file(ctx, certificate) == 1 else {
-                throw TLSCredentialError.certificateNotPEM(path: certificate, reason: openSSLErrors())
+                throw TLSCredentialError.certificateNotPEM(path: certificate, reason: drainOpenSSLErrors())
             }
             guard SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) == 1 else {
                 // OpenSSL compares the key with the certificate while loading it.
@@ -150,7 +138,7 @@ final class TLSContext: @unchecked Sendable {
                     ERR_clear_error()
                     throw TLSCredentialError.keyDoesNotMatchCertificate(certificate: certificate, key: key)
                 }
-                throw TLSCredentialError.keyNotPEM(path: key, reason: openSSLErrors())
+                throw TLSCredentialError.keyNotPEM(path: key, reason: drainOpenSSLErrors())
             }
             guard SSL_CTX_check_private_key(ctx) == 1 else {
                 ERR_clear_error()

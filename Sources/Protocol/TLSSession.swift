@@ -4,6 +4,7 @@
 // that ZeroMQ frees after sending (`takeOutput`). Owns the SSL object; one thread at a time.
 
 import COpenSSL
+import OpenSSLSupport
 import Foundation
 
 /// Owner of the frame BIO's method table (Sources/COpenSSL/shim.h): created once, read-only after.
@@ -30,10 +31,10 @@ final class TLSSession: @unchecked Sendable {
     /// `serverName` (client side only) is checked against the server certificate's SAN/CN.
     init(context: TLSContext, serverName: String? = nil) throws {
         ERR_clear_error()
-        guard let ssl = SSL_new(context.handle) else { throw TLSError.contextSetup(openSSLErrors()) }
+        guard let ssl = SSL_new(context.handle) else { throw TLSError.contextSetup(drainOpenSSLErrors()) }
         guard let method = FrameBIOMethod.shared.handle, let frames = BIO_new(method) else {
             SSL_free(ssl)
-            throw TLSError.contextSetup("cannot create the frame BIO: \(openSSLErrors())")
+            throw TLSError.contextSetup("cannot create the frame BIO: \(drainOpenSSLErrors())")
         }
         SSL_set_bio(ssl, frames, frames)  // the SSL now owns the BIO
         self.ssl = ssl
@@ -45,7 +46,7 @@ final class TLSSession: @unchecked Sendable {
             SSL_set_connect_state(ssl)
             if let serverName {
                 guard SSL_set1_host(ssl, serverName) == 1, fm_SSL_set_tlsext_host_name(ssl, serverName) == 1 else {
-                    throw TLSError.contextSetup("cannot set expected server name '\(serverName)': \(openSSLErrors())")
+                    throw TLSError.contextSetup("cannot set expected server name '\(serverName)': \(drainOpenSSLErrors())")
                 }
             }
         }
@@ -82,7 +83,7 @@ final class TLSSession: @unchecked Sendable {
 
     /// Why the handshake failed: the certificate verdict if there is one, else OpenSSL's queue.
     private func failureReason() -> String {
-        let queue = openSSLErrors(or: "")
+        let queue = drainOpenSSLErrors(or: "")
         let verdict = SSL_get_verify_result(ssl)
         if verdict != X509_V_OK {
             let text = String(cString: X509_verify_cert_error_string(verdict))
@@ -123,7 +124,7 @@ final class TLSSession: @unchecked Sendable {
         var written = 0
         let rc = SSL_write_ex(ssl, plaintext.baseAddress, plaintext.count, &written)
         guard rc == 1, written == plaintext.count else {
-            throw TLSError.recordFailed("encrypting \(plaintext.count) bytes: \(openSSLErrors())")
+            throw TLSError.recordFailed("encrypting \(plaintext.count) bytes: \(drainOpenSSLErrors())")
         }
     }
 
@@ -138,7 +139,7 @@ final class TLSSession: @unchecked Sendable {
         let code = SSL_get_error(ssl, 0)
         if code == SSL_ERROR_WANT_READ { return 0 }
         if code == SSL_ERROR_ZERO_RETURN { throw TLSError.recordFailed("peer closed the TLS session") }
-        throw TLSError.recordFailed(openSSLErrors(or: "undecryptable record"))
+        throw TLSError.recordFailed(drainOpenSSLErrors(or: "undecryptable record"))
     }
 
     /// Decrypts everything fed so far. Returns nil when it held no application data
@@ -171,7 +172,7 @@ final class TLSSession: @unchecked Sendable {
             if code == SSL_ERROR_WANT_READ { break }
             BufferPool.shared.recycle(buffer, capacity: capacity)
             if code == SSL_ERROR_ZERO_RETURN { throw TLSError.recordFailed("peer closed the TLS session") }
-            throw TLSError.recordFailed(openSSLErrors(or: "undecryptable record"))
+            throw TLSError.recordFailed(drainOpenSSLErrors(or: "undecryptable record"))
         }
         guard length > 0 else {
             BufferPool.shared.recycle(buffer, capacity: capacity)
@@ -186,6 +187,6 @@ final class TLSSession: @unchecked Sendable {
     /// The verified peer certificate's common name, or its first DNS SAN when it has no CN.
     var peerName: String? {
         guard let certificate = SSL_get0_peer_certificate(ssl) else { return nil }
-        return CertificateNames.primaryName(of: certificate)
+        return OwnedCertificate.commonName(of: certificate)
     }
 }

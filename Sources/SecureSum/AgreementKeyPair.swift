@@ -3,6 +3,7 @@
 // leaves the process; a new pair is made per round so old seeds say nothing about new ones.
 
 import COpenSSL
+import OpenSSLSupport
 
 public final class AgreementKeyPair: @unchecked Sendable {
     /// Raw X25519 public key (RFC 7748), 32 bytes.

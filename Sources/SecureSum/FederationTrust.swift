@@ -3,6 +3,7 @@
 // claimed agent, the key is bound to this round and merge, and the signature verifies.
 
 import COpenSSL
+import OpenSSLSupport
 import Foundation
 
 public final class FederationTrust: @unchecked Sendable {

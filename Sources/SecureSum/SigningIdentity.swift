@@ -3,6 +3,7 @@
 // know the key is the agent's and not one the aggregator put in the middle.
 
 import COpenSSL
+import OpenSSLSupport
 import Foundation
 
 public final class SigningIdentity: @unchecked Sendable {
