@@ -38,18 +38,6 @@ final class AggregatorTransitionTests: XCTestCase {
         return s
     }
 
-    /// Steps through `events`, returning every effect.
-    @discardableResult
-    func run(_ s: inout AggregatorState, _ events: [AggregatorEvent]) -> [AggregatorEffect] {
-        var all: [AggregatorEffect] = []
-        for event in events {
-            let (next, effects) = step(s, event)
-            s = next
-            all += effects
-        }
-        return all
-    }
-
     func hello(_ name: String, fp: String? = nil, version: Int = Int(ProtocolVersion.current), base: String? = nil, round: Int? = nil) -> Message {
         .hello(Hello(name: name, baseFingerprint: base ?? self.base, protocolVersion: version, round: round, contribution: fp))
     }

@@ -27,17 +27,6 @@ final class SecureMergeTransitionTests: XCTestCase {
         return d
     }
 
-    @discardableResult
-    func run(_ s: inout AggregatorState, _ events: [AggregatorEvent]) -> [AggregatorEffect] {
-        var all: [AggregatorEffect] = []
-        for event in events {
-            let (next, effects) = step(s, event)
-            s = next
-            all += effects
-        }
-        return all
-    }
-
     func sent(_ effects: [AggregatorEffect], to agent: String) -> [Message] {
         effects.compactMap { if case .send(let q, let m) = $0, q == peer(agent) { m } else { nil } }
     }

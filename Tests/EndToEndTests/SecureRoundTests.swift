@@ -23,10 +23,26 @@ final class SecureRoundTests: FederationTestCase {
     """
 
     /// The inline round of `writeAggregatorConfig`, with `secure: true`.
-    private func writeSecureConfig(_ f: Federation, subset: [String], methods: String = methods, deadline: Int = 600) throws {
+    private func writeSecureConfig(_ f: Federation, subset: [String], methods: String = methods, deadline: Int = 600, minAgents: Int? = nil) throws {
         let path = try f.writeAggregatorConfig(subset: subset, allow: subset, methods: methods, deadline: deadline)
-        let text = try String(contentsOfFile: path, encoding: .utf8).replacingOccurrences(of: "round:\n", with: "round:\n  secure: true\n")
+        var text = try String(contentsOfFile: path, encoding: .utf8).replacingOccurrences(of: "round:\n", with: "round:\n  secure: true\n")
+        if let minAgents { text = text.replacingOccurrences(of: "min_agents: \(subset.count)", with: "min_agents: \(minAgents)") }
         try text.write(toFile: path, atomically: true, encoding: .utf8)
+    }
+
+    /// `name` joins the secure merge with a genuine signed key, receives everyone's keys, and
+    /// vanishes (before its bounds); returns the agents whose keys were relayed.
+    private func joinWithAGenuineKeyAndVanish(_ name: String, _ f: Federation) throws -> [String] {
+        XCTAssertTrue(f.waitUntil(limit: 60) { f.log("aggregator").contains("aggregator listening") }, f.log("aggregator"))
+        let rogue = RogueAgent(name, in: f)
+        guard case .welcome(let welcome) = try rogue.join() else { XCTFail("\(name) was not welcomed"); return [] }
+        let identity = try SigningIdentity(certificateFile: f.root + "/certs/\(name).pem", keyFile: f.root + "/certs/\(name).key")
+        let key = try SignedPublicKey(signing: try AgreementKeyPair(), as: identity, for: KeyBinding(roundID: "\(welcome.round)", mergeName: welcome.merge))
+        try rogue.client?.send(.secureKey(key.wire(round: welcome.round)))
+        var relayed: SecureKeys?
+        while relayed == nil { if case .secureKeys(let keys) = try rogue.next(timeout: 120) { relayed = keys } }
+        rogue.client?.close()
+        return relayed?.keys.map(\.agent).sorted() ?? []
     }
 
     /// Every regular file under `directory`, relative.
@@ -171,23 +187,12 @@ final class SecureRoundTests: FederationTestCase {
     func testMemberSilentBeforeItsBoundsIsLeftOutAndTheSurvivorsMerge() throws {
         let f = try Federation.make("secure-silent", agents: ["a", "b"], alsoCertified: ["c"])
         federation = f
-        try writeSecureConfig(f, subset: ["a", "b", "c"], methods: "    - {merge_method: average}", deadline: 30)
-        let path = f.root + "/aggregator.yaml"
-        try String(contentsOfFile: path, encoding: .utf8).replacingOccurrences(of: "min_agents: 3", with: "min_agents: 2").write(toFile: path, atomically: true, encoding: .utf8)
+        try writeSecureConfig(f, subset: ["a", "b", "c"], methods: "    - {merge_method: average}", deadline: 30, minAgents: 2)
         try f.start("aggregator", ["aggregator", "aggregator.yaml", "--once"])
         for agent in ["a", "b"] { try f.start(agent, ["agent", "agent-\(agent).yaml", "--once", "--connect-timeout", "120"]) }
 
         // c sends a genuine key, receives everyone's keys, and vanishes before its bounds.
-        XCTAssertTrue(f.waitUntil(limit: 60) { f.log("aggregator").contains("aggregator listening") }, f.log("aggregator"))
-        let rogue = RogueAgent("c", in: f)
-        guard case .welcome(let welcome) = try rogue.join() else { return XCTFail("c was not welcomed") }
-        let identity = try SigningIdentity(certificateFile: f.root + "/certs/c.pem", keyFile: f.root + "/certs/c.key")
-        let key = try SignedPublicKey(signing: try AgreementKeyPair(), as: identity, for: KeyBinding(roundID: "\(welcome.round)", mergeName: welcome.merge))
-        try rogue.client?.send(.secureKey(key.wire(round: welcome.round)))
-        var relayed: SecureKeys?
-        while relayed == nil { if case .secureKeys(let keys) = try rogue.next(timeout: 120) { relayed = keys } }
-        XCTAssertEqual(relayed?.keys.map(\.agent).sorted(), ["a", "b", "c"])
-        rogue.client?.close()
+        XCTAssertEqual(try joinWithAGenuineKeyAndVanish("c", f), ["a", "b", "c"])
 
         XCTAssertEqual(f.wait("aggregator", limit: 180), 0, f.logs())
         XCTAssertTrue(f.log("aggregator").contains("fixing the scale without the silent members"), f.log("aggregator"))
@@ -198,9 +203,7 @@ final class SecureRoundTests: FederationTestCase {
         let agents = ["a", "b", "c"]
         let f = try Federation.make("secure-reveal", agents: agents)
         federation = f
-        try writeSecureConfig(f, subset: agents, methods: "    - {merge_method: average}\n    - {merge_method: regmean, parameters: {alpha: 0.5}}", deadline: 40)
-        let path = f.root + "/aggregator.yaml"
-        try String(contentsOfFile: path, encoding: .utf8).replacingOccurrences(of: "min_agents: 3", with: "min_agents: 2").write(toFile: path, atomically: true, encoding: .utf8)
+        try writeSecureConfig(f, subset: agents, methods: "    - {merge_method: average}\n    - {merge_method: regmean, parameters: {alpha: 0.5}}", deadline: 40, minAgents: 2)
         try f.start("aggregator", ["aggregator", "aggregator.yaml", "--once"])
         for agent in ["a", "b"] { try f.start(agent, ["agent", "agent-\(agent).yaml", "--once", "--connect-timeout", "120"]) }
         // c dies abruptly (exit 99, as kill -9: no goodbye) after 64 KiB of its masked upload,
@@ -226,15 +229,7 @@ final class SecureRoundTests: FederationTestCase {
         try f.start("aggregator", ["aggregator", "aggregator.yaml", "--once"])
         for agent in ["a", "b"] { try f.start(agent, ["agent", "agent-\(agent).yaml", "--once", "--connect-timeout", "120"]) }
 
-        XCTAssertTrue(f.waitUntil(limit: 60) { f.log("aggregator").contains("aggregator listening") }, f.log("aggregator"))
-        let rogue = RogueAgent("c", in: f)
-        guard case .welcome(let welcome) = try rogue.join() else { return XCTFail("c was not welcomed") }
-        let identity = try SigningIdentity(certificateFile: f.root + "/certs/c.pem", keyFile: f.root + "/certs/c.key")
-        let key = try SignedPublicKey(signing: try AgreementKeyPair(), as: identity, for: KeyBinding(roundID: "\(welcome.round)", mergeName: welcome.merge))
-        try rogue.client?.send(.secureKey(key.wire(round: welcome.round)))
-        var relayed: SecureKeys?
-        while relayed == nil { if case .secureKeys(let keys) = try rogue.next(timeout: 120) { relayed = keys } }
-        rogue.client?.close()
+        XCTAssertEqual(try joinWithAGenuineKeyAndVanish("c", f), ["a", "b", "c"])
 
         // min_agents is 3 (the subset): with c gone the merge cannot complete.
         XCTAssertEqual(f.wait("aggregator", limit: 180), 3, f.logs())
