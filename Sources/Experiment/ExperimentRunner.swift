@@ -63,11 +63,13 @@ public struct ExperimentRunner {
         }
     }
 
-    /// The merge methods every round runs: Simple, Fisher, RegMean at each α, and MaTS with the
-    /// K-FAC objective started from RegMean α=0.9 and from the simple average.
+    /// The merge methods every round runs: Simple, Fisher (raw and L2-normalised per model), RegMean
+    /// at each α, and MaTS with the K-FAC objective started from RegMean α=0.9 and from the simple average.
     var methods: [RoundMethod] {
         var m = [RoundMethod(label: "simple", yaml: "{name: simple, merge_method: average}", title: "Simple (average)"),
-                 RoundMethod(label: "fisher", yaml: "{name: fisher, merge_method: fisher}", title: "Fisher")]
+                 RoundMethod(label: "fisher", yaml: "{name: fisher, merge_method: fisher}", title: "Fisher"),
+                 RoundMethod(label: "fisher-l2", yaml: "{name: fisher-l2, merge_method: fisher, parameters: {fisher_normalize: l2}}",
+                             title: "Fisher (L2-normalised per model)")]
         for a in config.alphas {
             let label = "regmean-a" + Self.format(a)
             m.append(RoundMethod(label: label, yaml: "{name: \(label), merge_method: regmean, parameters: {alpha: \(a)}}",
