@@ -46,6 +46,8 @@ public final class AgentDaemon: @unchecked Sendable {
     private var sender: ChunkSender?
     private var receiver: ChunkReceiver?
     private var events: [AgentEvent] = []
+    /// Merge name of each merge id this run was WELCOMEd to: stamped into evals-sent.json.
+    private var mergeNames: [Int: String] = [:]
     /// Seconds to keep trying to (re)connect with `--once`, counted from the loss of the link.
     public var connectTimeout: Double = 600
     /// `--once`: one merge, then exit (0 when every model was evaluated, 1 when one failed).
@@ -170,7 +172,10 @@ public final class AgentDaemon: @unchecked Sendable {
 
     /// WELCOME goes to `step` with the EVALs this agent saved for its round.
     private func event(for message: Message) -> AgentEvent {
-        if case .welcome(let welcome) = message { return .welcome(welcome, saved: loadSentEvaluations(round: welcome.round)) }
+        if case .welcome(let welcome) = message {
+            mergeNames[welcome.round] = welcome.merge
+            return .welcome(welcome, saved: loadSentEvaluations(round: welcome.round, merge: welcome.merge))
+        }
         return .message(message)
     }
 
@@ -371,16 +376,24 @@ public final class AgentDaemon: @unchecked Sendable {
 
     private func sentPath(_ round: Int) -> String { roundDirectory(round) + "/evals-sent.json" }
 
-    private func loadSentEvaluations(round: Int) -> SentEvaluations {
+    /// The EVALs saved for merge id `round`, unless they belong to another merge under that id
+    /// (re-sending those would be EVALs of models this aggregator never sent).
+    private func loadSentEvaluations(round: Int, merge: String) -> SentEvaluations {
         guard let data = FileManager.default.contents(atPath: sentPath(round)),
               let saved = try? JSONDecoder().decode(SentEvaluations.self, from: data) else { return SentEvaluations() }
+        if let owner = saved.merge, owner != merge {
+            logger.info("EVALs saved for merge id \(round) belong to merge '\(loggable(owner))', not '\(loggable(merge))': starting afresh")
+            return SentEvaluations()
+        }
         return saved
     }
 
     private func saveSentEvaluations(_ evaluations: SentEvaluations, round: Int) throws {
         try FileManager.default.createDirectory(atPath: roundDirectory(round), withIntermediateDirectories: true)
+        var stamped = evaluations
+        stamped.merge = mergeNames[round] ?? evaluations.merge
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try AtomicFile.write(try encoder.encode(evaluations), to: sentPath(round))
+        try AtomicFile.write(try encoder.encode(stamped), to: sentPath(round))
     }
 }

@@ -53,6 +53,9 @@ struct SentEvaluations: Codable, Sendable, Equatable {
     /// Label → SHA-256 of the merged weights that were scored: the same weights delivered
     /// again are not scored again (absent in files older than this field).
     var weights: [String: String]? = nil
+    /// The merge these EVALs belong to (absent in older files): a merge id can be reused by
+    /// another aggregator or another merge file, whose models these EVALs never scored.
+    var merge: String? = nil
 
     func isAcknowledged(_ label: String) -> Bool { acknowledged.contains(label) }
 
