@@ -17,11 +17,7 @@ final class BertMaskedLMTests: XCTestCase {
                            initializerRange: 0.3, maskedLMHead: true)
         c.layerNormEps = 1e-5
         let m = BertEncoder(config: c, seed: 7)
-        var rng = SplitMix64(seed: 99)
-        for e in m.parameters.entries where e.name.hasSuffix("bias") || e.name.contains("LayerNorm") {
-            let v = m.parameters.values.baseAddress! + e.offset
-            for i in 0..<e.count { v[i] += Float(rng.nextNormal() * 0.2) }
-        }
+        perturbBiasesAndLayerNorms(m)
         return m
     }
 

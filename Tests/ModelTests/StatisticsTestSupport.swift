@@ -22,3 +22,13 @@ func tinyStatisticsModel(labels: Int = 2, problem: BertConfig.ProblemType = .sin
                        maxPositionEmbeddings: 16, initializerRange: 0.4, labels: (0..<labels).map { "L\($0)" }, problemType: problem)
     return BertEncoder(config: c, seed: 21)
 }
+
+/// Adds N(0, 0.2²) noise (seeded) to every bias and LayerNorm parameter of `m`, so finite-difference
+/// checks exercise their gradients rather than the initialiser's zeros and ones.
+func perturbBiasesAndLayerNorms(_ m: BertEncoder, seed: UInt64 = 99) {
+    var rng = SplitMix64(seed: seed)
+    for e in m.parameters.entries where e.name.hasSuffix(".bias") || e.name.contains("LayerNorm") {
+        let v = m.parameters.values.baseAddress! + e.offset
+        for i in 0..<e.count { v[i] += Float(rng.nextNormal() * 0.2) }
+    }
+}
