@@ -56,18 +56,23 @@ public struct MergeRunner: Sendable {
         for entry in definition.methods where !output.hasMerged(entry.label) {
             let start = DispatchTime.now().uptimeNanoseconds
             let (result, _) = try MergeLoop.run(entry.choice, inputs: inputs, baseModel: baseModel)
-            // Published config: the base model's, with the labels the agents agree on — never
-            // one agent's config.json verbatim.
-            var published = try ContributionCheck.mergedConfig(baseModel: baseModel, agentDirectories: inputs.map { ($0.name, $0.modelDirectory) },
-                                                               headsKept: !result.report.headsMapping.isEmpty)
-            if !result.report.headsMapping.isEmpty { published["fedmerge_heads"] = result.report.headsMapping }
-            try MergedModelDirectory.write(result, to: output.mergedDirectory(entry.label), sideFilesFrom: baseModel,
-                                           config: try JSONSerialization.data(withJSONObject: published, options: [.prettyPrinted, .sortedKeys]))
+            try publish(result, label: entry.label, agentDirectories: inputs.map { ($0.name, $0.modelDirectory) })
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             logger.info("merged", metadata: ["merge": "\(definition.name)", "method": "\(entry.label)", "agents": "\(agents.joined(separator: ","))",
                                              "seconds": "\(String(format: "%.2f", seconds))"])
             outcomes.append(Outcome(label: entry.label, report: result.report, seconds: seconds))
         }
         return outcomes
+    }
+
+    /// Writes one method's merged model directory atomically with the published config: the
+    /// base model's, with the labels the agents agree on (read from their config.json in
+    /// `agentDirectories`) — never one agent's config.json verbatim — and the kept heads' mapping.
+    func publish(_ result: MergeResult, label: String, agentDirectories: [(String, String)]) throws {
+        let headsKept = !result.report.headsMapping.isEmpty
+        var published = try ContributionCheck.mergedConfig(baseModel: baseModel, agentDirectories: agentDirectories, headsKept: headsKept)
+        if headsKept { published["fedmerge_heads"] = result.report.headsMapping }
+        try MergedModelDirectory.write(result, to: output.mergedDirectory(label), sideFilesFrom: baseModel,
+                                       config: try JSONSerialization.data(withJSONObject: published, options: [.prettyPrinted, .sortedKeys]))
     }
 }

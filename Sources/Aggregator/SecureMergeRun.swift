@@ -86,10 +86,7 @@ extension MergeRunner {
             sumsByLabel[entry.label] = sums
             if output.hasMerged(entry.label) { continue }
             let result = try SumMerge.merge(layout: layout, parameters: entry.choice.rawParameters, sums: sums, models: agents.map { ($0, 1.0) })
-            let published = try ContributionCheck.mergedConfig(baseModel: baseModel, agentDirectories: agents.map { ($0, inputs.directory + "/" + $0 + "/config") },
-                                                               headsKept: false)
-            try MergedModelDirectory.write(result, to: output.mergedDirectory(entry.label), sideFilesFrom: baseModel,
-                                           config: try JSONSerialization.data(withJSONObject: published, options: [.prettyPrinted, .sortedKeys]))
+            try publish(result, label: entry.label, agentDirectories: agents.map { ($0, inputs.directory + "/" + $0 + "/config") })
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             logger.info("merged from masked sums", metadata: ["merge": "\(definition.name)", "method": "\(entry.label)", "agents": "\(agents.joined(separator: ","))",
                                                               "seconds": "\(String(format: "%.2f", seconds))"])
