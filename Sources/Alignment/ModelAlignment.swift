@@ -12,6 +12,7 @@ import Model
 public struct AlignmentOptions: Sendable {
     public var attention: AttentionAlignment = .headPerm
     public var residual: ResidualAlignment = .all
+    public var feedForward: FeedForwardAlignment = .match
     /// Texts per forward batch, tokens per text, and texts read from the data file at most.
     public var batchSize = 16
     public var maxLength = 128
@@ -46,7 +47,8 @@ public enum ModelAlignment {
         }
         guard correlation.tokens > 0 else { throw AlignmentError.noActivations(path: dataName) }
         let c = correlation.correlations()
-        let p = try PermutationSearch.permutation(config: model.config, correlations: c, attention: options.attention, residual: options.residual)
+        let p = try PermutationSearch.permutation(config: model.config, correlations: c, attention: options.attention, residual: options.residual,
+                                                     feedForward: options.feedForward)
         let points = c.keys.sorted().map { point in
             AlignmentOutcome.PointSummary(point: point.description,
                                           before: PermutationSearch.matchedCorrelation(c[point]!, Permutation(identity: c[point]!.rows)),
@@ -91,7 +93,7 @@ public enum ModelAlignment {
 
         let permuted = try outcome.permutation.permuted(try ModelFiles.loadModel(directory: model).tensors)
         let report = Report(reference: reference, model: model, data: data, attention: options.attention.rawValue,
-                            residual: options.residual.rawValue, texts: outcome.texts, tokens: outcome.tokens,
+                            residual: options.residual.rawValue, feedForward: options.feedForward.rawValue, texts: outcome.texts, tokens: outcome.tokens,
                             points: outcome.points, permutation: .init(outcome.permutation))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -114,7 +116,7 @@ public enum ModelAlignment {
                 }
             }
         }
-        var reference, model, data, attention, residual: String
+        var reference, model, data, attention, residual, feedForward: String
         var texts, tokens: Int
         var points: [AlignmentOutcome.PointSummary]
         /// Gathers: unit i of the written model is unit permutation[i] of `model`.

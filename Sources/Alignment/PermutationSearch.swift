@@ -8,12 +8,22 @@ import Model
 
 /// How attention features are matched.
 public enum AttentionAlignment: String, Sendable, CaseIterable {
+    /// No attention permutation (vanilla averaging of Q, K, V and W_O's inputs): the paper's
+    /// baseline row.
+    case vanilla
     /// One assignment over all hidden features, heads ignored (not function-preserving in general).
     case ignoreHeads = "ignore_heads"
     /// Head j to head j; an inner assignment per head.
     case monotonic
     /// An inner assignment per head pair (j, k), then heads matched by their inner totals.
     case headPerm = "head_perm"
+}
+
+/// Whether the feed-forward neurons are matched or left in place (the paper's residual-only
+/// table leaves them, so only the residual stream's P differs between its rows).
+public enum FeedForwardAlignment: String, Sendable, CaseIterable {
+    case match
+    case identity
 }
 
 /// How the residual stream's P is chosen.
@@ -34,7 +44,8 @@ public enum ResidualAlignment: String, Sendable, CaseIterable {
 public enum PermutationSearch {
     /// B's permutation toward A. `correlations[point]` is corr(A unit i, B unit j) (i rows, j columns).
     public static func permutation(config: BertConfig, correlations: [AlignmentPoint: Tensor<Double>],
-                                   attention: AttentionAlignment, residual: ResidualAlignment) throws -> BertPermutation {
+                                   attention: AttentionAlignment, residual: ResidualAlignment,
+                                   feedForward: FeedForwardAlignment = .match) throws -> BertPermutation {
         var result = BertPermutation(identity: config)
         let (H, d) = (config.numAttentionHeads, config.headSize)
         func required(_ point: AlignmentPoint) throws -> Tensor<Double> {
@@ -44,7 +55,9 @@ public enum PermutationSearch {
             return c
         }
         for l in 0..<config.numHiddenLayers {
-            result.layers[l].feedForward = try match(required(.feedForward(l)))
+            if feedForward == .match {
+                result.layers[l].feedForward = try match(required(.feedForward(l)))
+            }
             // Q and K share one inner permutation per head (so QKᵀ is unchanged), from their summed
             // correlations; V gets its own from its correlations (W_O's columns follow it). Both
             // move with the same outer head permutation.
@@ -53,6 +66,8 @@ public enum PermutationSearch {
             for i in 0..<queryKey.count { queryKey.storage[i] += key.storage[i] }
             let value = try required(.value(l))
             switch attention {
+            case .vanilla:
+                break
             case .ignoreHeads:
                 result.layers[l].queryKey = try match(queryKey)
                 result.layers[l].value = try match(value)

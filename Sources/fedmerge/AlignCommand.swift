@@ -8,6 +8,7 @@ import Model
 
 extension AttentionAlignment: ExpressibleByArgument {}
 extension ResidualAlignment: ExpressibleByArgument {}
+extension FeedForwardAlignment: ExpressibleByArgument {}
 
 struct AlignCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -19,17 +20,18 @@ struct AlignCommand: ParsableCommand {
         after the embeddings and after each attention block and layer, Q/K/V outputs, feed-forward
         activations), and a linear assignment maximising the summed correlation of matched units
         picks B's permutation:
-          feed-forward neurons per layer;
-          attention (--attention): ignore_heads (one assignment over all features), monotonic
-            (per head, heads kept in order), head_perm (per head pair, then heads matched);
+          feed-forward neurons per layer (--feed-forward match; identity leaves them in place);
+          attention (--attention): vanilla (no permutation), ignore_heads (one assignment over
+            all features), monotonic (per head, heads kept in order), head_perm (per head pair,
+            then heads matched);
             Q and K of a head share an inner permutation, V has its own (W_O's input columns
             follow it), and all three move with the same head;
           residual stream (--residual): identity, first, last, all (one P from every residual
             point's correlations summed), separate (a P per point: not function-preserving).
         DIR gets B's tensors permuted, B's config and tokenizer files, and alignment.json (the
         permutation as gathers, and the mean correlation of matched units before and after).
-        With identity, first, last or all residual and head-respecting attention (monotonic,
-        head_perm), B computes the same function as before.
+        With identity, first, last or all residual and head-respecting attention (vanilla,
+        monotonic, head_perm), B computes the same function as before.
         """
     )
 
@@ -37,8 +39,9 @@ struct AlignCommand: ParsableCommand {
     @Option(help: "The model directory to permute (B).") var model: String
     @Option(help: "Unlabelled texts both models run on (text: one per line, csv, jsonl).") var data: String
     @Option(help: "Output model directory (must not exist unless --overwrite).") var out: String
-    @Option(help: "ignore_heads, monotonic or head_perm.") var attention: AttentionAlignment = .headPerm
+    @Option(help: "vanilla, ignore_heads, monotonic or head_perm.") var attention: AttentionAlignment = .headPerm
     @Option(help: "identity, first, last, all or separate.") var residual: ResidualAlignment = .all
+    @Option(help: "match or identity (feed-forward neurons left in place).") var feedForward: FeedForwardAlignment = .match
     @Option(help: "Texts read from --data at most.") var maxTexts = 4000
     @Option(help: "Texts per forward batch.") var batchSize = 16
     @Option(help: "Maximum tokens per text (capped at max_position_embeddings).") var maxLen = 128
@@ -58,13 +61,14 @@ struct AlignCommand: ParsableCommand {
         var options = AlignmentOptions()
         options.attention = attention
         options.residual = residual
+        options.feedForward = feedForward
         options.maxTexts = maxTexts
         options.batchSize = batchSize
         options.maxLength = maxLen
         options.format = format
         options.textField = textField
         let outcome = try ModelAlignment.alignDirectories(reference: reference, model: model, data: data, out: out, options: options)
-        print("aligned \(model) to \(reference) on \(outcome.texts) texts (\(outcome.tokens) tokens): attention \(attention.rawValue), residual \(residual.rawValue)")
+        print("aligned \(model) to \(reference) on \(outcome.texts) texts (\(outcome.tokens) tokens): attention \(attention.rawValue), residual \(residual.rawValue), feed-forward \(feedForward.rawValue)")
         for p in outcome.points {
             print("  \(p.point): mean matched correlation \(String(format: "%.4f", p.before)) → \(String(format: "%.4f", p.after))")
         }

@@ -15,7 +15,7 @@ final class PermutationSearchTests: XCTestCase {
 
     /// B = P(A); align B to A with the given choices; the result must be P⁻¹ and undo P exactly.
     private func assertRecovers(parts: AlignmentFixtures.Parts, attention: AttentionAlignment, residual: ResidualAlignment,
-                                seed: UInt64, file: StaticString = #filePath, line: UInt = #line) throws {
+                                feedForward: FeedForwardAlignment = .match, seed: UInt64, file: StaticString = #filePath, line: UInt = #line) throws {
         let config = AlignmentFixtures.tinyConfig(pooling: .mean)
         let a = AlignmentFixtures.randomModel(config, seed: seed)
         var rng = SplitMix64(seed: seed &+ 1)
@@ -25,8 +25,9 @@ final class PermutationSearchTests: XCTestCase {
         var options = AlignmentOptions()
         options.attention = attention
         options.residual = residual
+        options.feedForward = feedForward
         let outcome = try ModelAlignment.align(reference: a, model: b, batches: batches(config, seed: seed &+ 2), options: options, dataName: "random")
-        let label = "\(attention.rawValue)/\(residual.rawValue)"
+        let label = "\(attention.rawValue)/\(residual.rawValue)/\(feedForward.rawValue)"
         XCTAssertEqual(outcome.permutation, p.inverse, label, file: file, line: line)
         try outcome.permutation.apply(to: b)
         for e in a.parameters.entries {
@@ -57,6 +58,31 @@ final class PermutationSearchTests: XCTestCase {
         // An exact copy correlates 1 with its own units only, so even the choices that ignore the
         // model's structure find P⁻¹ (they differ from head_perm/all only between models that differ).
         try assertRecovers(parts: .all, attention: .ignoreHeads, residual: .separate, seed: 7)
+    }
+
+    func testVanillaAttentionAndIdentityFeedForwardMoveOnlyTheResidualStream() throws {
+        // The paper's residual-only rows: B differs from A by a residual P alone, and aligning
+        // with attention and feed-forward left in place recovers P⁻¹ exactly.
+        try assertRecovers(parts: [.residual], attention: .vanilla, residual: .all, feedForward: .identity, seed: 13)
+        // With feed-forward neurons and heads moved too, those choices leave them where they are.
+        let config = AlignmentFixtures.tinyConfig(pooling: .mean)
+        let a = AlignmentFixtures.randomModel(config, seed: 14)
+        var rng = SplitMix64(seed: 15)
+        let p = AlignmentFixtures.randomPermutation(config, parts: .all, rng: &rng)
+        let b = AlignmentFixtures.copy(a)
+        try p.apply(to: b)
+        var options = AlignmentOptions()
+        options.attention = .vanilla
+        options.feedForward = .identity
+        options.residual = .all
+        let outcome = try ModelAlignment.align(reference: a, model: b, batches: batches(config, seed: 16), options: options, dataName: "random")
+        for l in 0..<config.numHiddenLayers {
+            XCTAssertEqual(outcome.permutation.layers[l].feedForward, Permutation(identity: config.intermediateSize))
+            XCTAssertEqual(outcome.permutation.layers[l].queryKey, Permutation(identity: config.hiddenSize))
+            XCTAssertEqual(outcome.permutation.layers[l].value, Permutation(identity: config.hiddenSize))
+            XCTAssertNotEqual(p.layers[l].feedForward, Permutation(identity: config.intermediateSize), "the fixture moved layer \(l)'s neurons")
+        }
+        XCTAssertEqual(outcome.permutation.embeddings, p.inverse.embeddings)
     }
 
     func testMonotonicCannotUndoAHeadPermutation() throws {
