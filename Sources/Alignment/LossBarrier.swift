@@ -20,6 +20,8 @@ public struct BarrierCurve: Sendable, Equatable {
         /// Mean cross-entropy (nats per example, or per masked token) and accuracy of θ(λ).
         public var loss: Double
         public var accuracy: Double
+        /// Masked-LM curves scored with pseudo-perplexity too (PseudoPerplexity.swift).
+        public var pseudoPerplexity: Double? = nil
     }
     public var objective: Objective = .classifier
     /// λ from 0 (model B) to 1 (model A).
@@ -44,10 +46,19 @@ public struct BarrierCurve: Sendable, Equatable {
         return p.loss - (p.lambda * last.loss + (1 - p.lambda) * first.loss)
     }
 
-    /// `lambda,loss,accuracy,excess_over_chord` per point.
+    /// The pseudo-perplexity barrier, max_λ PPPL(θ(λ)) − ½(PPPL(θ_B) + PPPL(θ_A)), when scored.
+    public var pseudoPerplexityBarrier: Double? {
+        let values = points.compactMap(\.pseudoPerplexity)
+        guard values.count == points.count, let first = values.first, let last = values.last else { return nil }
+        return (values.max() ?? 0) - (first + last) / 2
+    }
+
+    /// `lambda,loss,accuracy,excess_over_chord` per point, and `pseudo_perplexity` when scored.
     public func csv() -> String {
-        "lambda,loss,accuracy,excess_over_chord\n" + points.indices.map {
+        let pppl = pseudoPerplexityBarrier != nil
+        return "lambda,loss,accuracy,excess_over_chord\(pppl ? ",pseudo_perplexity" : "")\n" + points.indices.map {
             String(format: "%.2f,%.9g,%.6f,%.9g", points[$0].lambda, points[$0].loss, points[$0].accuracy, chordExcess($0))
+                + (pppl ? String(format: ",%.9g", points[$0].pseudoPerplexity ?? 0) : "")
         }.joined(separator: "\n") + "\n"
     }
 
@@ -112,9 +123,11 @@ public enum LossBarrier {
     }
 
     /// Masked-LM loss and top-1 accuracy of θ(λ) on `corpus` at `count` evenly spaced λ, every
-    /// point under the same masking (MaskedLMEvaluation's seeded batches).
+    /// point under the same masking (MaskedLMEvaluation's seeded batches); with
+    /// `pseudoPerplexitySequences` > 0 also the pseudo-perplexity of that many first sequences.
     public static func maskedLMCurve(a: BertEncoder, b: BertEncoder, corpus: PretrainingCorpus, masking: TokenMasking,
-                                     count: Int = 11, batchSize: Int = 32, seed: UInt64 = 0) throws -> BarrierCurve {
+                                     count: Int = 11, batchSize: Int = 32, seed: UInt64 = 0,
+                                     pseudoPerplexitySequences: Int = 0) throws -> BarrierCurve {
         try SameArchitecture.require(a.config, b.config)
         guard a.config.maskedLMHead else { throw EncoderError.noMaskedLMHead }
         precondition(count >= 2, "a curve needs both ends")
@@ -125,7 +138,11 @@ public enum LossBarrier {
             let lambda = Double(k) / Double(count - 1)
             interpolate(a, b, lambda: Float(lambda), into: mixed)
             let r = try MaskedLMEvaluation.score(mixed, corpus: corpus, masking: masking, batchSize: batchSize, seed: seed)
-            points.append(.init(lambda: lambda, loss: r.loss, accuracy: r.accuracy))
+            let pppl = pseudoPerplexitySequences > 0
+                ? try PseudoPerplexity.score(mixed, corpus: corpus, masking: masking, sequences: pseudoPerplexitySequences,
+                                             batchSize: batchSize).pseudoPerplexity
+                : nil
+            points.append(.init(lambda: lambda, loss: r.loss, accuracy: r.accuracy, pseudoPerplexity: pppl))
             predictions = r.predictions
         }
         return BarrierCurve(objective: .maskedLM, points: points, examples: predictions)

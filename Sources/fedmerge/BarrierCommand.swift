@@ -34,9 +34,12 @@ struct BarrierCommand: ParsableCommand {
     @Option(help: "Masking seed (masked-LM models).") var seed: UInt64 = 0
     @Option(help: "Maximum tokens per text (capped at max_position_embeddings).") var maxLen = 128
     @Option(help: "Texts per batch.") var batchSize = 32
+    @Option(help: "Masked-LM models: sequences (the first ones) also scored by pseudo-perplexity, every token masked in turn (one forward row per token; 0 = off).")
+    var pseudoPerplexitySequences = 20
 
     func validate() throws {
         guard points >= 2 else { throw ValidationError("--points must be ≥ 2 (both ends)") }
+        guard pseudoPerplexitySequences >= 0 else { throw ValidationError("--pseudo-perplexity-sequences must be ≥ 0") }
         guard maxExamples >= 1, batchSize >= 1, maxLen >= 2 else { throw ValidationError("--max-examples, --batch-size must be ≥ 1 and --max-len ≥ 2") }
     }
 
@@ -50,7 +53,8 @@ struct BarrierCommand: ParsableCommand {
                                            maxLength: min(maxLen, modelA.config.maxPositionEmbeddings))
             corpus.keepFirst(maxExamples)
             curve = try LossBarrier.maskedLMCurve(a: modelA, b: modelB, corpus: corpus, masking: try TokenMasking(tokenizer: tokenizer),
-                                                  count: points, batchSize: batchSize, seed: seed)
+                                                  count: points, batchSize: batchSize, seed: seed,
+                                                  pseudoPerplexitySequences: pseudoPerplexitySequences)
         } else {
             curve = try classifierCurve(modelA, modelB, tokenizer: tokenizer)
         }
@@ -69,7 +73,11 @@ struct BarrierCommand: ParsableCommand {
         try AtomicFile.write(Data(curve.csv().utf8), to: out + "/barrier.csv")
         let title = (b as NSString).lastPathComponent + " → " + (a as NSString).lastPathComponent
         try AtomicFile.write(Data(curve.svg(title: title).utf8), to: out + "/barrier.svg")
-        for p in curve.points { print(String(format: "λ=%.2f  loss %.6f  accuracy %.4f", p.lambda, p.loss, p.accuracy)) }
+        for p in curve.points {
+            print(String(format: "λ=%.2f  loss %.6f  accuracy %.4f", p.lambda, p.loss, p.accuracy)
+                  + (p.pseudoPerplexity.map { String(format: "  pseudo-perplexity %.2f", $0) } ?? ""))
+        }
+        if let b = curve.pseudoPerplexityBarrier { print(String(format: "pseudo-perplexity barrier %.3f", b)) }
         print(String(format: "%@ barrier %.6f nats (%.6f above the chord between the ends) on %d %@; wrote %@/barrier.csv and barrier.svg",
                      curve.objective.rawValue, curve.barrier, curve.excessOverChord, curve.examples,
                      curve.objective == .maskedLM ? "masked tokens" : "examples", out))

@@ -1,7 +1,8 @@
 // `fedmerge pretrain` and `fedmerge barrier` on its models, as processes: a tiny run writes a
 // loadable BertForMaskedLM directory and pretrain.json whose held-out loss is the one the saved
 // model gets; the masked-LM barrier's ends are the two models' own masked-LM losses; a text
-// argument with an unknown format is refused by name.
+// argument with an unknown format is refused by name. The barrier's pseudo-perplexity column's
+// ends are the models' own pseudo-perplexities.
 
 import Foundation
 import LinAlg
@@ -59,6 +60,16 @@ final class PretrainCommandTests: XCTestCase {
         let lossA = try MaskedLMEvaluation.score(a, corpus: all, masking: masking, batchSize: 32, seed: 3).loss
         XCTAssertEqual(losses.first!, lossB, accuracy: 1e-6 * max(1, lossB))
         XCTAssertEqual(losses.last!, lossA, accuracy: 1e-6 * max(1, lossA))
+        // The pseudo-perplexity column (default: the first 20 sequences) at the ends is each
+        // model's own.
+        XCTAssertTrue(try String(contentsOfFile: root + "/curve/barrier.csv", encoding: .utf8).hasPrefix(
+            "lambda,loss,accuracy,excess_over_chord,pseudo_perplexity\n"))
+        let pppl = rows.map { Double($0.split(separator: ",")[4])! }
+        let ppplB = try PseudoPerplexity.score(b, corpus: all, masking: masking, sequences: 20).pseudoPerplexity
+        let ppplA = try PseudoPerplexity.score(a, corpus: all, masking: masking, sequences: 20).pseudoPerplexity
+        XCTAssertEqual(pppl.first!, ppplB, accuracy: 1e-5 * ppplB)
+        XCTAssertEqual(pppl.last!, ppplA, accuracy: 1e-5 * ppplA)
+        XCTAssertTrue(run.stdout.contains("pseudo-perplexity barrier"), run.stdout)
     }
 
     func testAnUnknownTextFormatIsRefusedByName() throws {
