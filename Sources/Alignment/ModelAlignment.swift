@@ -39,6 +39,19 @@ public enum ModelAlignment {
     /// Correlates `reference` and `model` over `batches` and finds the model's permutation.
     public static func align(reference: BertEncoder, model: BertEncoder, batches: some Sequence<EncoderInput>,
                              options: AlignmentOptions, dataName: String) throws -> AlignmentOutcome {
+        try search(correlate(reference: reference, model: model, batches: batches, dataName: dataName), config: model.config, options: options)
+    }
+
+    /// The correlations of A's and B's units, and how many texts and tokens gave them.
+    public struct Correlations: Sendable {
+        public var byPoint: [AlignmentPoint: Tensor<Double>]
+        public var tokens: Int
+        public var texts: Int
+    }
+
+    /// The one pass over the data every choice of permutation is searched from.
+    public static func correlate(reference: BertEncoder, model: BertEncoder, batches: some Sequence<EncoderInput>,
+                                 dataName: String) throws -> Correlations {
         let correlation = try ActivationCorrelation(reference: reference, model: model)
         var texts = 0
         for batch in batches {
@@ -46,22 +59,29 @@ public enum ModelAlignment {
             texts += batch.batchSize
         }
         guard correlation.tokens > 0 else { throw AlignmentError.noActivations(path: dataName) }
-        let c = correlation.correlations()
-        let p = try PermutationSearch.permutation(config: model.config, correlations: c, attention: options.attention, residual: options.residual,
-                                                     feedForward: options.feedForward)
-        let points = c.keys.sorted().map { point in
+        return Correlations(byPoint: correlation.correlations(), tokens: correlation.tokens, texts: texts)
+    }
+
+    /// B's permutation under `options`' choices, from correlations already taken.
+    public static func search(_ c: Correlations, config: BertConfig, options: AlignmentOptions) throws -> AlignmentOutcome {
+        let p = try PermutationSearch.permutation(config: config, correlations: c.byPoint, attention: options.attention, residual: options.residual,
+                                                  feedForward: options.feedForward)
+        let points = c.byPoint.keys.sorted().map { point in
             AlignmentOutcome.PointSummary(point: point.description,
-                                          before: PermutationSearch.matchedCorrelation(c[point]!, Permutation(identity: c[point]!.rows)),
-                                          after: PermutationSearch.matchedCorrelation(c[point]!, p.permutation(at: point)))
+                                          before: PermutationSearch.matchedCorrelation(c.byPoint[point]!, Permutation(identity: c.byPoint[point]!.rows)),
+                                          after: PermutationSearch.matchedCorrelation(c.byPoint[point]!, p.permutation(at: point)))
         }
-        return AlignmentOutcome(permutation: p, tokens: correlation.tokens, texts: texts, points: points)
+        return AlignmentOutcome(permutation: p, tokens: c.tokens, texts: c.texts, points: points)
     }
 
     /// Aligns the model directory `model` to `reference` on the texts of `data` and writes the
-    /// permuted model to `out` (config, vocabulary and tokenizer files copied from `model`).
+    /// permuted model to `out` (config, vocabulary and tokenizer files copied from `model`);
+    /// each of `variants` (other attention/residual/feed-forward choices) is searched from the same
+    /// correlations and written to its own directory. Returns the outcome for `out`, then each variant's.
     @discardableResult
     public static func alignDirectories(reference: String, model: String, data: String, out: String,
-                                        options: AlignmentOptions) throws -> AlignmentOutcome {
+                                        options: AlignmentOptions,
+                                        variants: [(options: AlignmentOptions, out: String)] = []) throws -> [AlignmentOutcome] {
         let a = try ModelDirectory.load(reference), b = try ModelDirectory.load(model)
         try SameArchitecture.requireSameVocabulary(reference: reference, model: model)
         let tokenizer = try WordPieceTokenizer(vocabularyFile: reference + "/vocab.txt")
@@ -82,24 +102,30 @@ public enum ModelAlignment {
             }
             return texts.isEmpty ? nil : EncoderInput(tokenizer.batch(texts, maxLength: maxLength))
         }
-        let outcome: AlignmentOutcome
+        let correlations: Correlations
         do {
-            outcome = try align(reference: a, model: b, batches: batches, options: options, dataName: data)
+            correlations = try correlate(reference: a, model: b, batches: batches, dataName: data)
         } catch {
             throw readError ?? error
         }
         // A bad record ends the batches early: never align on a prefix of the data silently.
         if let readError { throw readError }
 
-        let permuted = try outcome.permutation.permuted(try ModelFiles.loadModel(directory: model).tensors)
-        let report = Report(reference: reference, model: model, data: data, attention: options.attention.rawValue,
-                            residual: options.residual.rawValue, feedForward: options.feedForward.rawValue, texts: outcome.texts, tokens: outcome.tokens,
-                            points: outcome.points, permutation: .init(outcome.permutation))
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try MergedModelDirectory.write(tensors: permuted, metadata: ["format": "pt", "fedmerge.aligned": "true"], to: out,
-                                       sideFilesFrom: model, files: [("alignment.json", try encoder.encode(report))])
-        return outcome
+        let tensors = try ModelFiles.loadModel(directory: model).tensors
+        var outcomes: [AlignmentOutcome] = []
+        for (choice, directory) in [(options, out)] + variants {
+            let outcome = try search(correlations, config: b.config, options: choice)
+            let permuted = try outcome.permutation.permuted(tensors)
+            let report = Report(reference: reference, model: model, data: data, attention: choice.attention.rawValue,
+                                residual: choice.residual.rawValue, feedForward: choice.feedForward.rawValue, texts: outcome.texts,
+                                tokens: outcome.tokens, points: outcome.points, permutation: .init(outcome.permutation))
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try MergedModelDirectory.write(tensors: permuted, metadata: ["format": "pt", "fedmerge.aligned": "true"], to: directory,
+                                           sideFilesFrom: model, files: [("alignment.json", try encoder.encode(report))])
+            outcomes.append(outcome)
+        }
+        return outcomes
     }
 
     /// alignment.json.

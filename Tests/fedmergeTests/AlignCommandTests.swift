@@ -57,6 +57,37 @@ final class AlignCommandTests: XCTestCase {
         XCTAssertTrue(again.stderr.contains("--overwrite"), again.stderr)
     }
 
+    func testVariantsFromOnePassEqualSeparateRuns() throws {
+        // Two different models (not a permuted copy), so the choices give different permutations.
+        let a = try ClassifierFixture(directory: root + "/a", heads: 4)
+        let b = try ClassifierFixture(directory: root + "/b", heads: 4, seed: 9)
+        try (ClassifierFixture.texts(60).joined(separator: "\n") + "\n").write(toFile: root + "/texts.txt", atomically: true, encoding: .utf8)
+        let common: [String] = ["align", "--reference", a.directory, "--model", b.directory, "--data", root + "/texts.txt"]
+        let dDir: String = root + "/d", eDir: String = root + "/e"
+        let variants: [String] = ["--out", root + "/c", "--variant", "monotonic,identity,match=" + dDir, "--variant", "vanilla,all,identity=" + eDir]
+        let once = try FedmergeProcess.run(common + variants)
+        XCTAssertEqual(once.status, 0, once.stderr)
+        let cases: [([String], String)] = [(["monotonic", "identity", "match"], "/d"), (["vanilla", "all", "identity"], "/e")]
+        for (choices, variantDirectory) in cases {
+            let separate = root + "/separate-" + choices.joined(separator: "-")
+            let run = try FedmergeProcess.run(common + ["--out", separate, "--attention", choices[0], "--residual", choices[1],
+                                                        "--feed-forward", choices[2]])
+            XCTAssertEqual(run.status, 0, run.stderr)
+            let one = try SafeTensorsCheckpoint(directory: separate), other = try SafeTensorsCheckpoint(directory: root + variantDirectory)
+            for name in one.names { XCTAssertEqual(try other.floatTensor(name), try one.floatTensor(name), "\(choices): \(name)") }
+            let report = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: root + variantDirectory + "/alignment.json"))) as? [String: Any]
+            XCTAssertEqual(report?["feedForward"] as? String, choices[2])
+        }
+        // The choices really differ: head_perm/all/match (the --out) moved other units than vanilla/all/identity.
+        let c = try SafeTensorsCheckpoint(directory: root + "/c"), e = try SafeTensorsCheckpoint(directory: root + "/e")
+        XCTAssertNotEqual(try c.floatTensor("bert.encoder.layer.0.intermediate.dense.weight"), try e.floatTensor("bert.encoder.layer.0.intermediate.dense.weight"))
+
+        let bad = try FedmergeProcess.run(common + ["--out", root + "/f", "--variant", "head_perm,middle,match=" + root + "/g"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("residual 'middle'"), bad.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/f"))
+    }
+
     func testModelsOfDifferentShapesAreRefusedNamingTheField() throws {
         _ = try ClassifierFixture(directory: root + "/a")
         _ = try ClassifierFixture(directory: root + "/b", intermediate: 24)

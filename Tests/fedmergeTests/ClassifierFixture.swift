@@ -13,13 +13,13 @@ struct ClassifierFixture {
 
     /// Writes vocab.txt and a random classifier over `labels` into `directory`.
     init(directory: String, labels: [String] = ["neg", "neu", "pos"], hidden: Int = 16, layers: Int = 2,
-         intermediate: Int = 32, heads: Int = 2, maxPositions: Int = 64) throws {
+         intermediate: Int = 32, heads: Int = 2, maxPositions: Int = 64, seed: UInt64 = 5) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"] + Self.words
         try (vocab.joined(separator: "\n") + "\n").write(toFile: directory + "/vocab.txt", atomically: true, encoding: .utf8)
         let config = BertConfig(vocabSize: vocab.count, hiddenSize: hidden, numHiddenLayers: layers, numAttentionHeads: heads,
                                 intermediateSize: intermediate, maxPositionEmbeddings: maxPositions, initializerRange: 0.5, labels: labels)
-        encoder = BertEncoder(config: config, seed: 5)
+        encoder = BertEncoder(config: config, seed: seed)
         try ModelDirectory.save(encoder, to: directory, tokenizerSource: directory)
         tokenizer = try WordPieceTokenizer(vocabularyFile: directory + "/vocab.txt")
         self.directory = directory
