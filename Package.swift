@@ -56,7 +56,7 @@ let package = Package(
 
         // The paper-style evaluation runner (`fedmerge experiment`): drives the daemons as processes.
         // The paper's evaluation (`fedmerge experiment`): drives real daemons, scores the models.
-        .target(name: "Experiment", dependencies: ["Model", "Merge", "MergeIO", "DaemonSupport", "LinAlg", "AtomicIO", "SafeTensors", "RoundContract", "Protocol"]),
+        .target(name: "Experiment", dependencies: ["Agent", "Model", "Merge", "MergeIO", "DaemonSupport", "LinAlg", "AtomicIO", "SafeTensors", "RoundContract", "Protocol"]),
 
         .executableTarget(name: "fedmerge", dependencies: [
             "LinAlg", "AtomicIO", "SafeTensors", "Model", "Merge", "MergeIO", "Protocol", "Agent", "Aggregator", "DaemonSupport",

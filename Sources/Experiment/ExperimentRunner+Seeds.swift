@@ -81,7 +81,7 @@ extension ExperimentRunner {
                 String(format: "%+.1f [%+.1f, %+.1f]", 100 * i.estimate, 100 * i.lower, 100 * i.upper)
             }.joined(separator: " | ") + " |")
         }
-        let caption = "Accuracy difference in percentage points, [2.5%, 97.5%] percentile interval of 2000 paired resamples (seed 1): test items drawn with replacement within each test set and each seed, the same draw for both models; the statistic averages over test sets (as the tables' mean) and over the \(runs.count) seed(s). Merged models are scored per item by the runner (predictions recorded in output/round-*/<method>/predictions/). An interval excluding 0 means the difference is not explained by the choice of test items" + (runs.count > 1 ? " (nor by seeds: each seed's items are resampled)." : ".")
+        let caption = "Accuracy difference in percentage points, [2.5%, 97.5%] percentile interval of 2000 paired resamples (seed 1): test items drawn with replacement within each test set and each seed, the same draw for both models; the statistic averages over test sets (as the tables' mean) and over the \(runs.count) seed(s). Merged models are scored per item by the runner (predictions recorded in output/round-*/<method>/predictions/; with heads kept, on the model each agent assembles, in output/round-*/per-agent/<agent>/<method>/predictions/). An interval excluding 0 means the difference is not explained by the choice of test items" + (runs.count > 1 ? " (nor by seeds: each seed's items are resampled)." : ".")
         return (Report.Section(title: "Paired bootstrap: accuracy differences with 95% intervals", caption: caption,
                                markdown: lines.joined(separator: "\n") + "\n"), json)
     }

@@ -3,6 +3,7 @@
 // (individual models, ensemble, held-out domains, MTL), and results/<name>/report.{md,json}
 // plus one SVG per table.
 
+import Agent
 import AtomicIO
 import Foundation
 import Merge
@@ -56,10 +57,19 @@ public struct ExperimentRunner {
         return zip(predicted, a.test.singleLabels).map { $0 == $1 }
     }
 
-    /// The merged models of a round the bootstrap compares, scored per item by the runner.
-    func mergedItems(_ scorer: Scorer, _ round: RoundOutput, tests: [AgentData], _ report: inout Report) throws {
+    /// The merged models of a round the bootstrap compares, scored per item by the runner. With
+    /// `keptHeads` each agent's test runs on the merged encoder with that agent's own head, the
+    /// model the agent itself assembles from MERGED (MergedDownload).
+    func mergedItems(_ scorer: Scorer, _ round: RoundOutput, tests: [AgentData], keptHeads: Bool = false, _ report: inout Report) throws {
         for (key, label) in [("simple", "simple"), ("fisher", "fisher"), ("regmean", "regmean-a" + Self.format(bootstrapAlpha))] {
-            report.items[key] = try tests.map { try correct(scorer, model: round.mergedModel(label), agent: $0) }
+            report.items[key] = try tests.map { a in
+                guard keptHeads else { return try correct(scorer, model: round.mergedModel(label), agent: a) }
+                let root = round.directory + "/per-agent/" + a.name
+                try MergedDownload.assemble(weights: round.mergedModel(label) + "/model.safetensors",
+                                            localModel: config.workdir + "/agents/\(a.name)/prepared", agentName: a.name,
+                                            mergedRoot: root, label: label)
+                return try correct(scorer, model: root + "/" + label, agent: a)
+            }
         }
     }
 
@@ -354,11 +364,16 @@ public struct ExperimentRunner {
                     return Scorer.score(logits: rows, labels: a.validation.singleLabels, classes: a.labels.count, block: offsets[i]..<(offsets[i] + a.labels.count)).macroF1
                 }.reduce(0, +) / Double(agents.count)
             }
+            var mtlItems: [[Bool]] = []
             t.add("MTL (upper bound; outside the federation)", group: "reference", cells: try agents.enumerated().map { i, a in
                 let logits = try scorer.logits(model: dir, data: a.test, key: "test:" + a.name, maxLength: a.maxLength)
-                return Scorer.score(logits: logits, labels: a.test.singleLabels, classes: a.labels.count, block: offsets[i]..<(offsets[i] + a.labels.count))
+                let block = offsets[i]..<(offsets[i] + a.labels.count)
+                mtlItems.append(zip(logits, a.test.singleLabels).map { row, label in block.max { row[$0] < row[$1] }! - offsets[i] == label })
+                return Scorer.score(logits: logits, labels: a.test.singleLabels, classes: a.labels.count, block: block)
             })
+            report.items["mtl"] = mtlItems
         }
+        try mergedItems(scorer, round, tests: agents, keptHeads: true, &report)
         report.tables.append(("tasks", t, "Fig. 4 analog (`heads: keep`). Every agent fine-tunes its own head; the round merges all other tensors and ships each agent the merged encoder with its own head back; the agents' EVALs on their own test splits fill the merge rows. Avg./Best f₁..N and Ensemble are not defined here (a model of one task cannot classify another task's labels). MTL: one encoder with a joint head over all tasks' labels, each task predicting within its own labels."))
     }
 

@@ -1,24 +1,25 @@
 #!/usr/bin/env bash
-# The two tables of issue 15 over the pairs of pretrained seeds (run from /work/main).
+# The two tables of issue 15 over the pairs of pretrained seeds (run from /work/main):
+# per pair one align pass writing nine choices, then a masked-LM barrier for each and for B as trained.
 set -u
-F=/tmp/pt/fedmerge-rel
-T=/tmp/pt/tables
-cd /work/main
+F=${FEDMERGE:-/tmp/pt/fedmerge-rel}
+PT=${PT:-/tmp/pt}
+T=$PT/tables
+cd /work/main; mkdir -p $T
 run() { echo "+ $*" >> $T/commands.log; { /usr/bin/time -f "%e s %M KB" nice "$@"; } >> $T/run.log 2>&1 || echo "FAILED: $*" >> $T/run.log; }
+VARIANTS="ff-vanilla:vanilla,identity,match ff-monotonic:monotonic,identity,match ff-ignore_heads:ignore_heads,identity,match ff-head_perm:head_perm,identity,match res-first:vanilla,first,identity res-last:vanilla,last,identity res-all:vanilla,all,identity res-separate:vanilla,separate,identity"
 for pair in "1 2" "1 3" "2 3"; do
   set -- $pair; a=$1; b=$2
-  A=/tmp/pt/bert-s$a; B=/tmp/pt/bert-s$b; D=$T/p$a$b
+  A=$PT/bert-s$a; B=$PT/bert-s$b; D=$T/p$a$b
   while [ ! -f $B/model.safetensors ]; do sleep 20; done
   mkdir -p $D
-  barrier() { [ -f $D/$2/barrier.csv ] || run $F barrier $A $1 --data text:/tmp/pt/barrier-texts.txt --out $D/$2 --max-len 64 --max-examples 500 --seed 7 --points 5 --pseudo-perplexity-sequences 10; }
-  align() { [ -f $D/$1/model.safetensors ] || run $F align --reference $A --model $B --data /tmp/pt/align-texts.txt --out $D/$1 --max-len 64 --max-texts 1000 --overwrite "${@:2}"; }
+  barrier() { [ -f $D/$2/barrier.csv ] || run $F barrier $A $1 --data text:$PT/barrier-texts.txt --out $D/$2 --max-len 64 --max-examples 500 --seed 7 --points 5 --pseudo-perplexity-sequences 10; }
   barrier $B unaligned
-  align full --attention head_perm --residual all --feed-forward match; barrier $D/full full-curve
-  for att in vanilla monotonic ignore_heads head_perm; do
-    align ff-$att --attention $att --residual identity --feed-forward match; barrier $D/ff-$att ff-$att-curve
-  done
-  for res in first last all separate; do
-    align res-$res --attention vanilla --residual $res --feed-forward identity; barrier $D/res-$res res-$res-curve
-  done
+  if [ ! -f $D/res-separate/model.safetensors ]; then
+    args=(); for v in $VARIANTS; do args+=(--variant "${v#*:}=$D/${v%%:*}"); done
+    run $F align --reference $A --model $B --data $PT/align-texts.txt --out $D/full --attention head_perm --residual all --feed-forward match --max-len 64 --max-texts 1000 --overwrite "${args[@]}"
+  fi
+  barrier $D/full full-curve
+  for v in $VARIANTS; do barrier $D/${v%%:*} ${v%%:*}-curve; done
 done
 echo done >> $T/run.log
