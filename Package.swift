@@ -52,7 +52,7 @@ let package = Package(
 
         // The daemons: thin state machines over the libraries.
         .target(name: "Agent", dependencies: ["Model", "Merge", "MergeIO", "SecureSum", "Protocol", "SafeTensors", "AtomicIO", "DaemonSupport", "LinAlg", logging]),
-        .target(name: "Aggregator", dependencies: ["Merge", "MergeIO", "SecureSum", "Protocol", "SafeTensors", "AtomicIO", "DaemonSupport", "LinAlg", logging]),
+        .target(name: "Aggregator", dependencies: ["Alignment", "Model", "Merge", "MergeIO", "SecureSum", "Protocol", "SafeTensors", "AtomicIO", "DaemonSupport", "LinAlg", logging]),
 
         // The paper-style evaluation runner (`fedmerge experiment`): drives the daemons as processes.
         // The paper's evaluation (`fedmerge experiment`): drives real daemons, scores the models.

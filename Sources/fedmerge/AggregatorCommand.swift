@@ -55,7 +55,7 @@ struct AggregatorServe: ParsableCommand {
         let loaded = try DaemonCommand.load(config, AggregatorConfig.load(file:))
         if check {
             try DaemonCommand.requireFiles(of: config, tls: loaded.tls, baseModel: loaded.baseModel)
-            let files = MergeFiles(directory: loaded.merges, inline: loaded.inlineMerge, allow: loaded.allow).read(knownIDs: [:], previous: [])
+            let files = MergeFiles(directory: loaded.merges, inline: loaded.inlineMerge, allow: loaded.allow, alignReference: loaded.align?.reference).read(knownIDs: [:], previous: [])
             for error in files.errors { DaemonLogging.fail(error) }
             if !files.errors.isEmpty { throw ExitCode(DaemonExit.badConfig.rawValue) }
             let merges = files.definitions.map { d in
