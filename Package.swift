@@ -79,6 +79,6 @@ let package = Package(
         .testTarget(name: "AgentTests", dependencies: ["Agent", "Model", "Protocol", "SafeTensors", "LinAlg", logging]),
         .testTarget(name: "AggregatorTests", dependencies: ["Aggregator", "Merge", "SecureSum", "Protocol", "DaemonSupport"]),
         .testTarget(name: "ExperimentTests", dependencies: ["Experiment", "Model", "DaemonSupport", "LinAlg", "SafeTensors"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["fedmerge", "Model", "Merge", "MergeIO", "SecureSum", "Protocol", "SafeTensors", "LinAlg", "Experiment"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["fedmerge", "Alignment", "Model", "Merge", "MergeIO", "SecureSum", "Protocol", "SafeTensors", "LinAlg", "Experiment"]),
     ]
 )
