@@ -77,7 +77,7 @@ let package = Package(
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "AtomicIO", "CZMQ", "COpenSSL"]),
         .testTarget(name: "fedmergeTests", dependencies: ["fedmerge", "Alignment", "Model", "Merge", "DaemonSupport", "SafeTensors", "LinAlg"]),
         .testTarget(name: "AgentTests", dependencies: ["Agent", "Model", "Protocol", "SafeTensors", "LinAlg", logging]),
-        .testTarget(name: "AggregatorTests", dependencies: ["Aggregator", "Merge", "SecureSum", "Protocol", "DaemonSupport"]),
+        .testTarget(name: "AggregatorTests", dependencies: ["Aggregator", "Merge", "SecureSum", "Protocol", "DaemonSupport", logging]),
         .testTarget(name: "ExperimentTests", dependencies: ["Experiment", "Model", "DaemonSupport", "LinAlg", "SafeTensors"]),
         .testTarget(name: "EndToEndTests", dependencies: ["fedmerge", "Alignment", "Model", "Merge", "MergeIO", "SecureSum", "Protocol", "SafeTensors", "LinAlg", "Experiment"]),
     ]

@@ -1,10 +1,12 @@
 // The aggregator's `align:` section: admission of another base model only when it is set
 // (pure transition), and the named config errors — a reference off the allow-list, a missing
 // data file, an unknown choice, a secure merge, a subset without the reference, a method that
-// needs the base model — in the aggregator config and in merge files alike.
+// needs the base model — in the aggregator config and in merge files alike; and a merge whose
+// snapshot lacks the reference failing with a reason that names it.
 
 @testable import Aggregator
 import Foundation
+import Logging
 import Protocol
 import XCTest
 
@@ -79,5 +81,16 @@ final class AlignConfigTests: XCTestCase {
         XCTAssertTrue(read.errors.contains { $0.contains("alone.yaml") && $0.contains("'subset'") && $0.contains("reference 'a'") }, "\(read.errors)")
         // The same files without `align` are all merges.
         XCTAssertEqual(MergeFiles(directory: directory + "/merges", inline: nil, allow: ["a", "b"]).read(knownIDs: [:], previous: []).errors, [])
+    }
+
+    func testAMergeWhoseSnapshotLacksTheReferenceFailsNamingIt() throws {
+        // A quorum at the deadline may leave the reference out: the merge fails, naming it.
+        let align = try XCTUnwrap(try load(align: "{reference: a, data: public.txt}").align)
+        XCTAssertThrowsError(try align.alignedInputs(merge: "m", members: [(agent: "b", directory: directory + "/b"), (agent: "c", directory: directory + "/c")],
+                                                     baseModel: directory + "/base", scratch: directory + "/scratch", reports: directory,
+                                                     logger: Logger(label: "test"))) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("merge m") && text.contains("reference 'a'") && text.contains("b, c"), text)
+        }
     }
 }
