@@ -52,7 +52,7 @@ let package = Package(
 
         // The daemons: thin state machines over the libraries.
         .target(name: "Agent", dependencies: ["Model", "Merge", "MergeIO", "SecureSum", "Protocol", "SafeTensors", "AtomicIO", "DaemonSupport", "LinAlg", logging]),
-        .target(name: "Aggregator", dependencies: ["Merge", "MergeIO", "SecureSum", "Protocol", "SafeTensors", "AtomicIO", "DaemonSupport", "LinAlg", logging]),
+        .target(name: "Aggregator", dependencies: ["Alignment", "Model", "Merge", "MergeIO", "SecureSum", "Protocol", "SafeTensors", "AtomicIO", "DaemonSupport", "LinAlg", logging]),
 
         // The paper-style evaluation runner (`fedmerge experiment`): drives the daemons as processes.
         // The paper's evaluation (`fedmerge experiment`): drives real daemons, scores the models.
@@ -77,8 +77,8 @@ let package = Package(
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "AtomicIO", "CZMQ", "COpenSSL"]),
         .testTarget(name: "fedmergeTests", dependencies: ["fedmerge", "Alignment", "Model", "Merge", "DaemonSupport", "SafeTensors", "LinAlg"]),
         .testTarget(name: "AgentTests", dependencies: ["Agent", "Model", "Protocol", "SafeTensors", "LinAlg", logging]),
-        .testTarget(name: "AggregatorTests", dependencies: ["Aggregator", "Merge", "SecureSum", "Protocol", "DaemonSupport"]),
+        .testTarget(name: "AggregatorTests", dependencies: ["Aggregator", "Merge", "SecureSum", "Protocol", "DaemonSupport", logging]),
         .testTarget(name: "ExperimentTests", dependencies: ["Experiment", "Model", "DaemonSupport", "LinAlg", "SafeTensors"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["fedmerge", "Model", "Merge", "MergeIO", "SecureSum", "Protocol", "SafeTensors", "LinAlg", "Experiment"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["fedmerge", "Alignment", "Model", "Merge", "MergeIO", "SecureSum", "Protocol", "SafeTensors", "LinAlg", "Experiment"]),
     ]
 )

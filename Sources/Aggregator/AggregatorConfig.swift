@@ -25,8 +25,11 @@ public struct AggregatorConfig: Sendable {
     public var metrics: String
     /// What a contribution must satisfy to reach a merge (`checks` overrides the defaults).
     public var checks: PlausibilityLimits
+    /// `align:` — admit members whose base model differs and align them to a reference before
+    /// merging (FederationAlignment.swift); nil: a different base is refused at HELLO.
+    public var align: FederationAlignment?
 
-    public static let topKeys = ["listen", "tls", "allow", "spool", "output", "base_model", "checks", "merges", "metrics", "round"]
+    public static let topKeys = ["listen", "tls", "allow", "spool", "output", "base_model", "checks", "merges", "metrics", "round", "align"]
     public static let roundKeys = ["id", "base_model", "subset", "min_agents", "deadline", "eval_timeout", "heads", "methods", "checks", "secure"]
     public static let checkKeys = ["max_tensor_distance", "max_model_distance", "distance_floor", "max_head_value",
                                    "symmetry_tolerance", "psd_tolerance", "heads_prefix"]
@@ -64,20 +67,22 @@ public struct AggregatorConfig: Sendable {
         }
         var baseModel = try top.optionalPath("base_model")
         var checks = try readChecks(try top.optionalSection("checks"))
+        // Before `round:`, whose merge must fit it (reference a member, no secure summation).
+        let align = try top.optionalSection("align").map { try FederationAlignment.read($0, allow: allow) }
         var inline: MergeDefinition?
         if let round {
             try round.onlyKeys(roundKeys)
             let id = try round.int("id", range: 0...Int(Int32.max))
             if let base = try round.optionalPath("base_model") { baseModel = base }
             if let roundChecks = try round.optionalSection("checks") { checks = try readChecks(roundChecks) }
-            inline = try MergeDefinition.read(round, name: "round-\(id)", id: id, allow: allow)
+            inline = try MergeDefinition.read(round, name: "round-\(id)", id: id, allow: allow, alignReference: align?.reference)
         }
         guard let baseModel else {
             throw ConfigError.missing(file: file, key: "base_model", expected: "the pretrained model directory every agent fine-tuned from")
         }
         let metrics = try top.optionalPath("metrics") ?? spool + "/metrics.prom"
         return AggregatorConfig(file: file, listen: listen, tls: tls, allow: allow, spool: spool, output: output, baseModel: baseModel,
-                                merges: merges, inlineMerge: inline, metrics: metrics, checks: checks)
+                                merges: merges, inlineMerge: inline, metrics: metrics, checks: checks, align: align)
     }
 
     /// `checks`: overrides of the plausibility limits (Merge/Plausibility.swift explains each).

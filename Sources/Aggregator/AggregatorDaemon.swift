@@ -76,6 +76,7 @@ public final class AggregatorDaemon: @unchecked Sendable {
         // Start from disk: the store, forgotten agents, every merge's record and ledger.
         var initial = AggregatorState(allow: config.allow, baseFingerprint: baseFingerprint, baseModel: config.baseModel, once: once)
         initial.now = Date().timeIntervalSince1970
+        initial.admitsOtherBases = config.align != nil
         initial.agents = ContributionStore.scan(root: config.spool)
         initial.forgotten = ContributionStore.forgotten(root: config.spool)
         for (name, (record, ledger)) in MergeOutput.records(outputRoot: config.output) {
@@ -83,7 +84,7 @@ public final class AggregatorDaemon: @unchecked Sendable {
             initial.ledgers[name] = ledger
         }
         state = initial
-        mergeFiles = MergeFiles(directory: config.merges, inline: config.inlineMerge, allow: config.allow)
+        mergeFiles = MergeFiles(directory: config.merges, inline: config.inlineMerge, allow: config.allow, alignReference: config.align?.reference)
         pollMergeFiles(force: true)
         let stored = state.agents.filter { $0.value.current != nil }.keys.sorted()
         logger.info("aggregator listening", metadata: [
@@ -283,7 +284,8 @@ public final class AggregatorDaemon: @unchecked Sendable {
             }
         case .check(let agent, let fingerprint):
             guard let checker else { return }
-            checks.submit(agent: agent, fingerprint: fingerprint, directory: store.directory(agent, fingerprint), checker: checker)
+            checks.submit(agent: agent, fingerprint: fingerprint, directory: store.directory(agent, fingerprint), checker: checker,
+                          fromBase: state.agents[agent]?.otherBase == nil)
         case .markChecked(let agent, let fingerprint):
             try store.markChecked(agent, fingerprint)
         case .quarantine(let agent, let fingerprint, let reasons):
@@ -301,6 +303,7 @@ public final class AggregatorDaemon: @unchecked Sendable {
             try output.create()
             if fresh { outcomes[definition.name] = [] }
             var runner = MergeRunner(definition: definition, members: members, store: store, output: output, baseModel: config.baseModel, fresh: fresh)
+            runner.align = config.align
             if definition.secure {
                 guard let scale = state.merges[definition.name]?.secure.scale else {
                     pending.append(.mergeFailed(merge: definition.name, generation: generation,
@@ -370,9 +373,9 @@ final class ContributionChecks: @unchecked Sendable {
     private var done: [Verdict] = []
     private let queue = DispatchQueue(label: "fedmerge.contribution-checks")
 
-    func submit(agent: String, fingerprint: String, directory: String, checker: ContributionCheck) {
+    func submit(agent: String, fingerprint: String, directory: String, checker: ContributionCheck, fromBase: Bool) {
         queue.async { [self] in
-            let (reasons, distances) = checker.reasons(directory: directory)
+            let (reasons, distances) = checker.reasons(directory: directory, fromBase: fromBase)
             lock.lock(); done.append(Verdict(agent: agent, fingerprint: fingerprint, reasons: reasons, distances: distances)); lock.unlock()
         }
     }

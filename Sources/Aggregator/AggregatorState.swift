@@ -49,6 +49,10 @@ public struct AgentRecord: Sendable, Equatable {
     public var quarantine: [String]?
     /// Clock value of the agent's last message.
     public var lastSeen: Double?
+    /// The base-model fingerprint its HELLO declared, when it differs from the aggregator's
+    /// (admitted only with `align`): its contribution is not measured against the aggregator's
+    /// base, which it did not start from.
+    public var otherBase: String?
     public init(contributions: [String: StoredContribution] = [:], current: String? = nil, quarantine: [String]? = nil) {
         self.contributions = contributions
         self.current = current
@@ -194,6 +198,9 @@ public struct AggregatorState: Sendable, Equatable {
     public var allow: [String]
     public var baseFingerprint: String
     public var baseModel: String
+    /// The aggregator's `align:` is set: a HELLO with another base fingerprint is admitted
+    /// (architecture and vocabulary size are checked on the upload, alignment happens at merge).
+    public var admitsOtherBases = false
     public var agents: [String: AgentRecord] = [:]
     /// The merges the merge files (and `round:`) define now, by name.
     public var merges: [String: MergeState] = [:]

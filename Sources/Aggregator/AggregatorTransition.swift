@@ -302,7 +302,7 @@ extension AggregatorState {
         }
     }
 
-    /// HELLO: same certificate name, protocol, base model, a member of some merge, not
+    /// HELLO: same certificate name, protocol, base model (or any, with `align`), a member of some merge, not
     /// forgotten or quarantined. A second HELLO on a welcomed link asks for the next merge.
     private mutating func admit(_ hello: Hello, _ peer: PeerID, _ link: Link, _ effects: inout [AggregatorEffect]) {
         let agent = link.agent
@@ -312,7 +312,7 @@ extension AggregatorState {
             refusal = ("name", "HELLO names '\(loggable(hello.name, limit: 80))' but the certificate is '\(agent)'")
         } else if hello.protocolVersion != Int(ProtocolVersion.current) {
             refusal = ("protocol", "protocol version \(hello.protocolVersion) is not supported (aggregator speaks \(ProtocolVersion.current))")
-        } else if hello.baseFingerprint != baseFingerprint {
+        } else if hello.baseFingerprint != baseFingerprint && !admitsOtherBases {
             refusal = ("base_model", "different base model: fingerprint \(loggable(String(hello.baseFingerprint.prefix(12))))… ≠ the aggregator's \(baseFingerprint.prefix(12))… (\(baseModel))")
         } else if forgotten.contains(agent) {
             refusal = ("forgotten", "'\(agent)' was forgotten by the operator (`fedmerge aggregator forget`); remove it from forgotten.json in the spool to let it contribute again")
@@ -335,6 +335,12 @@ extension AggregatorState {
             return
         }
         let fingerprint = hello.contribution ?? ContributionFingerprint.unversioned
+        let otherBase = hello.baseFingerprint == baseFingerprint ? nil : hello.baseFingerprint
+        if otherBase != nil || agents[agent]?.otherBase != nil { agents[agent, default: AgentRecord()].otherBase = otherBase }
+        if let otherBase {
+            effects.append(.log(LogLine(.info, "agent admitted with a different base model; it is aligned to the reference before merging",
+                                        ["agent": agent, "base_fingerprint": String(loggable(otherBase, limit: 64).prefix(12))])))
+        }
         let serving = (hello.round.flatMap { round in involved.first { $0.definition.id == round } } ?? servingMerge(for: agent))!
         let required = requiredFiles(agent)
         let committed = required.filter { agents[agent]?.contributions[fingerprint]?.files.contains($0) ?? false }

@@ -29,8 +29,11 @@ public struct ContributionCheck: Sendable {
     }
 
     /// Every reason the contribution in `directory` may not be merged (empty when it may), and
-    /// the distances from the base model that were measured.
-    public func reasons(directory: String) -> (reasons: [String], distances: String) {
+    /// the distances from the base model that were measured. `fromBase: false` (an agent
+    /// admitted by `align` with another base model): the distances are measured and reported
+    /// but not limited — a model that started from a permuted or differently seeded base is
+    /// far from this base by construction; every other check applies.
+    public func reasons(directory: String, fromBase: Bool = true) -> (reasons: [String], distances: String) {
         var reasons: [String] = []
         do {
             reasons += configReasons(try Self.readConfig(directory + "/config.json"))
@@ -49,6 +52,8 @@ public struct ContributionCheck: Sendable {
                 return (reasons + ["stats.safetensors: \(error)"], "")
             }
         }
+        var limits = limits
+        if !fromBase { limits.maxTensorDistance = .infinity; limits.maxModelDistance = .infinity }
         let result = Plausibility.check(model: model, statistics: statistics, base: base, limits: limits)
         let violations = result.violations
         // One line per kind of finding is enough to act on; say how many more there were.
@@ -60,7 +65,7 @@ public struct ContributionCheck: Sendable {
         for (kind, count) in seen.sorted(by: { $0.key.rawValue < $1.key.rawValue }) where count > 1 {
             reasons.append("(\(count - 1) more \(kind.rawValue) finding\(count > 2 ? "s" : ""))")
         }
-        let distances = String(format: "model %.4g (limit %.3g), largest tensor %.4g (limit %.3g)",
+        let distances = String(format: "model %.4g (limit %.3g), largest tensor %.4g (limit %.3g)" + (fromBase ? "" : ", another base: not limited"),
                                result.modelDistance, limits.maxModelDistance, result.largestTensorDistance, limits.maxTensorDistance)
         return (reasons, distances)
     }

@@ -61,7 +61,8 @@ public struct MergeDefinition: Sendable, Equatable {
 
     /// Reads a merge from `section` (a merge file's top level, or the config's `round`).
     /// `allow` is the federation's allow-list: every agent named must be on it.
-    static func read(_ section: ConfigReader, name: String, id: Int, allow: [String]) throws -> MergeDefinition {
+    /// `alignReference`: the aggregator's `align:` reference, when set (checkAligned).
+    static func read(_ section: ConfigReader, name: String, id: Int, allow: [String], alignReference: String? = nil) throws -> MergeDefinition {
         let file = section.file
         let subset = try agentList(section, "subset", allow: allow, help: "the agents (certificate names) whose contributions this merge merges")
         guard !subset.isEmpty else { throw ConfigError.invalid(file: file, key: section.key("subset"), value: "[]", allowed: "at least one agent name") }
@@ -106,6 +107,7 @@ public struct MergeDefinition: Sendable, Equatable {
         }
         let secure = try section.bool("secure", default: false)
         if secure { try checkSecure(methods, section) }
+        if let alignReference { try checkAligned(reference: alignReference, subset: subset, secure: secure, methods: methods, section) }
         return MergeDefinition(name: name, id: id, file: file, subset: subset, audience: audience, minAgents: minAgents, deadline: deadline,
                                evalTimeout: evalTimeout, heads: heads, methods: methods, secure: secure)
     }
@@ -122,6 +124,27 @@ public struct MergeDefinition: Sendable, Equatable {
         for (entry, method) in zip(entries, methods) where method.choice.parameters.string("heads") == "keep" {
             throw ConfigError.invalid(file: section.file, key: entry.key("parameters.heads"), value: "'keep'",
                                       allowed: "with secure: true, average or per_label (heads kept per agent are not sent by a secure merge)")
+        }
+    }
+
+    /// With the aggregator's `align:` every member is permuted into the reference's basis
+    /// before merging: the reference must be merged; secure summation is refused (the
+    /// aggregator cannot permute a masked sum: its terms are hidden and each member's
+    /// permutation differs); methods that need the base model are refused (a task vector
+    /// θ − θ₀ means nothing for a member that did not start from θ₀).
+    private static func checkAligned(reference: String, subset: [String], secure: Bool, methods: [MethodEntry], _ section: ConfigReader) throws {
+        if secure {
+            throw ConfigError.invalid(file: section.file, key: section.key("secure"), value: "true",
+                                      allowed: "false while the aggregator config sets `align`: members are aligned by permuting their weights and statistics, which secure summation never shows the aggregator")
+        }
+        guard subset.contains(reference) else {
+            throw ConfigError.invalid(file: section.file, key: section.key("subset"), value: "[\(subset.joined(separator: ", "))]",
+                                      allowed: "a subset that includes the alignment reference '\(reference)' (align.reference of the aggregator config): the other members are aligned to its model")
+        }
+        let entries = try section.sections("methods")
+        for (entry, method) in zip(entries, methods) where method.choice.method.needsBase {
+            throw ConfigError.invalid(file: section.file, key: entry.key("merge_method"), value: "'\(method.choice.name)'",
+                                      allowed: "a method that does not need the base model while `align` is set (members may start from different bases, so task vectors θ − θ₀ are not comparable)")
         }
     }
 

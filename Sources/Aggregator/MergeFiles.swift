@@ -10,11 +10,14 @@ public struct MergeFiles: Sendable {
     public let directory: String?
     public let inline: MergeDefinition?
     public let allow: [String]
+    /// The aggregator's `align: {reference}`, which every merge must fit.
+    public let alignReference: String?
 
-    public init(directory: String?, inline: MergeDefinition?, allow: [String]) {
+    public init(directory: String?, inline: MergeDefinition?, allow: [String], alignReference: String? = nil) {
         self.directory = directory
         self.inline = inline
         self.allow = allow
+        self.alignReference = alignReference
     }
 
     /// The files' names, sizes and modification times: when this changes, read again.
@@ -61,7 +64,7 @@ public struct MergeFiles: Sendable {
                 if let clash = definitions.first(where: { $0.id == id }) {
                     throw ConfigError.invalid(file: path, key: "id", value: "\(id)", allowed: "an id no other merge uses (\(clash.file) has it)")
                 }
-                let definition = try MergeDefinition.read(top, name: name, id: id, allow: allow)
+                let definition = try MergeDefinition.read(top, name: name, id: id, allow: allow, alignReference: alignReference)
                 nextID = max(nextID, id + 1)
                 definitions.append(definition)
             } catch {

@@ -34,6 +34,8 @@ public struct MergeRunner: Sendable {
         public var reveals: [String: [String: String]] = [:]
     }
     public var secure: SecureInputs?
+    /// The aggregator's `align:`: members are aligned to the reference before merging.
+    public var align: FederationAlignment?
 
     public init(definition: MergeDefinition, members: [String: String], store: ContributionStore, output: MergeOutput, baseModel: String, fresh: Bool) {
         self.definition = definition
@@ -51,12 +53,21 @@ public struct MergeRunner: Sendable {
         if fresh { try output.clearMergedModels() }
         if let secure { return try runSecure(secure, logger: logger) }
         let agents = members.keys.sorted()
-        let inputs = agents.map { MergeInput(name: $0, modelDirectory: store.directory($0, members[$0]!)) }
+        var inputs = agents.map { MergeInput(name: $0, modelDirectory: store.directory($0, members[$0]!)) }
+        // The published config reads labels from the stored config.json files, never the copies.
+        let stored = inputs.map { ($0.name, $0.modelDirectory) }
+        let scratch = output.directory + "/" + FederationAlignment.scratch
+        if let align, definition.methods.contains(where: { !output.hasMerged($0.label) }) {
+            inputs = try align.alignedInputs(merge: definition.name, members: stored.map { (agent: $0.0, directory: $0.1) }, baseModel: baseModel,
+                                             scratch: scratch, reports: output.directory, logger: logger)
+        }
+        // The aligned copies are scratch: recomputed by any later run, never sent anywhere.
+        defer { if align != nil { try? FileManager.default.removeItem(atPath: scratch) } }
         var outcomes: [Outcome] = []
         for entry in definition.methods where !output.hasMerged(entry.label) {
             let start = DispatchTime.now().uptimeNanoseconds
             let (result, _) = try MergeLoop.run(entry.choice, inputs: inputs, baseModel: baseModel)
-            try publish(result, label: entry.label, agentDirectories: inputs.map { ($0.name, $0.modelDirectory) })
+            try publish(result, label: entry.label, agentDirectories: stored)
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             logger.info("merged", metadata: ["merge": "\(definition.name)", "method": "\(entry.label)", "agents": "\(agents.joined(separator: ","))",
                                              "seconds": "\(String(format: "%.2f", seconds))"])

@@ -85,31 +85,8 @@ public enum ModelAlignment {
         let a = try ModelDirectory.load(reference), b = try ModelDirectory.load(model)
         try SameArchitecture.requireSameVocabulary(reference: reference, model: model)
         let tokenizer = try WordPieceTokenizer(vocabularyFile: reference + "/vocab.txt")
-        let reader = try TextRecordReader(path: data, format: options.format, textField: options.textField)
-        let maxLength = min(options.maxLength, a.config.maxPositionEmbeddings)
-        var read = 0
-        var readError: Error?
-        let batches = AnyIterator<EncoderInput> {
-            var texts: [String] = []
-            do {
-                while texts.count < options.batchSize, read < options.maxTexts, let record = try reader.next() {
-                    texts.append(record.text)
-                    read += 1
-                }
-            } catch {
-                readError = error
-                return nil
-            }
-            return texts.isEmpty ? nil : EncoderInput(tokenizer.batch(texts, maxLength: maxLength))
-        }
-        let correlations: Correlations
-        do {
-            correlations = try correlate(reference: a, model: b, batches: batches, dataName: data)
-        } catch {
-            throw readError ?? error
-        }
-        // A bad record ends the batches early: never align on a prefix of the data silently.
-        if let readError { throw readError }
+        let batches = try ContributionAlignment.batches(data: data, tokenizer: tokenizer, maxPositions: a.config.maxPositionEmbeddings, options: options)
+        let correlations = try correlate(reference: a, model: b, batches: batches, dataName: data)
 
         let tensors = try ModelFiles.loadModel(directory: model).tensors
         var outcomes: [AlignmentOutcome] = []

@@ -32,6 +32,11 @@ struct AggregatorServe: ParsableCommand {
         every model, `output/<merge>/report.{json,md,svg}`. A new or changed merge file starts that
         merge (the directory is polled once a second); a removed one stops nothing already written.
         Runs until stopped; with --once, exits when the merges defined at start are complete.
+        With `align: {reference, data, attention, residual, feed_forward, max_texts, max_len}` agents
+        with another base model (same architecture) are admitted too, and each member's weights and
+        statistics are aligned to the reference member's model on `data` (public unlabelled text the
+        aggregator holds, never the agents' data) before merging; the merged model is in the
+        reference's basis.
 
         \(DaemonExit.help)
         """
@@ -55,7 +60,7 @@ struct AggregatorServe: ParsableCommand {
         let loaded = try DaemonCommand.load(config, AggregatorConfig.load(file:))
         if check {
             try DaemonCommand.requireFiles(of: config, tls: loaded.tls, baseModel: loaded.baseModel)
-            let files = MergeFiles(directory: loaded.merges, inline: loaded.inlineMerge, allow: loaded.allow).read(knownIDs: [:], previous: [])
+            let files = MergeFiles(directory: loaded.merges, inline: loaded.inlineMerge, allow: loaded.allow, alignReference: loaded.align?.reference).read(knownIDs: [:], previous: [])
             for error in files.errors { DaemonLogging.fail(error) }
             if !files.errors.isEmpty { throw ExitCode(DaemonExit.badConfig.rawValue) }
             let merges = files.definitions.map { d in

@@ -93,6 +93,21 @@ final class AggregatorTransitionTests: XCTestCase {
         XCTAssertTrue(report.message.contains("../evil"), report.message)
     }
 
+    func testWithAlignAnotherBaseIsAdmittedAndRememberedUntilTheAgentReturnsOnTheBase() throws {
+        // `align:` sets admitsOtherBases; the refusal above is the case without it.
+        let other = String(repeating: "f", count: 64)
+        var s = state()
+        s.admitsOtherBases = true
+        run(&s, [.definitions([merge("m", id: 1, subset: ["a", "b"], methods: [try method("regmean")])]), .connected(peer(1), name: "a")])
+        let effects = run(&s, [.message(peer(1), hello("a", fp: fpA, base: other))])
+        guard case .welcome = sent(effects, to: peer(1)).first else { return XCTFail("not admitted: \(effects)") }
+        XCTAssertEqual(s.agents["a"]?.otherBase, other, "the check thread is told not to limit its distance from this base")
+        XCTAssertTrue(effects.contains { if case .log(let line) = $0 { line.message.contains("different base model") } else { false } })
+        run(&s, [.connected(peer(2), name: "a")])
+        guard case .welcome = sent(run(&s, [.message(peer(2), hello("a", fp: fpA2))]), to: peer(2)).first else { return XCTFail("not admitted") }
+        XCTAssertNil(s.agents["a"]?.otherBase, "back on the aggregator's base: measured against it again")
+    }
+
     // MARK: one whole merge
 
     func testAMergeRunsFromUploadsToReportAndOnceExits() throws {
