@@ -118,6 +118,11 @@ public final class AgentDaemon: @unchecked Sendable {
     /// Seconds on a clock that never jumps (the transition's `now`).
     private static func clock() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
+    /// Whether a job (fine-tuning, statistics, scoring) is still running on the worker thread:
+    /// the process must then end without tearing down its libraries (AgentCommand), since
+    /// OpenBLAS's exit handlers under a running GEMM crash the process.
+    public var hasRunningJob: Bool { worker.isRunning }
+
     public func run() throws -> DaemonExit {
         try checkStartUp()
         lock = try WorkdirLock(workdir: config.workdir, config: config.file)

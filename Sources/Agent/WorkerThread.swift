@@ -21,6 +21,9 @@ final class WorkerThread: @unchecked Sendable {
         }
     }
 
+    /// A job is running now (its result not in yet).
+    var isRunning: Bool { lock.lock(); defer { lock.unlock() }; return busy }
+
     func take() -> AgentEvent? {
         lock.lock(); defer { lock.unlock() }
         guard !busy, let r = result else { return nil }

@@ -80,10 +80,22 @@ struct AgentCommand: ParsableCommand {
         let exit = try Self.exitOnStartError {
             do { return try daemon.run() } catch let error as AgentStartError { throw error } catch {
                 DaemonLogging.fail("\(error)")
+                Self.endIfJobRunning(daemon, .failure)
                 throw ExitCode(DaemonExit.failure.rawValue)
             }
         }
+        Self.endIfJobRunning(daemon, exit)
         if exit != .success { throw ExitCode(exit.rawValue) }
+    }
+
+    /// Stopped (signal, --once done, a failure) while the worker still trains or scores: nothing
+    /// waits for that job, and every file it writes lands whole (temporary name, fsync, rename),
+    /// so the process ends here rather than run exit handlers beside it (OpenBLAS's crashed).
+    private static func endIfJobRunning(_ daemon: AgentDaemon, _ exit: DaemonExit) {
+        guard daemon.hasRunningJob else { return }
+        Logger(label: "fedmerge.agent").notice("leaving the unfinished background job; its partial work is not kept")
+        fflush(nil)
+        _exit(exit.rawValue)
     }
 
     /// Start-up failures end the command with their named reason and exit code (2 for the

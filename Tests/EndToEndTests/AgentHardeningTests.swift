@@ -181,6 +181,27 @@ final class AgentHardeningTests: FederationTestCase {
         XCTAssertTrue(f.log("once").contains("giving up: no link to the aggregator"), f.log("once"))
     }
 
+    /// A signal while the worker thread fine-tunes: the agent ends at once as interrupted (130),
+    /// abandoning the job without running the libraries' exit handlers beside it (a SIGSEGV in
+    /// OpenBLAS was seen once when a --once agent exited while scoring; intermittent, so this
+    /// test pins the abandon path, not the crash), and leaves no half-written model.
+    func testASignalDuringFineTuningStopsTheAgentCleanly() throws {
+        let f = try setUpFederation("stop-while-training", agents: ["a"])
+        try f.writeAggregatorConfig(subset: ["a"], allow: ["a"], methods: "    - {merge_method: average}")
+        let path = f.root + "/agent-a.yaml"
+        try String(contentsOfFile: path, encoding: .utf8).replacingOccurrences(of: "epochs: 2", with: "epochs: 1000")
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        try f.start("aggregator", ["aggregator", "aggregator.yaml", "--once"])
+        let agent = try f.start("a", ["agent", "agent-a.yaml", "--once", "--connect-timeout", "120"])
+        XCTAssertTrue(f.waitUntil(limit: 300) { f.log("a").contains("fine-tuning") || !agent.isRunning }, f.log("a"))
+        Thread.sleep(forTimeInterval: 1)
+        XCTAssertTrue(agent.isRunning, "still fine-tuning (1000 epochs): \(f.log("a"))")
+        f.kill("a", signal: SIGTERM)
+        XCTAssertEqual(f.wait("a", limit: 60), 130, f.log("a"))
+        XCTAssertTrue(f.log("a").contains("leaving the unfinished background job"), f.log("a"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: f.root + "/work/a/prepared/model.safetensors"), "no model from a stopped fine-tuning")
+    }
+
     // MARK: items 7 and 15 — named start-up errors and exit codes
 
     /// Runs `fedmerge agent CONFIG ARGS` to its end and returns (status, log).
