@@ -31,13 +31,14 @@ done
 merge() { # name method model1 model2
   local name=$1 method=$2 m1=$3 m2=$4
   [ -f $T/merges/$name/model.safetensors ] && return
-  printf 'merge_method: %s\nmodels:\n  - model: %s\n    stats: %s/stats.safetensors\n  - model: %s\n    stats: %s/stats.safetensors\nparameters: {alpha: 0.9, heads: average}\ndtype: float32\n' \
-    $method $m1 $m1 $m2 $m2 > $T/merges/$name.yaml
+  local alpha=""; [ $method = regmean ] && alpha="alpha: 0.9, "
+  printf 'merge_method: %s\nmodels:\n  - model: %s\n    stats: %s/stats.safetensors\n  - model: %s\n    stats: %s/stats.safetensors\nparameters: {%sheads: average}\ndtype: float32\n' \
+    $method $m1 $m1 $m2 $m2 "$alpha" > $T/merges/$name.yaml
   run $F merge $T/merges/$name.yaml --out $T/merges/$name --overwrite --quiet
 }
 score() { # model-dir name
   for task in movies tweets; do
-    [ -f $T/scores/$2.$task.json ] || nice $F evaluate --model $1 --data $T/data/$task/test.jsonl --max-len 64 --json > $T/scores/$2.$task.json 2>>$T/run.log
+    [ -s $T/scores/$2.$task.json ] || nice $F evaluate --model $1 --data $T/data/$task/test.jsonl --max-len 64 --json > $T/scores/$2.$task.json 2>>$T/run.log
   done
 }
 for s in 1 2 3; do
