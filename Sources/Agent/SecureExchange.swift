@@ -5,7 +5,9 @@
 //   keysReceived  → SECURE_BOUNDS (every relayed key verified against the federation CA, seeds
 //                                  derived, summands of every method computed, bounds reported)
 //   scaleReceived → masked-<merge>.bin in prepared/ (scale checked, encoded, masked), uploaded
-//                   through the ordinary resumable chunk path.
+//                   through the ordinary resumable chunk path. Under heads: keep this agent's
+//                   own head travels in the clear beside the masked words: it is this agent's
+//                   alone (every member gets it back in the merged model, as in the clear mode).
 //
 //   reveal        → REVEAL (members dropped after the scale: the seeds shared with them).
 //
@@ -36,6 +38,8 @@ final class SecureExchange {
     private var seeds: [String: PairwiseSeed] = [:]
     private var layouts: [(label: String, layout: SumLayout, sameAs: String?)] = []
     private var values: [[Double]] = []
+    /// heads: keep — this agent's head, sent in the clear (no sum can hide a per-agent tensor).
+    private var keptHeads = NamedTensors()
     private var bounds: SecureBounds?
     /// The agents of the scale this agent masked its upload for.
     private var maskedFor: [String]?
@@ -75,6 +79,7 @@ final class SecureExchange {
         let (model, _) = try ModelFiles.loadModel(directory: preparedDirectory)
         layouts = []
         values = []
+        keptHeads = NamedTensors()
         var computed: [(label: String, layout: SumLayout, values: [[Double]])] = []
         for method in plan.methods {
             let parameters = try JSONDecoder().decode([String: MergeValue].self, from: Data(method.parameters.utf8))
@@ -82,7 +87,7 @@ final class SecureExchange {
             let statistics = try ModelFiles.loadStatistics(path: preparedDirectory + "/stats.safetensors", model: agent, kinds: choice.requiredStatistics)
             let summands = try SumMerge.summands(method: method.mergeMethod, parameters: parameters, model: model, statistics: statistics,
                                                  weight: 1, name: agent)
-            guard summands.keptHeads.names.isEmpty else { throw SecureExchangeError.keptHeads(method: method.label) }
+            for (name, tensor) in summands.keptHeads.pairs where !keptHeads.contains(name) { keptHeads.set(name, tensor) }
             // RegMean at several α has the same summands (α is applied to the sums): sent once.
             if let twin = computed.first(where: { $0.layout == summands.layout && $0.values == summands.values }) {
                 layouts.append((method.label, summands.layout, twin.label))
@@ -113,7 +118,7 @@ final class SecureExchange {
             words.append(try PairwiseMask.apply(mask, to: fixed))
         }
         let config = (try? String(contentsOfFile: preparedDirectory + "/config.json", encoding: .utf8)) ?? "{}"
-        let upload = MaskedUpload(agent: agent, merge: merge, round: round, config: config, methods: layouts, words: words)
+        let upload = MaskedUpload(agent: agent, merge: merge, round: round, config: config, methods: layouts, words: words, clearTensors: keptHeads)
         try upload.write(to: preparedDirectory + "/" + plan.upload)
         values = []      // the clear summands are no longer needed
         maskedFor = scale.agents
@@ -155,7 +160,6 @@ enum SecureExchangeError: Error, CustomStringConvertible {
     case otherMerge(round: Int, merge: String)
     case ownKeyMissing
     case scaleBeforeKeys
-    case keptHeads(method: String)
     case revealBeforeMasking
     case revealRefused(String, String)
 
@@ -166,7 +170,6 @@ enum SecureExchangeError: Error, CustomStringConvertible {
         case .scaleBeforeKeys: return "SECURE_SCALE arrived before SECURE_KEYS"
         case .revealBeforeMasking: return "REVEAL_REQUEST before this agent masked its upload"
         case let .revealRefused(who, why): return "no seed revealed for \(loggable(who)): \(why)"
-        case let .keptHeads(method): return "method \(loggable(method)) keeps heads per agent (heads: keep), which a secure merge does not send"
         }
     }
 }
