@@ -209,6 +209,9 @@ public final class AgentDaemon: @unchecked Sendable {
                 send(.hello(Hello(name: config.name, baseFingerprint: fingerprint, contribution: contribution)))
             case .send(let message):
                 send(message)
+            case .endMerge:
+                secure = nil
+                sender = nil
             case .dropLink:
                 client?.close()
                 client = nil

@@ -17,6 +17,8 @@
 //   enrolled ──nextHello──▶ awaitingWelcome;  enrolled ──MERGED──▶ serving
 //   any state with a link ──link lost──▶ connecting(attempt + 1), after ReconnectBackoff;
 //       with --once: finished(failure) once --connect-timeout has passed since the loss.
+//   MERGE_FAILED for the served merge (any admitted state), or a WELCOME saying a secure merge
+//       failed ──▶ finished(roundFailed) with --once, else enrolled (HELLO after the interval);
 //   REFUSED, a refused certificate or handshake ──▶ finished(refused);
 //   a WELCOME value the agent will not take, a failed preparation, a local I/O failure ──▶ finished(failure).
 //
@@ -238,5 +240,7 @@ enum AgentEffect: Sendable, Equatable {
     case secureScale(SecureScale)
     /// Answer REVEAL_REQUEST with the seeds shared with the dropped members (SecureExchange decides).
     case secureReveal(RevealRequest)
+    /// The served merge failed at the aggregator: forget its secure exchange and any upload on its way.
+    case endMerge
     case log(LogLine)
 }

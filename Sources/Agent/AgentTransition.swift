@@ -39,6 +39,12 @@ struct AgentTransition {
             break
         }
 
+        // The aggregator gave up the merge this agent serves (a secure merge below min_agents, …):
+        // nothing more will come for it, in whatever phase the agent is.
+        if case .message(.mergeFailed(let failure)) = event, state.isAdmitted {
+            return mergeFailed(failure, state, memory)
+        }
+
         switch state {
         case .finished:
             return state
@@ -197,6 +203,10 @@ struct AgentTransition {
         for eval in plan.resend { effects.append(.send(.eval(eval))) }
         log(.info, "admitted", ["round": "\(welcome.round)", "statistics": welcome.wantedStatistics.map(\.rawValue).joined(separator: ","),
                                 "methods": welcome.methods.map { loggable($0) }.joined(separator: ","), "phase": welcome.phase.rawValue])
+        // A secure merge the aggregator already gave up: preparing would send a key it refuses.
+        if welcome.phase == .failed, welcome.secure != nil {
+            return gaveUp(merge: welcome.merge, round: welcome.round, reason: "WELCOME says the merge has failed", memory)
+        }
         switch plan.next {
         case .finish:
             return finishRound(memory)
@@ -208,6 +218,29 @@ struct AgentTransition {
             startPreparing(&memory)
             return .preparing(memory, uploads: plan.uploads)
         }
+    }
+
+    /// MERGE_FAILED for the served merge: logged naming the merge and the reason; the secure
+    /// exchange and any upload for it end; `--once` exits 3 (the round failed), an enrolled
+    /// agent waits for its next merge (HELLO after the interval). For another merge: ignored.
+    private mutating func mergeFailed(_ failure: MergeFailed, _ state: AgentState, _ memory: AgentMemory) -> AgentState {
+        guard let served = memory.served, served.round == failure.round, served.welcome.merge == failure.merge else {
+            log(.warning, "ignoring MERGE_FAILED for a merge this agent does not serve", ["round": "\(failure.round)", "merge": loggable(failure.merge)])
+            return state.with(memory)
+        }
+        return gaveUp(merge: failure.merge, round: failure.round, reason: failure.reason, memory)
+    }
+
+    /// The served merge failed at the aggregator: stop working for it.
+    private mutating func gaveUp(merge: String, round: Int, reason: String, _ memory: AgentMemory) -> AgentState {
+        log(.error, "merge '\(loggable(merge))' (round \(round)) failed at the aggregator: \(loggable(reason, limit: 1000))", ["merge": loggable(merge), "round": "\(round)"])
+        effects.append(.endMerge)
+        if memory.settings.once { return .finished(.roundFailed) }
+        var memory = memory
+        memory.served?.queue = []          // no models will come for it; the own model's score is moot
+        memory.served?.download = nil
+        log(.info, "waiting for the next merge", ["next_hello_in": "\(Int(memory.settings.helloInterval)) s"])
+        return .enrolled(memory, nextHello: memory.now + memory.settings.helloInterval)
     }
 
     private mutating func startPreparing(_ memory: inout AgentMemory) {

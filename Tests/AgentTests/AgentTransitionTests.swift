@@ -433,6 +433,60 @@ final class AgentTransitionTests: XCTestCase {
         XCTAssertEqual(actions(effects), [.secureReveal(request)])
     }
 
+    /// MERGE_FAILED for the served secure merge, in every phase an agent waits in: `--once`
+    /// exits 3 (the round failed), an enrolled agent waits for its next merge; the log names
+    /// the merge and the reason; the shell ends the exchange. For another merge: ignored.
+    func testAFailedSecureMergeEndsTheWaitInEveryPhase() {
+        let failure = MergeFailed(round: 1, merge: "m1", reason: "fewer than min_agents (3) members remain")
+        let scale = SecureScale(round: 1, merge: "m1", layoutDigest: "L", agents: ["a", "b"], fractionBits: [40], boundExponents: [3])
+        let phases: [(String, [AgentEvent])] = [
+            ("preparing", []),
+            ("awaiting keys", [.prepared]),
+            ("awaiting the scale", [.prepared, .message(.secureKeys(SecureKeys(round: 1, merge: "m1", keys: [])))]),
+            ("masking", [.prepared, .message(.secureKeys(SecureKeys(round: 1, merge: "m1", keys: []))), .message(.secureScale(scale))]),
+            ("uploading", [.prepared, .message(.secureKeys(SecureKeys(round: 1, merge: "m1", keys: []))), .message(.secureScale(scale)),
+                           .secureMasked(file: "masked-m1.bin", bytes: 4096)]),
+            ("serving", [.prepared, .message(.secureKeys(SecureKeys(round: 1, merge: "m1", keys: []))), .message(.secureScale(scale)),
+                         .secureMasked(file: "masked-m1.bin", bytes: 4096), .uploadCommitted(file: "masked-m1.bin", bytes: 4096)]),
+        ]
+        for (phase, events) in phases {
+            for once in [true, false] {
+                var s = linked(once: once)
+                var w = welcome(required: [])
+                w.secure = plan
+                run(&s, [.welcome(w, saved: SentEvaluations())] + events)
+                let before = s
+                // Another merge's failure changes nothing.
+                var effects = run(&s, [.message(.mergeFailed(MergeFailed(round: 2, merge: "m2", reason: "x")))])
+                XCTAssertEqual(actions(effects), [], phase)
+                XCTAssertEqual(s, before, phase)
+                XCTAssertTrue(logs(effects).contains("ignoring MERGE_FAILED"), logs(effects))
+
+                effects = run(&s, [.message(.mergeFailed(failure))])
+                XCTAssertEqual(actions(effects), [.endMerge], "\(phase), once \(once)")
+                XCTAssertTrue(logs(effects).contains("merge 'm1' (round 1) failed at the aggregator: fewer than min_agents (3) members remain"), logs(effects))
+                if once {
+                    XCTAssertEqual(s, .finished(.roundFailed), phase)
+                } else {
+                    guard case .enrolled(let memory, nextHello: 115) = s else { return XCTFail("\(phase): \(s)") }
+                    XCTAssertEqual(memory.served?.queue, [], phase)
+                    XCTAssertEqual(actions(run(&s, [.tick(now: 115)])), [.sendHello], "\(phase): it asks for its next merge")
+                }
+            }
+        }
+        // A WELCOME saying the secure merge already failed: nothing is prepared, no key is sent.
+        for once in [true, false] {
+            var s = linked(once: once)
+            var w = welcome(required: [])
+            w.secure = plan
+            w.phase = .failed
+            let effects = run(&s, [.welcome(w, saved: SentEvaluations())])
+            XCTAssertEqual(actions(effects), [.endMerge])
+            XCTAssertTrue(logs(effects).contains("merge 'm1' (round 1) failed at the aggregator"), logs(effects))
+            if once { XCTAssertEqual(s, .finished(.roundFailed)) } else { guard case .enrolled = s else { return XCTFail("\(s)") } }
+        }
+    }
+
     func testSecureMergeAlreadyCommittedSkipsTheExchange() {
         var s = linked()
         var w = welcome(required: [], committed: ["masked-m1.bin"])

@@ -3,7 +3,8 @@
 // models (merged in-process by the clear methods) to 1e-6, while the aggregator's spool never
 // holds a weight or a statistic. A forged key (a certificate of another CA) is refused by
 // every honest agent, naming the agent and the reason; a member that vanishes after the key
-// exchange makes the merge fail cleanly (exit 3) with the spool kept. With heads: keep each member's head comes in
+// exchange makes the merge fail cleanly (exit 3) with the spool kept, and the other members are
+// told (exit 3, not a wait for --connect-timeout). With heads: keep each member's head comes in
 // the clear and the merge equals the clear heads: keep merge.
 
 import Foundation
@@ -300,6 +301,12 @@ final class SecureRoundTests: FederationTestCase {
         let record = try String(contentsOfFile: f.root + "/output/round-1/merge.json", encoding: .utf8)
         XCTAssertTrue(record.contains("failed") && record.contains("c"), record)
         XCTAssertTrue(FileManager.default.fileExists(atPath: f.root + "/spool"), "the spool is kept")
-        for agent in ["a", "b"] { f.kill(agent) }
+        // The members are told (MERGE_FAILED) instead of waiting for --connect-timeout: each
+        // --once agent exits 3, its log naming the merge and the reason.
+        for agent in ["a", "b"] {
+            XCTAssertEqual(f.wait(agent, limit: 30), 3, f.logs())
+            let log = f.log(agent)
+            XCTAssertTrue(log.contains("merge 'round-1' (round 1) failed at the aggregator") && log.contains("fewer than min_agents"), log)
+        }
     }
 }
