@@ -35,6 +35,8 @@ struct AgentTransition {
         case .prepared, .prepareFailed:
             // Also when the link broke meanwhile: the next WELCOME prepares again (from disk).
             if memory.worker == .preparing { memory.worker = .idle }
+        case .secureBoundsReady, .secureMasked, .secureFailed:
+            if memory.worker == .securing { memory.worker = .idle }
         default:
             break
         }
@@ -116,9 +118,17 @@ struct AgentTransition {
         case .securing(_, let step):
             switch (step, event) {
             case (.awaitingKeys, .message(.secureKeys(let keys))):
+                guard memory.worker == .idle else { return secureRefused("SECURE_KEYS while the worker is busy (\(memory.worker))") }
+                memory.worker = .securing
                 effects.append(.secureKeys(keys))
+                return .securing(memory, step: .computing)
+            case (.computing, .secureBoundsReady(let bounds)):
+                log(.info, "secure merge: every member's key verified against the federation CA; bounds sent", ["summands": "\(bounds.boundExponents.count)"])
+                effects.append(.send(.secureBounds(bounds)))
                 return .securing(memory, step: .awaitingScale)
             case (.awaitingScale, .message(.secureScale(let scale))):
+                guard memory.worker == .idle else { return secureRefused("SECURE_SCALE while the worker is busy (\(memory.worker))") }
+                memory.worker = .securing
                 effects.append(.secureScale(scale))
                 return .securing(memory, step: .masking)
             case (.masking, .secureMasked(let file, let bytes)):
@@ -126,9 +136,7 @@ struct AgentTransition {
                 effects.append(.startUpload(file: file))
                 return .uploading(memory, file: file, remaining: [])
             case (_, .secureFailed(let reason)):
-                log(.error, "secure merge refused: \(loggable(reason, limit: 1000))")
-                effects.append(.send(.error(ErrorReport(code: "secure_refused", message: reason))))
-                return .finished(.failure)
+                return secureRefused(reason)
             default:
                 incoming(event, &memory)
             }
@@ -218,6 +226,13 @@ struct AgentTransition {
             startPreparing(&memory)
             return .preparing(memory, uploads: plan.uploads)
         }
+    }
+
+    /// A step of the secure exchange failed: the aggregator is told why (it fails the merge) and the run ends.
+    private mutating func secureRefused(_ reason: String) -> AgentState {
+        log(.error, "secure merge refused: \(loggable(reason, limit: 1000))")
+        effects.append(.send(.error(ErrorReport(code: "secure_refused", message: reason))))
+        return .finished(.failure)
     }
 
     /// MERGE_FAILED for the served merge: logged naming the merge and the reason; the secure

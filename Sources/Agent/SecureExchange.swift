@@ -10,6 +10,9 @@
 //                   alone (every member gets it back in the merged model, as in the clear mode).
 //
 //   reveal        → REVEAL (members dropped after the scale: the seeds shared with them).
+// keysReceived and scaleReceived take seconds on MiniLM and run on the agent's worker thread,
+// so the link keeps its heartbeats (on the loop they stalled it past the 10 s heartbeat timeout
+// on a loaded machine, and the aggregator dropped every member mid-exchange).
 //
 // The reveal's caveat (Bonawitz et al. 2017): an agent cannot tell a member that really
 // dropped from one the aggregator only claims dropped. There is no self-mask, so a lying
@@ -27,7 +30,10 @@ import MergeIO
 import Protocol
 import SecureSum
 
-final class SecureExchange {
+/// Its long steps (keysReceived, scaleReceived) run on the agent's worker thread while the
+/// shell may answer a REVEAL_REQUEST: every entry point holds `lock`, so one runs at a time.
+final class SecureExchange: @unchecked Sendable {
+    private let lock = NSLock()
     let agent: String
     let round: Int
     let merge: String
@@ -61,13 +67,15 @@ final class SecureExchange {
 
     /// SECURE_KEY: this round's public key, signed.
     func signedKey() throws -> SecureKey {
-        try SignedPublicKey(signing: keyPair, as: identity, for: binding).wire(round: round)
+        lock.lock(); defer { lock.unlock() }
+        return try SignedPublicKey(signing: keyPair, as: identity, for: binding).wire(round: round)
     }
 
     /// Verifies every relayed key (all or nothing: one forged key refuses the round), derives
     /// the pairwise seeds, computes the summands from the prepared model and statistics, and
     /// returns SECURE_BOUNDS.
     func keysReceived(_ relayed: SecureKeys, preparedDirectory: String) throws -> SecureBounds {
+        lock.lock(); defer { lock.unlock() }
         guard relayed.round == round, relayed.merge == merge else {
             throw SecureExchangeError.otherMerge(round: relayed.round, merge: relayed.merge)
         }
@@ -105,6 +113,7 @@ final class SecureExchange {
     /// Checks the round's scale against this agent's bounds, encodes and masks every summand
     /// (stream k for the k-th summand over all methods) and writes the upload; returns its size.
     func scaleReceived(_ scale: SecureScale, preparedDirectory: String) throws -> (file: String, bytes: Int) {
+        lock.lock(); defer { lock.unlock() }
         guard let bounds else { throw SecureExchangeError.scaleBeforeKeys }
         let scales = try RoundScale.accept(scale, own: bounds, agent: agent)
         // Seeds only with the agents whose masks the sums will hold.
@@ -128,6 +137,7 @@ final class SecureExchange {
 
     /// REVEAL: the seeds this agent shares with each dropped member.
     func reveal(_ request: RevealRequest) throws -> Reveal {
+        lock.lock(); defer { lock.unlock() }
         guard request.round == round, request.merge == merge else { throw SecureExchangeError.otherMerge(round: request.round, merge: request.merge) }
         guard let scale = maskedFor else { throw SecureExchangeError.revealBeforeMasking }
         var seedsOut: [String: String] = [:]

@@ -421,8 +421,19 @@ final class AgentTransitionTests: XCTestCase {
         let keys = SecureKeys(round: 1, merge: "m1", keys: [])
         effects = run(&s, [.message(.secureKeys(keys))])
         XCTAssertEqual(actions(effects), [.secureKeys(keys)])
+        // Keys are checked and summands computed on the worker: the loop keeps the link's heartbeats.
+        XCTAssertEqual(s, .securing(s.memory!, step: .computing))
+        XCTAssertEqual(s.memory?.worker, .securing)
+        XCTAssertEqual(actions(run(&s, [.message(.heartbeat), .tick(now: 130)])), [])
+        XCTAssertEqual(actions(run(&s, [.message(.secureScale(scale))])), [], "no scale before this agent's bounds are out")
+        let bounds = SecureBounds(round: 1, merge: "m1", layoutDigest: "L", boundExponents: [3])
+        effects = run(&s, [.secureBoundsReady(bounds)])
+        XCTAssertEqual(actions(effects), [.send(.secureBounds(bounds))])
+        XCTAssertEqual(s, .securing(s.memory!, step: .awaitingScale))
+        XCTAssertEqual(s.memory?.worker, .idle)
         effects = run(&s, [.message(.secureScale(scale))])
         XCTAssertEqual(actions(effects), [.secureScale(scale)])
+        XCTAssertEqual(s.memory?.worker, .securing, "masking runs on the worker too")
         effects = run(&s, [.secureMasked(file: "masked-m1.bin", bytes: 4096)])
         XCTAssertEqual(actions(effects), [.startUpload(file: "masked-m1.bin")])
         effects = run(&s, [.uploadCommitted(file: "masked-m1.bin", bytes: 4096)])
@@ -439,15 +450,16 @@ final class AgentTransitionTests: XCTestCase {
     func testAFailedSecureMergeEndsTheWaitInEveryPhase() {
         let failure = MergeFailed(round: 1, merge: "m1", reason: "fewer than min_agents (3) members remain")
         let scale = SecureScale(round: 1, merge: "m1", layoutDigest: "L", agents: ["a", "b"], fractionBits: [40], boundExponents: [3])
+        let keys: [AgentEvent] = [.prepared, .message(.secureKeys(SecureKeys(round: 1, merge: "m1", keys: [])))]
+        let scaled = keys + [.secureBoundsReady(SecureBounds(round: 1, merge: "m1", layoutDigest: "L", boundExponents: [3])), .message(.secureScale(scale))]
         let phases: [(String, [AgentEvent])] = [
             ("preparing", []),
             ("awaiting keys", [.prepared]),
-            ("awaiting the scale", [.prepared, .message(.secureKeys(SecureKeys(round: 1, merge: "m1", keys: [])))]),
-            ("masking", [.prepared, .message(.secureKeys(SecureKeys(round: 1, merge: "m1", keys: []))), .message(.secureScale(scale))]),
-            ("uploading", [.prepared, .message(.secureKeys(SecureKeys(round: 1, merge: "m1", keys: []))), .message(.secureScale(scale)),
-                           .secureMasked(file: "masked-m1.bin", bytes: 4096)]),
-            ("serving", [.prepared, .message(.secureKeys(SecureKeys(round: 1, merge: "m1", keys: []))), .message(.secureScale(scale)),
-                         .secureMasked(file: "masked-m1.bin", bytes: 4096), .uploadCommitted(file: "masked-m1.bin", bytes: 4096)]),
+            ("computing", keys),
+            ("awaiting the scale", keys + [.secureBoundsReady(SecureBounds(round: 1, merge: "m1", layoutDigest: "L", boundExponents: [3]))]),
+            ("masking", scaled),
+            ("uploading", scaled + [.secureMasked(file: "masked-m1.bin", bytes: 4096)]),
+            ("serving", scaled + [.secureMasked(file: "masked-m1.bin", bytes: 4096), .uploadCommitted(file: "masked-m1.bin", bytes: 4096)]),
         ]
         for (phase, events) in phases {
             for once in [true, false] {
