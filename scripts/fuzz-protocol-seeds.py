@@ -7,7 +7,7 @@ import hashlib, json, os, struct, sys
 TYPES = {"HELLO": 1, "WELCOME": 2, "REFUSED": 3, "OFFER": 4, "RESUME": 5, "CHUNK": 6, "ACK": 7,
          "COMMIT": 8, "COMMITTED": 9, "MERGED": 10, "EVAL": 11, "ERROR": 12, "HEARTBEAT": 13,
          "EVALUATED": 14, "SECURE_KEY": 15, "SECURE_KEYS": 16, "SECURE_BOUNDS": 17, "SECURE_SCALE": 18,
-         "REVEAL_REQUEST": 19, "REVEAL": 20}
+         "REVEAL_REQUEST": 19, "REVEAL": 20, "MERGE_FAILED": 21}
 
 def message(kind, header, payload=b""):
     h = json.dumps(header, separators=(",", ":")).encode()
@@ -50,6 +50,8 @@ seeds = {
                                                      "fractionBits": [57, 96, 67], "boundExponents": [3, None, -7]})),
     "reveal": records(message("REVEAL_REQUEST", {"round": 1, "merge": "m", "dropped": ["b"]}),
                       message("REVEAL", {"round": 1, "merge": "m", "agent": "a", "seeds": {"b": "0f" * 32}})),
+    # A merge the aggregator gave up (its members stop waiting).
+    "merge-failed": records(message("MERGE_FAILED", {"round": 1, "merge": "m", "reason": "fewer than min_agents (3) members remain"})),
     # Framing edge cases: several messages back to back, an empty record, a length above any
     # limit (ends the stream), a record cut short at the end.
     "stream": records(message("HEARTBEAT", {}), message("ACK", {"transferID": "t", "durableOffset": 5}),

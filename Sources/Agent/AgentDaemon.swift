@@ -214,6 +214,9 @@ public final class AgentDaemon: @unchecked Sendable {
                 send(.hello(Hello(name: config.name, baseFingerprint: fingerprint, contribution: contribution)))
             case .send(let message):
                 send(message)
+            case .endMerge:
+                secure = nil
+                sender = nil
             case .dropLink:
                 client?.close()
                 client = nil
@@ -250,13 +253,12 @@ public final class AgentDaemon: @unchecked Sendable {
                 }
             case .secureKeys(let keys):
                 guard let exchange = secure else { events.append(.secureFailed(reason: "SECURE_KEYS before this agent sent its key")); continue }
-                do {
-                    let bounds = try exchange.keysReceived(keys, preparedDirectory: preparedDirectory)
-                    logger.info("secure merge: every member's key verified against the federation CA; bounds sent",
-                                metadata: ["members": "\(keys.keys.map { loggable($0.agent) }.joined(separator: ","))", "summands": "\(bounds.boundExponents.count)"])
-                    send(.secureBounds(bounds))
-                } catch {
-                    events.append(.secureFailed(reason: "\(error)"))
+                logger.info("secure merge: verifying the relayed keys and computing the summands", metadata: ["members": "\(keys.keys.map { loggable($0.agent) }.joined(separator: ","))"])
+                let directory = preparedDirectory
+                worker.start {
+                    do { return .secureBoundsReady(try exchange.keysReceived(keys, preparedDirectory: directory)) } catch {
+                        return .secureFailed(reason: "\(error)")
+                    }
                 }
             case .secureReveal(let request):
                 guard let exchange = secure else {
@@ -269,11 +271,14 @@ public final class AgentDaemon: @unchecked Sendable {
                 }
             case .secureScale(let scale):
                 guard let exchange = secure else { events.append(.secureFailed(reason: "SECURE_SCALE before SECURE_KEYS")); continue }
-                do {
-                    let (file, bytes) = try exchange.scaleReceived(scale, preparedDirectory: preparedDirectory)
-                    events.append(.secureMasked(file: file, bytes: bytes))
-                } catch {
-                    events.append(.secureFailed(reason: "\(error)"))
+                let directory = preparedDirectory
+                worker.start {
+                    do {
+                        let (file, bytes) = try exchange.scaleReceived(scale, preparedDirectory: directory)
+                        return .secureMasked(file: file, bytes: bytes)
+                    } catch {
+                        return .secureFailed(reason: "\(error)")
+                    }
                 }
             case .saveEvaluations(let round, let evaluations):
                 do { try saveSentEvaluations(evaluations, round: round) } catch {

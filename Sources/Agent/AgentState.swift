@@ -9,14 +9,17 @@
 //   awaitingWelcome ──WELCOME with work left──▶ preparing(uploads)              (worker: prepare)
 //                   ──WELCOME, all settled──▶ enrolled(nextHello)  ·  with --once: finished
 //   preparing ──prepared──▶ uploading(file, remaining) ──last COMMITTED──▶ serving
-//             └──prepared, a secure merge──▶ securing(awaitingKeys) ──SECURE_KEYS──▶ securing(awaitingScale)
-//                 ──SECURE_SCALE──▶ securing(masking) ──masked──▶ uploading(masked-<merge>.bin)
+//             └──prepared, a secure merge──▶ securing(awaitingKeys) ──SECURE_KEYS──▶ securing(computing)
+//                 ──bounds ready──▶ securing(awaitingScale) ──SECURE_SCALE──▶ securing(masking)
+//                 ──masked──▶ uploading(masked-<merge>.bin)      (computing and masking on the worker)
 //             └──nothing to upload──────────────────────────────────────▶ serving
 //   serving ──every model evaluated and acknowledged, or failed──▶ finished (--once)
 //                                                               └─▶ awaitingWelcome (HELLO again on the link)
 //   enrolled ──nextHello──▶ awaitingWelcome;  enrolled ──MERGED──▶ serving
 //   any state with a link ──link lost──▶ connecting(attempt + 1), after ReconnectBackoff;
 //       with --once: finished(failure) once --connect-timeout has passed since the loss.
+//   MERGE_FAILED for the served merge (any admitted state), or a WELCOME saying a secure merge
+//       failed ──▶ finished(roundFailed) with --once, else enrolled (HELLO after the interval);
 //   REFUSED, a refused certificate or handshake ──▶ finished(refused);
 //   a WELCOME value the agent will not take, a failed preparation, a local I/O failure ──▶ finished(failure).
 //
@@ -89,6 +92,9 @@ enum WorkerJob: Sendable, Equatable {
     case idle
     case preparing
     case evaluating(round: Int, PendingEvaluation)
+    /// A secure merge's keys checked and summands computed, or its summands masked: seconds on
+    /// MiniLM, so off the loop that keeps the link's heartbeats.
+    case securing
 }
 
 /// The merge this agent serves: the WELCOME that named it and everything about its models.
@@ -172,6 +178,8 @@ enum AgentState: Sendable, Equatable {
 /// Where a secure merge's exchange stands (the secrets live in the shell's SecureExchange).
 enum SecureStep: Sendable, Equatable {
     case awaitingKeys
+    /// The worker verifies the relayed keys and computes the summands (then SECURE_BOUNDS).
+    case computing
     case awaitingScale
     case masking
 }
@@ -201,6 +209,8 @@ enum AgentEvent: Sendable, Equatable {
     case downloadRefused(reason: String, report: Message)
     case evaluated(round: Int, label: String, metrics: [String: Double])
     case evaluationFailed(round: Int, label: String, reason: String)
+    /// The worker verified the relayed keys and computed the summands: SECURE_BOUNDS to send.
+    case secureBoundsReady(SecureBounds)
     /// The shell wrote the masked upload `file` (prepared/) of a secure merge.
     case secureMasked(file: String, bytes: Int)
     /// A step of the secure exchange failed: a relayed key did not verify, the scale was refused, …
@@ -232,11 +242,13 @@ enum AgentEffect: Sendable, Equatable {
     case saveEvaluations(round: Int, SentEvaluations)
     /// Secure merge: make this round's key pair and send SECURE_KEY.
     case secureBegin(round: Int, merge: String, plan: SecurePlan)
-    /// Verify the relayed keys, compute the summands, send SECURE_BOUNDS.
+    /// On the worker: verify the relayed keys, compute the summands (answers secureBoundsReady).
     case secureKeys(SecureKeys)
-    /// Check the scale, encode and mask, write the upload (answers secureMasked).
+    /// On the worker: check the scale, encode and mask, write the upload (answers secureMasked).
     case secureScale(SecureScale)
     /// Answer REVEAL_REQUEST with the seeds shared with the dropped members (SecureExchange decides).
     case secureReveal(RevealRequest)
+    /// The served merge failed at the aggregator: forget its secure exchange and any upload on its way.
+    case endMerge
     case log(LogLine)
 }

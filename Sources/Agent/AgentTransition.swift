@@ -35,8 +35,16 @@ struct AgentTransition {
         case .prepared, .prepareFailed:
             // Also when the link broke meanwhile: the next WELCOME prepares again (from disk).
             if memory.worker == .preparing { memory.worker = .idle }
+        case .secureBoundsReady, .secureMasked, .secureFailed:
+            if memory.worker == .securing { memory.worker = .idle }
         default:
             break
+        }
+
+        // The aggregator gave up the merge this agent serves (a secure merge below min_agents, …):
+        // nothing more will come for it, in whatever phase the agent is.
+        if case .message(.mergeFailed(let failure)) = event, state.isAdmitted {
+            return mergeFailed(failure, state, memory)
         }
 
         switch state {
@@ -110,9 +118,17 @@ struct AgentTransition {
         case .securing(_, let step):
             switch (step, event) {
             case (.awaitingKeys, .message(.secureKeys(let keys))):
+                guard memory.worker == .idle else { return secureRefused("SECURE_KEYS while the worker is busy (\(memory.worker))") }
+                memory.worker = .securing
                 effects.append(.secureKeys(keys))
+                return .securing(memory, step: .computing)
+            case (.computing, .secureBoundsReady(let bounds)):
+                log(.info, "secure merge: every member's key verified against the federation CA; bounds sent", ["summands": "\(bounds.boundExponents.count)"])
+                effects.append(.send(.secureBounds(bounds)))
                 return .securing(memory, step: .awaitingScale)
             case (.awaitingScale, .message(.secureScale(let scale))):
+                guard memory.worker == .idle else { return secureRefused("SECURE_SCALE while the worker is busy (\(memory.worker))") }
+                memory.worker = .securing
                 effects.append(.secureScale(scale))
                 return .securing(memory, step: .masking)
             case (.masking, .secureMasked(let file, let bytes)):
@@ -120,9 +136,7 @@ struct AgentTransition {
                 effects.append(.startUpload(file: file))
                 return .uploading(memory, file: file, remaining: [])
             case (_, .secureFailed(let reason)):
-                log(.error, "secure merge refused: \(loggable(reason, limit: 1000))")
-                effects.append(.send(.error(ErrorReport(code: "secure_refused", message: reason))))
-                return .finished(.failure)
+                return secureRefused(reason)
             default:
                 incoming(event, &memory)
             }
@@ -197,6 +211,10 @@ struct AgentTransition {
         for eval in plan.resend { effects.append(.send(.eval(eval))) }
         log(.info, "admitted", ["round": "\(welcome.round)", "statistics": welcome.wantedStatistics.map(\.rawValue).joined(separator: ","),
                                 "methods": welcome.methods.map { loggable($0) }.joined(separator: ","), "phase": welcome.phase.rawValue])
+        // A secure merge the aggregator already gave up: preparing would send a key it refuses.
+        if welcome.phase == .failed, welcome.secure != nil {
+            return gaveUp(merge: welcome.merge, round: welcome.round, reason: "WELCOME says the merge has failed", memory)
+        }
         switch plan.next {
         case .finish:
             return finishRound(memory)
@@ -208,6 +226,36 @@ struct AgentTransition {
             startPreparing(&memory)
             return .preparing(memory, uploads: plan.uploads)
         }
+    }
+
+    /// A step of the secure exchange failed: the aggregator is told why (it fails the merge) and the run ends.
+    private mutating func secureRefused(_ reason: String) -> AgentState {
+        log(.error, "secure merge refused: \(loggable(reason, limit: 1000))")
+        effects.append(.send(.error(ErrorReport(code: "secure_refused", message: reason))))
+        return .finished(.failure)
+    }
+
+    /// MERGE_FAILED for the served merge: logged naming the merge and the reason; the secure
+    /// exchange and any upload for it end; `--once` exits 3 (the round failed), an enrolled
+    /// agent waits for its next merge (HELLO after the interval). For another merge: ignored.
+    private mutating func mergeFailed(_ failure: MergeFailed, _ state: AgentState, _ memory: AgentMemory) -> AgentState {
+        guard let served = memory.served, served.round == failure.round, served.welcome.merge == failure.merge else {
+            log(.warning, "ignoring MERGE_FAILED for a merge this agent does not serve", ["round": "\(failure.round)", "merge": loggable(failure.merge)])
+            return state.with(memory)
+        }
+        return gaveUp(merge: failure.merge, round: failure.round, reason: failure.reason, memory)
+    }
+
+    /// The served merge failed at the aggregator: stop working for it.
+    private mutating func gaveUp(merge: String, round: Int, reason: String, _ memory: AgentMemory) -> AgentState {
+        log(.error, "merge '\(loggable(merge))' (round \(round)) failed at the aggregator: \(loggable(reason, limit: 1000))", ["merge": loggable(merge), "round": "\(round)"])
+        effects.append(.endMerge)
+        if memory.settings.once { return .finished(.roundFailed) }
+        var memory = memory
+        memory.served?.queue = []          // no models will come for it; the own model's score is moot
+        memory.served?.download = nil
+        log(.info, "waiting for the next merge", ["next_hello_in": "\(Int(memory.settings.helloInterval)) s"])
+        return .enrolled(memory, nextHello: memory.now + memory.settings.helloInterval)
     }
 
     private mutating func startPreparing(_ memory: inout AgentMemory) {

@@ -5,9 +5,14 @@
 //   keysReceived  → SECURE_BOUNDS (every relayed key verified against the federation CA, seeds
 //                                  derived, summands of every method computed, bounds reported)
 //   scaleReceived → masked-<merge>.bin in prepared/ (scale checked, encoded, masked), uploaded
-//                   through the ordinary resumable chunk path.
+//                   through the ordinary resumable chunk path. Under heads: keep this agent's
+//                   own head travels in the clear beside the masked words: it is this agent's
+//                   alone (every member gets it back in the merged model, as in the clear mode).
 //
 //   reveal        → REVEAL (members dropped after the scale: the seeds shared with them).
+// keysReceived and scaleReceived take seconds on MiniLM and run on the agent's worker thread,
+// so the link keeps its heartbeats (on the loop they stalled it past the 10 s heartbeat timeout
+// on a loaded machine, and the aggregator dropped every member mid-exchange).
 //
 // The reveal's caveat (Bonawitz et al. 2017): an agent cannot tell a member that really
 // dropped from one the aggregator only claims dropped. There is no self-mask, so a lying
@@ -25,7 +30,10 @@ import MergeIO
 import Protocol
 import SecureSum
 
-final class SecureExchange {
+/// Its long steps (keysReceived, scaleReceived) run on the agent's worker thread while the
+/// shell may answer a REVEAL_REQUEST: every entry point holds `lock`, so one runs at a time.
+final class SecureExchange: @unchecked Sendable {
+    private let lock = NSLock()
     let agent: String
     let round: Int
     let merge: String
@@ -36,6 +44,8 @@ final class SecureExchange {
     private var seeds: [String: PairwiseSeed] = [:]
     private var layouts: [(label: String, layout: SumLayout, sameAs: String?)] = []
     private var values: [[Double]] = []
+    /// heads: keep — this agent's head, sent in the clear (no sum can hide a per-agent tensor).
+    private var keptHeads = NamedTensors()
     private var bounds: SecureBounds?
     /// The agents of the scale this agent masked its upload for.
     private var maskedFor: [String]?
@@ -57,13 +67,15 @@ final class SecureExchange {
 
     /// SECURE_KEY: this round's public key, signed.
     func signedKey() throws -> SecureKey {
-        try SignedPublicKey(signing: keyPair, as: identity, for: binding).wire(round: round)
+        lock.lock(); defer { lock.unlock() }
+        return try SignedPublicKey(signing: keyPair, as: identity, for: binding).wire(round: round)
     }
 
     /// Verifies every relayed key (all or nothing: one forged key refuses the round), derives
     /// the pairwise seeds, computes the summands from the prepared model and statistics, and
     /// returns SECURE_BOUNDS.
     func keysReceived(_ relayed: SecureKeys, preparedDirectory: String) throws -> SecureBounds {
+        lock.lock(); defer { lock.unlock() }
         guard relayed.round == round, relayed.merge == merge else {
             throw SecureExchangeError.otherMerge(round: relayed.round, merge: relayed.merge)
         }
@@ -75,6 +87,7 @@ final class SecureExchange {
         let (model, _) = try ModelFiles.loadModel(directory: preparedDirectory)
         layouts = []
         values = []
+        keptHeads = NamedTensors()
         var computed: [(label: String, layout: SumLayout, values: [[Double]])] = []
         for method in plan.methods {
             let parameters = try JSONDecoder().decode([String: MergeValue].self, from: Data(method.parameters.utf8))
@@ -82,7 +95,7 @@ final class SecureExchange {
             let statistics = try ModelFiles.loadStatistics(path: preparedDirectory + "/stats.safetensors", model: agent, kinds: choice.requiredStatistics)
             let summands = try SumMerge.summands(method: method.mergeMethod, parameters: parameters, model: model, statistics: statistics,
                                                  weight: 1, name: agent)
-            guard summands.keptHeads.names.isEmpty else { throw SecureExchangeError.keptHeads(method: method.label) }
+            for (name, tensor) in summands.keptHeads.pairs where !keptHeads.contains(name) { keptHeads.set(name, tensor) }
             // RegMean at several α has the same summands (α is applied to the sums): sent once.
             if let twin = computed.first(where: { $0.layout == summands.layout && $0.values == summands.values }) {
                 layouts.append((method.label, summands.layout, twin.label))
@@ -100,6 +113,7 @@ final class SecureExchange {
     /// Checks the round's scale against this agent's bounds, encodes and masks every summand
     /// (stream k for the k-th summand over all methods) and writes the upload; returns its size.
     func scaleReceived(_ scale: SecureScale, preparedDirectory: String) throws -> (file: String, bytes: Int) {
+        lock.lock(); defer { lock.unlock() }
         guard let bounds else { throw SecureExchangeError.scaleBeforeKeys }
         let scales = try RoundScale.accept(scale, own: bounds, agent: agent)
         // Seeds only with the agents whose masks the sums will hold.
@@ -113,7 +127,7 @@ final class SecureExchange {
             words.append(try PairwiseMask.apply(mask, to: fixed))
         }
         let config = (try? String(contentsOfFile: preparedDirectory + "/config.json", encoding: .utf8)) ?? "{}"
-        let upload = MaskedUpload(agent: agent, merge: merge, round: round, config: config, methods: layouts, words: words)
+        let upload = MaskedUpload(agent: agent, merge: merge, round: round, config: config, methods: layouts, words: words, clearTensors: keptHeads)
         try upload.write(to: preparedDirectory + "/" + plan.upload)
         values = []      // the clear summands are no longer needed
         maskedFor = scale.agents
@@ -123,6 +137,7 @@ final class SecureExchange {
 
     /// REVEAL: the seeds this agent shares with each dropped member.
     func reveal(_ request: RevealRequest) throws -> Reveal {
+        lock.lock(); defer { lock.unlock() }
         guard request.round == round, request.merge == merge else { throw SecureExchangeError.otherMerge(round: request.round, merge: request.merge) }
         guard let scale = maskedFor else { throw SecureExchangeError.revealBeforeMasking }
         var seedsOut: [String: String] = [:]
@@ -155,7 +170,6 @@ enum SecureExchangeError: Error, CustomStringConvertible {
     case otherMerge(round: Int, merge: String)
     case ownKeyMissing
     case scaleBeforeKeys
-    case keptHeads(method: String)
     case revealBeforeMasking
     case revealRefused(String, String)
 
@@ -166,7 +180,6 @@ enum SecureExchangeError: Error, CustomStringConvertible {
         case .scaleBeforeKeys: return "SECURE_SCALE arrived before SECURE_KEYS"
         case .revealBeforeMasking: return "REVEAL_REQUEST before this agent masked its upload"
         case let .revealRefused(who, why): return "no seed revealed for \(loggable(who)): \(why)"
-        case let .keptHeads(method): return "method \(loggable(method)) keeps heads per agent (heads: keep), which a secure merge does not send"
         }
     }
 }

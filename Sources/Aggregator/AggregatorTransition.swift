@@ -146,6 +146,7 @@ extension AggregatorState {
             merges[name] = merge
             effects.append(.saveRecord(merge.record))
             effects.append(.log(LogLine(.error, "merge failed", ["merge": name, "error": loggable(reason, limit: 400)])))
+            announceFailure(merge, reason: "merge failed: \(loggable(reason, limit: 400))", &effects)
         case .forget(let agent):
             forget(agent, &effects)
         }
@@ -287,6 +288,7 @@ extension AggregatorState {
                 merges[name]!.phase = .failed(reason: reason)
                 effects.append(.saveRecord(merges[name]!.record))
                 effects.append(.log(LogLine(.error, "merge failed", ["merge": name, "reason": reason])))
+                announceFailure(merges[name]!, reason: reason, &effects)
             }
             if report.code == "eval_failed", let method = report.method {
                 let name = try mayEvaluate(method, link.agent, round: nil)
@@ -617,6 +619,7 @@ extension AggregatorState {
         if case .failed(let reason) = merge.phase, merges[name]!.phase != merge.phase {
             effects.append(.saveRecord(merge.record))
             effects.append(.log(LogLine(.error, "merge failed", ["merge": name, "reason": reason])))
+            announceFailure(merge, reason: reason, &effects)
         }
         merges[name] = merge
     }
@@ -715,6 +718,19 @@ extension AggregatorState {
         "deadline of \(Int(merge.definition.deadline)) s passed without the \(what) of \(missing.joined(separator: ", ")) after the key exchange; "
             + "fewer than min_agents (\(minAgents)) members remain, so the secure merge fails. "
             + "The masked uploads stay in the spool's secure/\(merge.definition.name)/."
+    }
+
+    /// A secure merge given up: every agent whose link serves it is told (MERGE_FAILED), so a
+    /// member waiting for keys, a scale, a reveal request or models stops waiting; a `--once`
+    /// agent exits 3, an enrolled one asks for its next merge later. (Clear merges keep their
+    /// agents' uploads for a re-run of the merge file and are not announced.)
+    private func announceFailure(_ merge: MergeState, reason: String, _ effects: inout [AggregatorEffect]) {
+        guard merge.definition.secure else { return }
+        let failure = MergeFailed(round: merge.definition.id, merge: merge.definition.name, reason: String(reason.prefix(4000)))
+        for peer in links.keys.sorted(by: { $0.description < $1.description }) {
+            guard case .welcomed(_, let serving, _) = links[peer]!.phase, serving == merge.definition.name else { continue }
+            effects.append(.send(peer, .mergeFailed(failure)))
+        }
     }
 
     /// The secure merge a link serves, when its agent is a member of it.

@@ -120,11 +120,8 @@ public struct MergeDefinition: Sendable, Equatable {
             throw ConfigError.invalid(file: section.file, key: entry.key("merge_method"), value: "'\(method.choice.name)'",
                                       allowed: "with secure: true, one of \(SumMerge.methods.joined(separator: ", ")) (\(method.choice.name) needs each agent's own weights or statistics, which secure summation never shows the aggregator)")
         }
-        // heads: keep would send each agent's head in the clear; the daemons do not carry it.
-        for (entry, method) in zip(entries, methods) where method.choice.parameters.string("heads") == "keep" {
-            throw ConfigError.invalid(file: section.file, key: entry.key("parameters.heads"), value: "'keep'",
-                                      allowed: "with secure: true, average or per_label (heads kept per agent are not sent by a secure merge)")
-        }
+        // heads: keep is allowed: each member's head is its own (in no sum), so it travels in
+        // the clear beside the masked summands, and secure.json says so.
     }
 
     /// With the aggregator's `align:` every member is permuted into the reference's basis

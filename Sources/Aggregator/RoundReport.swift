@@ -78,6 +78,15 @@ public struct RoundReport: Sendable {
         }
         var lines = ["# FedMerge merge \(definition.name) (round \(definition.id))", ""]
         lines.append("Merged agents: \(merged.joined(separator: ", "))" + (absent.isEmpty ? "" : "; absent at the deadline: \(absent.joined(separator: ", "))") + ".")
+        if definition.secure {
+            var text = "Secure merge: the aggregator held only masked uploads and their sums."
+            if let secure, let summary = try? JSONSerialization.jsonObject(with: secure) as? [String: Any],
+               let heads = summary["heads_sent_in_clear"] as? [String: [String]], !heads.isEmpty {
+                text += " Heads kept per agent (heads: keep) were sent in the clear: "
+                    + heads.keys.sorted().map { "\($0): \(heads[$0]!.joined(separator: ", "))" }.joined(separator: "; ") + "."
+            }
+            lines.append(text)
+        }
         lines.append("Each agent evaluates every model on its own local test split. Cells: accuracy / macro-F1.")
         lines.append("")
         lines.append("| model | " + merged.joined(separator: " | ") + " | mean |")

@@ -3,7 +3,10 @@
 // round's fixed-point scale (a sum beyond the scale's range is refused, never wrapped), merge
 // every method from the sums (SumMerge, the same solves as the clear methods), and write the
 // merged models and secure.json: which sums were formed, their scales, the bytes per agent.
-// Nothing here ever holds one agent's weights or statistics in the clear.
+// Nothing here ever holds one agent's weights or statistics in the clear — but for heads: keep,
+// where each member's own classifier head comes in the clear beside its masked words (a head
+// kept per agent is in no sum) and goes into the merged model as in the clear mode; secure.json
+// says so, naming the heads.
 
 import AtomicIO
 import Foundation
@@ -35,6 +38,8 @@ extension MergeRunner {
         let uploadName = SecurePlan.uploadName(merge: definition.name)
         var uploads: [MaskedUpload] = []
         var bytes: [String: Int] = [:]
+        var keptHeads: [String: NamedTensors] = [:]
+        var clearBytes: [String: Int] = [:]
         for agent in agents {
             let path = inputs.directory + "/" + agent + "/" + uploadName
             let upload = try MaskedUpload.read(path: path)
@@ -52,11 +57,27 @@ extension MergeRunner {
             try FileManager.default.createDirectory(atPath: inputs.directory + "/" + agent + "/config", withIntermediateDirectories: true)
             try AtomicFile.write(Data(upload.header.config.utf8), to: inputs.directory + "/" + agent + "/config/config.json")
             bytes[agent] = ((try? FileManager.default.attributesOfItem(atPath: path)[.size]) as? NSNumber)?.intValue ?? 0
+            // Clear tensors are accepted only as heads some method keeps per agent.
+            var kept: Set<String> = []
+            for (method, entry) in zip(upload.header.methods, definition.methods) {
+                kept.formUnion(try SumMerge.keptHeadNames(layout: method.layout, parameters: entry.choice.rawParameters))
+            }
+            if let stray = upload.clearTensors.names.first(where: { !kept.contains($0) }) {
+                throw SecureMergeError.header(agent: agent, reason: "it sends \(stray) in the clear, which is no head kept per agent (heads: keep)")
+            }
+            if upload.clearTensors.count > 0 {
+                keptHeads[agent] = upload.clearTensors
+                clearBytes[agent] = upload.clearTensors.pairs.reduce(0) { $0 + $1.tensor.storage.count * 4 }
+            }
             uploads.append(upload)
         }
         var outcomes: [Outcome] = []
         var summary: [String: Any] = ["secure": true, "agents": agents, "bytes_per_agent": bytes, "dropped": inputs.dropped,
                                       "masks_removed_by_reveal": inputs.revealed]
+        if !keptHeads.isEmpty {
+            summary["heads_sent_in_clear"] = keptHeads.mapValues(\.names)
+            summary["clear_bytes_per_agent"] = clearBytes
+        }
         var methodsSummary: [String: Any] = [:]
         var k = 0
         var sumsByLabel: [String: [[Double]]] = [:]
@@ -85,7 +106,13 @@ extension MergeRunner {
             if method.sameAs == nil { methodsSummary[entry.label] = ["sums": layout.summands.map(\.key), "fraction_bits": fractionBits] }
             sumsByLabel[entry.label] = sums
             if output.hasMerged(entry.label) { continue }
-            let result = try SumMerge.merge(layout: layout, parameters: entry.choice.rawParameters, sums: sums, models: agents.map { ($0, 1.0) })
+            let result = try SumMerge.merge(layout: layout, parameters: entry.choice.rawParameters, sums: sums, models: agents.map { ($0, 1.0) },
+                                            keptHeads: keptHeads)
+            if !result.report.headsMapping.isEmpty {
+                var m = methodsSummary[entry.label] as? [String: Any] ?? [:]
+                m["heads"] = "keep: each member's own head was sent in the clear beside its masked sums"
+                methodsSummary[entry.label] = m
+            }
             try publish(result, label: entry.label, agentDirectories: agents.map { ($0, inputs.directory + "/" + $0 + "/config") })
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             logger.info("merged from masked sums", metadata: ["merge": "\(definition.name)", "method": "\(entry.label)", "agents": "\(agents.joined(separator: ","))",

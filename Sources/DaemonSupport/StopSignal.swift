@@ -31,7 +31,8 @@ public enum DaemonExit: Int32, Sendable {
 
     public static let help = """
     Exit codes: 0 round complete; 1 unexpected error; 2 invalid config (the message names the file and key);
-    3 the round failed (e.g. too few agents at the deadline; the spool is kept); 4 refused by the
+    3 the round failed (e.g. too few agents at the deadline; the spool is kept; an agent with --once: the
+    aggregator gave up the secure merge it served); 4 refused by the
     aggregator or TLS set-up failed; 130 stopped by SIGINT/SIGTERM (state on disk is consistent; run again to resume).
     """
 }

@@ -2,10 +2,13 @@
 // header saying which agent, merge and methods, each method's summand layout and the agent's
 // config.json (labels; no weights), then every summand of every method, in header order, as
 // masked fixed-point words (little-endian UInt64). The words are uniform noise on their own;
-// only their sum over the merge's members means anything.
+// only their sum over the merge's members means anything. Under heads: keep the agent's own
+// classifier head follows in the clear (fp32, little-endian, the header's `clear` order): a
+// kept head is this agent's alone, so there is no sum to hide it in.
 
 import AtomicIO
 import Foundation
+import LinAlg
 import Merge
 
 public struct MaskedUpload: Sendable {
@@ -23,18 +26,31 @@ public struct MaskedUpload: Sendable {
         /// The agent's config.json (it carries the labels the published config needs).
         public var config: String
         public var methods: [Method]
+        /// Tensors sent in the clear after the words: the heads kept per agent (heads: keep).
+        /// Absent when there are none.
+        public var clear: [Slot]?
+
+        public struct Slot: Codable, Sendable, Equatable {
+            public var name: String
+            public var shape: [Int]
+        }
     }
 
     public var header: Header
     /// Aligned with the summands of the methods that are not `sameAs` another, in order.
     public var words: [[UInt64]]
+    /// The tensors `header.clear` names (heads: keep), in that order.
+    public var clearTensors: NamedTensors
 
     public static let magic = Array("FMMASK01".utf8)
 
-    public init(agent: String, merge: String, round: Int, config: String, methods: [(label: String, layout: SumLayout, sameAs: String?)], words: [[UInt64]]) {
+    public init(agent: String, merge: String, round: Int, config: String, methods: [(label: String, layout: SumLayout, sameAs: String?)], words: [[UInt64]],
+                clearTensors: NamedTensors = NamedTensors()) {
         header = Header(agent: agent, merge: merge, round: round, config: config,
-                        methods: methods.map { Header.Method(label: $0.label, layout: $0.layout, sameAs: $0.sameAs) })
+                        methods: methods.map { Header.Method(label: $0.label, layout: $0.layout, sameAs: $0.sameAs) },
+                        clear: clearTensors.count == 0 ? nil : clearTensors.pairs.map { Header.Slot(name: $0.name, shape: $0.tensor.shape) })
         self.words = words
+        self.clearTensors = clearTensors
     }
 
     public func write(to path: String) throws {
@@ -44,6 +60,7 @@ public struct MaskedUpload: Sendable {
         data.append(Data(bytes: &length, count: 8))
         data.append(json)
         for w in words { w.withUnsafeBufferPointer { data.append(Data(buffer: $0)) } }   // little-endian hosts only (x86-64, arm64)
+        for (_, t) in clearTensors.pairs { t.storage.withUnsafeBufferPointer { data.append(Data(buffer: $0)) } }
         try AtomicFile.write(data, to: path)
     }
 
@@ -58,7 +75,21 @@ public struct MaskedUpload: Sendable {
             throw MaskedUploadError.malformed(path: path, reason: "header: \(error)")
         }
         let counts = header.methods.filter { $0.sameAs == nil }.flatMap { $0.layout.summands.map(\.count) }
-        let expected = 16 + Int(length) + counts.reduce(0, +) * 8
+        let clear = header.clear ?? []
+        var clearCounts: [Int] = []
+        for slot in clear {
+            // Its entries must fit in the file: no overflowing product of a peer's shape.
+            var n = 1
+            for d in slot.shape {
+                let (product, overflow) = n.multipliedReportingOverflow(by: d)
+                guard d >= 0, !overflow, product <= data.count / 4 else {
+                    throw MaskedUploadError.malformed(path: path, reason: "clear tensor '\(slot.name.prefix(200))' has shape \(slot.shape.prefix(8))")
+                }
+                n = product
+            }
+            clearCounts.append(n)
+        }
+        let expected = 16 + Int(length) + counts.reduce(0, +) * 8 + clearCounts.reduce(0, +) * 4
         guard data.count == expected else { throw MaskedUploadError.malformed(path: path, reason: "\(data.count) bytes, the layouts need \(expected)") }
         var words: [[UInt64]] = []
         var offset = 16 + Int(length)
@@ -70,12 +101,23 @@ public struct MaskedUpload: Sendable {
                 offset += n * 8
             }
         }
-        return MaskedUpload(header: header, words: words)
+        var tensors = NamedTensors()
+        for (slot, n) in zip(clear, clearCounts) {
+            guard !tensors.contains(slot.name) else { throw MaskedUploadError.malformed(path: path, reason: "clear tensor '\(slot.name.prefix(200))' twice") }
+            var values = [Float](repeating: 0, count: n)
+            data.withUnsafeBytes { raw in
+                values.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + n * 4)])) }
+            }
+            offset += n * 4
+            tensors.set(slot.name, try Tensor(shape: slot.shape, storage: values))
+        }
+        return MaskedUpload(header: header, words: words, clearTensors: tensors)
     }
 
-    init(header: Header, words: [[UInt64]]) {
+    init(header: Header, words: [[UInt64]], clearTensors: NamedTensors) {
         self.header = header
         self.words = words
+        self.clearTensors = clearTensors
     }
 }
 

@@ -29,6 +29,8 @@ public enum MessageType: UInt16, Sendable, CaseIterable, CustomStringConvertible
     case secureScale = 18
     case revealRequest = 19
     case reveal = 20
+    // A merge given up (issue 13: members of a failed secure merge stop waiting).
+    case mergeFailed = 21
 
     public var description: String {
         switch self {
@@ -52,6 +54,7 @@ public enum MessageType: UInt16, Sendable, CaseIterable, CustomStringConvertible
         case .secureScale: "SECURE_SCALE"
         case .revealRequest: "REVEAL_REQUEST"
         case .reveal: "REVEAL"
+        case .mergeFailed: "MERGE_FAILED"
         }
     }
 
@@ -154,6 +157,7 @@ public enum Message: Sendable, Equatable {
     case secureScale(SecureScale)
     case revealRequest(RevealRequest)
     case reveal(Reveal)
+    case mergeFailed(MergeFailed)
 
     public var type: MessageType {
         switch self {
@@ -177,6 +181,7 @@ public enum Message: Sendable, Equatable {
         case .secureScale: .secureScale
         case .revealRequest: .revealRequest
         case .reveal: .reveal
+        case .mergeFailed: .mergeFailed
         }
     }
 }

@@ -102,6 +102,7 @@ public struct MessageCodec: Sendable {
         case .secureScale(let h): return json(h)
         case .revealRequest(let h): return json(h)
         case .reveal(let h): return json(h)
+        case .mergeFailed(let h): return json(h)
         }
     }
 
@@ -192,6 +193,7 @@ public struct MessageCodec: Sendable {
         case .secureScale: return .secureScale(try parse(SecureScale.self))
         case .revealRequest: return .revealRequest(try parse(RevealRequest.self))
         case .reveal: return .reveal(try parse(Reveal.self))
+        case .mergeFailed: return .mergeFailed(try parse(MergeFailed.self))
         }
     }
 

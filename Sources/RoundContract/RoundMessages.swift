@@ -152,6 +152,21 @@ public struct Evaluated: Codable, Sendable, Equatable {
     }
 }
 
+/// Aggregator → the agents whose link serves merge `merge` (wire id `round`): the aggregator
+/// gave it up (below min_agents, a member refused the secure exchange, the merge itself
+/// failed), so nobody waits for keys, a scale or models that will not come. Sent for secure
+/// merges; `reason` is the aggregator's own text (the merge record's).
+public struct MergeFailed: Codable, Sendable, Equatable {
+    public var round: Int
+    public var merge: String
+    public var reason: String
+    public init(round: Int, merge: String, reason: String) {
+        self.round = round
+        self.merge = merge
+        self.reason = reason
+    }
+}
+
 /// Either side: something went wrong; `code` is machine-readable. `method` names the merged
 /// model concerned when there is one (e.g. an agent's failed evaluation of it: code
 /// `eval_failed`), so the aggregator can record that evaluation as failed instead of waiting.

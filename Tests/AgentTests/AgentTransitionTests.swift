@@ -421,8 +421,19 @@ final class AgentTransitionTests: XCTestCase {
         let keys = SecureKeys(round: 1, merge: "m1", keys: [])
         effects = run(&s, [.message(.secureKeys(keys))])
         XCTAssertEqual(actions(effects), [.secureKeys(keys)])
+        // Keys are checked and summands computed on the worker: the loop keeps the link's heartbeats.
+        XCTAssertEqual(s, .securing(s.memory!, step: .computing))
+        XCTAssertEqual(s.memory?.worker, .securing)
+        XCTAssertEqual(actions(run(&s, [.message(.heartbeat), .tick(now: 130)])), [])
+        XCTAssertEqual(actions(run(&s, [.message(.secureScale(scale))])), [], "no scale before this agent's bounds are out")
+        let bounds = SecureBounds(round: 1, merge: "m1", layoutDigest: "L", boundExponents: [3])
+        effects = run(&s, [.secureBoundsReady(bounds)])
+        XCTAssertEqual(actions(effects), [.send(.secureBounds(bounds))])
+        XCTAssertEqual(s, .securing(s.memory!, step: .awaitingScale))
+        XCTAssertEqual(s.memory?.worker, .idle)
         effects = run(&s, [.message(.secureScale(scale))])
         XCTAssertEqual(actions(effects), [.secureScale(scale)])
+        XCTAssertEqual(s.memory?.worker, .securing, "masking runs on the worker too")
         effects = run(&s, [.secureMasked(file: "masked-m1.bin", bytes: 4096)])
         XCTAssertEqual(actions(effects), [.startUpload(file: "masked-m1.bin")])
         effects = run(&s, [.uploadCommitted(file: "masked-m1.bin", bytes: 4096)])
@@ -431,6 +442,61 @@ final class AgentTransitionTests: XCTestCase {
         let request = RevealRequest(round: 1, merge: "m1", dropped: ["c"])
         effects = run(&s, [.message(.revealRequest(request))])
         XCTAssertEqual(actions(effects), [.secureReveal(request)])
+    }
+
+    /// MERGE_FAILED for the served secure merge, in every phase an agent waits in: `--once`
+    /// exits 3 (the round failed), an enrolled agent waits for its next merge; the log names
+    /// the merge and the reason; the shell ends the exchange. For another merge: ignored.
+    func testAFailedSecureMergeEndsTheWaitInEveryPhase() {
+        let failure = MergeFailed(round: 1, merge: "m1", reason: "fewer than min_agents (3) members remain")
+        let scale = SecureScale(round: 1, merge: "m1", layoutDigest: "L", agents: ["a", "b"], fractionBits: [40], boundExponents: [3])
+        let keys: [AgentEvent] = [.prepared, .message(.secureKeys(SecureKeys(round: 1, merge: "m1", keys: [])))]
+        let scaled = keys + [.secureBoundsReady(SecureBounds(round: 1, merge: "m1", layoutDigest: "L", boundExponents: [3])), .message(.secureScale(scale))]
+        let phases: [(String, [AgentEvent])] = [
+            ("preparing", []),
+            ("awaiting keys", [.prepared]),
+            ("computing", keys),
+            ("awaiting the scale", keys + [.secureBoundsReady(SecureBounds(round: 1, merge: "m1", layoutDigest: "L", boundExponents: [3]))]),
+            ("masking", scaled),
+            ("uploading", scaled + [.secureMasked(file: "masked-m1.bin", bytes: 4096)]),
+            ("serving", scaled + [.secureMasked(file: "masked-m1.bin", bytes: 4096), .uploadCommitted(file: "masked-m1.bin", bytes: 4096)]),
+        ]
+        for (phase, events) in phases {
+            for once in [true, false] {
+                var s = linked(once: once)
+                var w = welcome(required: [])
+                w.secure = plan
+                run(&s, [.welcome(w, saved: SentEvaluations())] + events)
+                let before = s
+                // Another merge's failure changes nothing.
+                var effects = run(&s, [.message(.mergeFailed(MergeFailed(round: 2, merge: "m2", reason: "x")))])
+                XCTAssertEqual(actions(effects), [], phase)
+                XCTAssertEqual(s, before, phase)
+                XCTAssertTrue(logs(effects).contains("ignoring MERGE_FAILED"), logs(effects))
+
+                effects = run(&s, [.message(.mergeFailed(failure))])
+                XCTAssertEqual(actions(effects), [.endMerge], "\(phase), once \(once)")
+                XCTAssertTrue(logs(effects).contains("merge 'm1' (round 1) failed at the aggregator: fewer than min_agents (3) members remain"), logs(effects))
+                if once {
+                    XCTAssertEqual(s, .finished(.roundFailed), phase)
+                } else {
+                    guard case .enrolled(let memory, nextHello: 115) = s else { return XCTFail("\(phase): \(s)") }
+                    XCTAssertEqual(memory.served?.queue, [], phase)
+                    XCTAssertEqual(actions(run(&s, [.tick(now: 115)])), [.sendHello], "\(phase): it asks for its next merge")
+                }
+            }
+        }
+        // A WELCOME saying the secure merge already failed: nothing is prepared, no key is sent.
+        for once in [true, false] {
+            var s = linked(once: once)
+            var w = welcome(required: [])
+            w.secure = plan
+            w.phase = .failed
+            let effects = run(&s, [.welcome(w, saved: SentEvaluations())])
+            XCTAssertEqual(actions(effects), [.endMerge])
+            XCTAssertTrue(logs(effects).contains("merge 'm1' (round 1) failed at the aggregator"), logs(effects))
+            if once { XCTAssertEqual(s, .finished(.roundFailed)) } else { guard case .enrolled = s else { return XCTFail("\(s)") } }
+        }
     }
 
     func testSecureMergeAlreadyCommittedSkipsTheExchange() {

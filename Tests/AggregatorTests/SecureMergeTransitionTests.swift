@@ -112,6 +112,7 @@ final class SecureMergeTransitionTests: XCTestCase {
         XCTAssertTrue(effects.contains(.saveRecord(s.merges["m"]!.record)), "the failure is durable")
         guard case .failed(let reason) = s.merges["m"]!.phase else { return XCTFail("\(s.merges["m"]!.phase)") }
         XCTAssertTrue(reason.contains("refused by a") && reason.contains("federation CA did not issue"), reason)
+        for agent in agents { XCTAssertEqual(sent(effects, to: agent), [.mergeFailed(MergeFailed(round: 1, merge: "m", reason: reason))], agent) }
     }
 
     func testASilentMemberBeforeItsBoundsIsLeftOutOfTheScale() throws {
@@ -158,5 +159,7 @@ final class SecureMergeTransitionTests: XCTestCase {
         guard case .failed(let reason) = s.merges["m"]!.phase else { return XCTFail("\(s.merges["m"]!.phase)") }
         XCTAssertTrue(reason.contains("masked uploads of c") && reason.contains("min_agents (3)") && reason.contains("secure/m/"), reason)
         XCTAssertTrue(effects.contains(.exit(.roundFailed)))
+        // Every agent still linked to the merge is told, with the record's reason.
+        for agent in agents { XCTAssertEqual(sent(effects, to: agent), [.mergeFailed(MergeFailed(round: 1, merge: "m", reason: reason))], agent) }
     }
 }

@@ -3,7 +3,9 @@
 // models (merged in-process by the clear methods) to 1e-6, while the aggregator's spool never
 // holds a weight or a statistic. A forged key (a certificate of another CA) is refused by
 // every honest agent, naming the agent and the reason; a member that vanishes after the key
-// exchange makes the merge fail cleanly (exit 3) with the spool kept.
+// exchange makes the merge fail cleanly (exit 3) with the spool kept, and the other members are
+// told (exit 3, not a wait for --connect-timeout). With heads: keep each member's head comes in
+// the clear and the merge equals the clear heads: keep merge.
 
 import Foundation
 import LinAlg
@@ -142,6 +144,68 @@ final class SecureRoundTests: FederationTestCase {
         print("secure-round seconds: \(String(format: "%.1f", seconds))")
     }
 
+    /// heads: keep in secure mode: the bodies are merged from masked sums, each member's head
+    /// comes in the clear beside them; the merged model equals the clear heads: keep merge
+    /// (body to 1e-6 relative, every kept head bit for bit), each agent gets its own head back,
+    /// and secure.json names the heads sent in the clear.
+    func testSecureMergeWithKeptHeadsEqualsTheClearMergeWithKeptHeads() throws {
+        let agents = ["a", "b", "c"]
+        let f = try Federation.make("secure-keep", agents: agents)
+        federation = f
+        try writeSecureConfig(f, subset: agents, methods: """
+                - {merge_method: regmean, parameters: {alpha: 0.5, heads: keep}}
+                - {merge_method: average, parameters: {heads: keep}}
+        """)
+        try f.start("aggregator", ["aggregator", "aggregator.yaml", "--once"])
+        for agent in agents { try f.start(agent, ["agent", "agent-\(agent).yaml", "--once", "--connect-timeout", "120"]) }
+        XCTAssertEqual(f.wait("aggregator"), 0, f.logs())
+        for agent in agents { XCTAssertEqual(f.wait(agent, limit: 60), 0, f.logs()) }
+
+        let inputs = agents.map { MergeInput(name: $0, modelDirectory: f.root + "/work/\($0)/prepared") }
+        let entries: [(String, [String: MergeValue])] = [
+            ("regmean", ["merge_method": .string("regmean"), "parameters": .map(["alpha": .number(0.5), "heads": .string("keep")])]),
+            ("average", ["merge_method": .string("average"), "parameters": .map(["heads": .string("keep")])]),
+        ]
+        for (label, map) in entries {
+            let clear = try MergeLoop.run(try MethodChoice(from: map, file: "test"), inputs: inputs, baseModel: f.root + "/base").result.tensors
+            let secure = try SafeTensorsFile(path: f.root + "/output/round-1/\(label)/model.safetensors")
+            XCTAssertEqual(Set(secure.names), Set(clear.names), label)
+            var worst = 0.0
+            var heads = 0
+            for name in clear.names {
+                let x = clear[name]!.storage, y = try secure.floatTensor(name).storage
+                if name.hasPrefix("classifier_") {
+                    XCTAssertEqual(x.map(\.bitPattern), y.map(\.bitPattern), "\(label) \(name): a kept head is the agent's own, bit for bit")
+                    heads += 1
+                    continue
+                }
+                XCTAssertEqual(x.count, y.count, "\(label) \(name)")
+                let scale = max(x.map { abs(Double($0)) }.max() ?? 0, 1e-12)
+                worst = max(worst, (zip(x, y).map { abs(Double($0) - Double($1)) }.max() ?? 0) / scale)
+            }
+            XCTAssertEqual(heads, 2 * agents.count, "\(label): weight and bias of each agent's head")
+            XCTAssertLessThanOrEqual(worst, 1e-6, "\(label): secure vs clear body, max relative difference")
+            print("secure-keep-vs-clear \(label): body max relative difference \(worst), \(heads) head tensors bit-identical")
+            // Each agent's merged model carries its own head back.
+            for agent in agents {
+                let own = try SafeTensorsFile(path: f.root + "/work/\(agent)/prepared/model.safetensors")
+                let got = try SafeTensorsFile(path: f.root + "/work/\(agent)/round-1/merged/\(label)/model.safetensors")
+                for name in ["classifier.weight", "classifier.bias"] {
+                    XCTAssertEqual(try got.floatTensor(name).storage.map(\.bitPattern), try own.floatTensor(name).storage.map(\.bitPattern), "\(agent) \(label) \(name)")
+                }
+            }
+        }
+        // The report says the heads were sent in the clear, and whose.
+        let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: f.root + "/output/round-1/report.json"))) as? [String: Any])
+        let summary = try XCTUnwrap(report["secure_summation"] as? [String: Any], "\(report.keys)")
+        let clearHeads = try XCTUnwrap(summary["heads_sent_in_clear"] as? [String: [String]], "\(summary)")
+        XCTAssertEqual(clearHeads.mapValues { $0.sorted() }, Dictionary(uniqueKeysWithValues: agents.map { ($0, ["classifier.bias", "classifier.weight"]) }))
+        let methods = try XCTUnwrap(summary["methods"] as? [String: [String: Any]])
+        XCTAssertTrue((methods["regmean"]?["heads"] as? String)?.contains("sent in the clear") == true, "\(methods)")
+        let markdown = try String(contentsOfFile: f.root + "/output/round-1/report.md", encoding: .utf8)
+        XCTAssertTrue(markdown.contains("were sent in the clear"), markdown)
+    }
+
     func testForgedKeyIsRefusedByEveryAgentNamingTheReason() throws {
         let f = try Federation.make("secure-forged", agents: ["a", "b"], alsoCertified: ["c"])
         federation = f
@@ -237,6 +301,12 @@ final class SecureRoundTests: FederationTestCase {
         let record = try String(contentsOfFile: f.root + "/output/round-1/merge.json", encoding: .utf8)
         XCTAssertTrue(record.contains("failed") && record.contains("c"), record)
         XCTAssertTrue(FileManager.default.fileExists(atPath: f.root + "/spool"), "the spool is kept")
-        for agent in ["a", "b"] { f.kill(agent) }
+        // The members are told (MERGE_FAILED) instead of waiting for --connect-timeout: each
+        // --once agent exits 3, its log naming the merge and the reason.
+        for agent in ["a", "b"] {
+            XCTAssertEqual(f.wait(agent, limit: 30), 3, f.logs())
+            let log = f.log(agent)
+            XCTAssertTrue(log.contains("merge 'round-1' (round 1) failed at the aggregator") && log.contains("fewer than min_agents"), log)
+        }
     }
 }

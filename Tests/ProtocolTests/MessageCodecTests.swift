@@ -27,6 +27,7 @@ final class MessageCodecTests: ProtocolTestCase {
         .secureScale(SecureScale(round: 3, merge: "m", layoutDigest: String(repeating: "ab", count: 32), agents: ["a", "b"], fractionBits: [57, 96], boundExponents: [3, nil])),
         .revealRequest(RevealRequest(round: 3, merge: "m", dropped: ["agent-2"])),
         .reveal(Reveal(round: 3, merge: "m", agent: "agent-1", seeds: ["agent-2": String(repeating: "0f", count: 32)])),
+        .mergeFailed(MergeFailed(round: 3, merge: "m", reason: "fewer than min_agents (3) members remain")),
     ]
 
     func testEveryMessageTypeRoundTrips() throws {

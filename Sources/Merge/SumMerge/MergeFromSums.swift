@@ -122,6 +122,15 @@ extension SumMerge {
         return MergeResult(tensors: out, report: report)
     }
 
+    /// The tensors of `layout` that heads: keep leaves to each agent (sent in the clear, never
+    /// summed); empty for the other heads modes.
+    public static func keptHeadNames(layout: SumLayout, parameters raw: [String: MergeValue]) throws -> [String] {
+        let parameters = try MethodRegistry.method(named: layout.method).validate(parameters: raw)
+        let heads = ModelFold(method: layout.method, parameters: parameters)
+        guard heads.headsMode == .keep else { return [] }
+        return layout.tensors.map(\.name).filter { heads.isSeparateHead($0) }
+    }
+
     /// One result slot per concurrent solve; each solve writes only its own slot.
     private final class SolveSlots: @unchecked Sendable {
         private(set) var values: [(Tensor<Float>, MergeReport.TensorEntry)?]

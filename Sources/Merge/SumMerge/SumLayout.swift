@@ -44,6 +44,7 @@ public struct SummandSpec: Sendable, Equatable, Codable {
 
 public struct TensorSlot: Sendable, Equatable, Codable {
     public var name: String
+    /// A head kept per agent (heads: keep) has 0 rows here: every agent's own has its label count.
     public var shape: [Int]
 }
 

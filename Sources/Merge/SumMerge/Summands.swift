@@ -93,7 +93,13 @@ public enum SumMerge {
         if name == "fisher", !specs.contains(where: { $0.role == .fisher }) {
             throw MergeError.missingStatistic(model: checked.name, key: "<param>.fisher (no tensor has a Fisher)")
         }
-        let layout = SumLayout(method: name, tensors: model.names.map { TensorSlot(name: $0, shape: model[$0]!.shape) }, summands: specs)
+        // A kept head's slot has 0 rows: each agent's head has its own label count (as in the
+        // clear heads: keep), and the layout must be the same for every member.
+        let layout = SumLayout(method: name, tensors: model.names.map { n in
+            var shape = model[n]!.shape
+            if fold.headsMode == .keep && fold.isSeparateHead(n) && !shape.isEmpty { shape[0] = 0 }
+            return TensorSlot(name: n, shape: shape)
+        }, summands: specs)
         return AgentSummands(layout: layout, values: values, keptHeads: kept)
     }
 
