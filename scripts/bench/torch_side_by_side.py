@@ -4,7 +4,7 @@
 PyTorch is a reference only, never a dependency of FedMerge or its CI: run this script with the
 python of a venv that has torch, transformers and safetensors (default /work/venv-torch; any
 other with --python, or run it with that python directly). Both sides use 2 threads
-(torch.set_num_threads, OPENBLAS_NUM_THREADS); each round runs FedMerge's side (a
+(torch.set_num_threads, OPENBLAS_NUM_THREADS; OpenMP waits passively, see main); each round runs FedMerge's side (a
 `fedmerge bench workload` process: it loads first, then times `--repeats` runs) and PyTorch's
 side (in this process, after loading, the same runs) in alternating order; the table shows
 medians over all runs. Ratio = FedMerge time / PyTorch time (below 1: FedMerge is faster).
@@ -40,10 +40,10 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def fedmerge_workload(args, name, extra):
+def fedmerge_workload(args, name, extra, repeats=None):
     """Runs `fedmerge bench workload NAME …`; returns its JSON object (seconds: list)."""
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "2"}
-    out = subprocess.run([args.fedmerge, "bench", "workload", name, "--repeats", str(args.repeats)] + extra,
+    out = subprocess.run([args.fedmerge, "bench", "workload", name, "--repeats", str(repeats or args.repeats)] + extra,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
     if out.returncode != 0:
         raise SystemExit(f"fedmerge bench workload {name} failed ({out.returncode}): {out.stderr.decode()[-2000:]}")
@@ -211,11 +211,15 @@ def main():
     p.add_argument("--repeats", type=int, default=3, help="timed runs per side per round")
     p.add_argument("--gram-batches", type=int, default=16)
     p.add_argument("--fisher-examples", type=int, default=32)
+    p.add_argument("--mats-rounds", type=int, default=1, help="MaTS runs (each minutes long)")
     p.add_argument("--mats-models", help="comma-separated model directories with K-FAC statistics (mats-4 is skipped without)")
     p.add_argument("--predict-texts", help="texts for predict (default: 1000 lines of the demo's test sets)")
     p.add_argument("--only", help="comma-separated workloads: step-64,step-128,gram,fisher,regmean-3,regmean-5,mats-4,predict")
     p.add_argument("--torch-threads", type=int, default=2)
     args = p.parse_args()
+    # OpenMP's default spin-waiting collapses under other load on 2 shared cores (a step of
+    # 1 s took 4–8 s): passive waiting is PyTorch's best case here, so it gets it.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         import torch
     except ImportError:
@@ -239,9 +243,9 @@ def main():
 
     rows = []
 
-    def measure(label, fed, tor, note=""):
+    def measure(label, fed, tor, note="", rounds=None):
         ours, theirs = [], []
-        for r in range(args.rounds):
+        for r in range(rounds or args.rounds):
             order = [("f", fed), ("t", tor)] if r % 2 == 0 else [("t", tor), ("f", fed)]
             for side, run in order:
                 runs = run()
@@ -288,13 +292,14 @@ def main():
         info = {}
 
         def mats():
-            out = fedmerge_workload(args, "merge", ["--models", ",".join(dirs), "--method", "mats", "--parameters", '{"objective": "kfac"}'])
+            out = fedmerge_workload(args, "merge", ["--models", ",".join(dirs), "--method", "mats", "--parameters", '{"objective": "kfac"}'], repeats=1)
             info.update(out)
             return out["seconds"]
+        # One MaTS run per round: it takes minutes.
         measure("mats-4", mats,
                 lambda: fedmerge_workload(args, "merge", ["--models", ",".join(dirs)])["seconds"],
-                "vs our RegMean of the same models")
-        print(f"  mats-4 CG: {json.dumps({k: v for k, v in info.items() if k.startswith('cg_')})}", flush=True)
+                "vs our RegMean of the same models (K-FAC defaults)", rounds=args.mats_rounds)
+        print(f"  mats-4 CG: {json.dumps({k: v for k, v in info.items() if k.startswith('cg_') and k != 'cg'})}", flush=True)
     if "predict" in chosen:
         texts = args.predict_texts
         if not texts:

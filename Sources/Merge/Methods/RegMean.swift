@@ -91,6 +91,9 @@ final class RegMeanAccumulator: MergeAccumulator {
         var rhs: Tensor<Double>
         var reference: Tensor<Float>?
         var result: (Tensor<Float>, MergeReport.TensorEntry)?
+        /// Flops of one model's product G̃ᵢ(Wᵢ − W₁)ᵀ and of the solve, for ordering the tasks.
+        var products: Double { 2 * Double(inDim * inDim) * Double(outDim) }
+        var solveCost: Double { Double(inDim * inDim) * (Double(inDim) / 3 + 2 * Double(outDim)) }
         init(weightName: String, linear: String, alpha: Double, outDim: Int, inDim: Int) {
             self.weightName = weightName; self.linear = linear; self.alpha = alpha
             self.outDim = outDim; self.inDim = inDim
@@ -125,7 +128,7 @@ final class RegMeanAccumulator: MergeAccumulator {
                 fold.average(n, model[n]!, weight: weight)
             }
             let linears = self.linears
-            try ParallelLinears.run(count: linears.count, parallel: parallel) { [self] i in
+            try ParallelLinears.run(count: linears.count, parallel: parallel, cost: { linears[$0].products }) { [self] i in
                 self.accumulate(linears[i], weight: model[linears[i].weightName]!, gram: grams[i], modelWeight: weight)
             }
         }
@@ -181,7 +184,7 @@ final class RegMeanAccumulator: MergeAccumulator {
     func finish() throws -> MergeResult {
         let (_, seconds) = try timed {
             let linears = self.linears
-            try ParallelLinears.run(count: linears.count, parallel: parallel) { i in
+            try ParallelLinears.run(count: linears.count, parallel: parallel, cost: { linears[$0].solveCost }) { i in
                 let s = linears[i]
                 s.result = try RegMean.solve(gram: s.gram, rhs: s.rhs, weightName: s.weightName, outDim: s.outDim, inDim: s.inDim,
                                              alpha: s.alpha, reference: s.reference)
