@@ -176,7 +176,7 @@ public struct ExperimentConfig: Sendable {
             greedy: try top.bool("greedy", default: false),
             greedyAlpha: try top.double("greedy_alpha", default: 0.9, range: 1e-6...1),
             mtl: try top.bool("mtl", default: true),
-            matsIterations: try top.int("mats_iterations", default: 100, range: 1...100_000),
+            matsIterations: try top.int("mats_iterations", default: 40, range: 1...100_000),
             partitions: partitions,
             keyFraction: try top.double("key_fraction", default: 0.8, range: 0...1),
             agentEvalCap: try top.int("agent_eval_cap", default: 16, range: 1...1_000_000),

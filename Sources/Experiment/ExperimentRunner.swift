@@ -93,7 +93,7 @@ public struct ExperimentRunner {
     }
 
     /// Row titles say when MaTS ran fewer CG iterations than its default.
-    var iterationsNote: String { config.matsIterations == 100 ? "" : ", \(config.matsIterations) CG iterations" }
+    var iterationsNote: String { config.matsIterations == 40 ? "" : ", \(config.matsIterations) CG iterations" }
 
     static func format(_ a: Double) -> String { a == a.rounded() ? String(format: "%.1f", a) : String(a) }
 

@@ -55,6 +55,49 @@ public struct CholeskyFactor: Sendable {
         return x
     }
 
+    /// X ← A⁻¹ X in place, X (n × columns) row-major: Uᵀ Y = X, then U X = Y.
+    public func solveInPlace(left x: UnsafeMutablePointer<Double>, columns: Int) {
+        let n = size
+        guard n > 0, columns > 0 else { return }
+        factor.withUnsafeBufferPointer { pf in
+            cblas_dtrsm(CblasRowMajor, CblasLeft, CblasUpper, CblasTrans, CblasNonUnit, Int32(n), Int32(columns),
+                        1, pf.baseAddress, Int32(n), x, Int32(columns))
+            cblas_dtrsm(CblasRowMajor, CblasLeft, CblasUpper, CblasNoTrans, CblasNonUnit, Int32(n), Int32(columns),
+                        1, pf.baseAddress, Int32(n), x, Int32(columns))
+        }
+    }
+
+    /// X ← X A⁻¹ in place, X (rows × n) row-major: A⁻¹ = U⁻¹U⁻ᵀ, so Y U = X, then X Uᵀ = Y.
+    public func solveInPlace(right x: UnsafeMutablePointer<Double>, rows: Int) {
+        let n = size
+        guard n > 0, rows > 0 else { return }
+        factor.withUnsafeBufferPointer { pf in
+            cblas_dtrsm(CblasRowMajor, CblasRight, CblasUpper, CblasNoTrans, CblasNonUnit, Int32(rows), Int32(n),
+                        1, pf.baseAddress, Int32(n), x, Int32(n))
+            cblas_dtrsm(CblasRowMajor, CblasRight, CblasUpper, CblasTrans, CblasNonUnit, Int32(rows), Int32(n),
+                        1, pf.baseAddress, Int32(n), x, Int32(n))
+        }
+    }
+
+    /// The factor of A + jitter·I with the smallest jitter in 0, 1e-10, 1e-8, … 1e-2 times A's
+    /// mean diagonal (1 if that is not positive) that factors, for a preconditioner that must
+    /// exist even when A is singular (a rank-deficient K-FAC factor); nil if none does.
+    public static func damped(_ a: Tensor<Double>) -> CholeskyFactor? {
+        if let f = try? CholeskyFactor(a) { return f }
+        let n = a.rows
+        var trace = 0.0
+        for i in 0..<n { trace += a[i, i] }
+        let mean = trace > 0 && n > 0 ? trace / Double(n) : 1
+        var relative = 1e-10
+        while relative <= 1e-2 {
+            var shifted = a
+            for i in 0..<n { shifted[i, i] += mean * relative }
+            if let f = try? CholeskyFactor(shifted) { return f }
+            relative *= 100
+        }
+        return nil
+    }
+
     /// Reciprocal condition number in the 1-norm (LAPACK dpocon): 1 / (‖A‖₁ ‖A⁻¹‖₁), estimated.
     public func reciprocalCondition() -> Double {
         let n = size

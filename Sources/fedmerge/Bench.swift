@@ -15,6 +15,7 @@ struct Bench: ParsableCommand {
             BenchTokenizer.self,
             BenchMerge.self,
             BenchFleet.self,
+            BenchWorkload.self,
         ]
     )
 }

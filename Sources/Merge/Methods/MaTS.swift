@@ -4,7 +4,9 @@
 //   regmean     — W ↦ W G̃ᵢ (W out×in, G̃ᵢ the α-scaled, row-normalised Gram, in×in)
 //   fisher_diag — θ ↦ Fᵢ ⊙ θ (diagonal Fisher)
 //   kfac        — W ↦ Bᵢ W Aᵢ (Aᵢ = Gram/num_rows, in×in; Bᵢ = kfac_out/num_rows, out×out):
-//                 no closed form; matrix-free CG, two GEMMs per model per iteration.
+//                 no closed form; matrix-free CG, two GEMMs per model per iteration,
+//                 preconditioned by (Σ Bᵢ)⁻¹ · (Σ Aᵢ)⁻¹ (Kronecker; exact when the models share
+//                 their factors), which cuts the iterations several-fold against Jacobi.
 // Tensors the objective does not cover keep the init method's value. Memory: regmean and
 // fisher_diag fold into sums; kfac keeps every model's (Aᵢ, Bᵢ) in fp64, as the operator
 // Σ Bᵢ W Aᵢ does not collapse into one pair (≈ 300 MB per MiniLM-L6 model, ≈ 2.5 GB per
@@ -25,12 +27,13 @@ public struct MaTS: MergeMethod {
                       doc: "Cᵢ: regmean (W ↦ W G̃ᵢ, needs Grams), fisher_diag (diagonal Fisher), kfac (W ↦ Bᵢ W Aᵢ, needs Grams and <linear>.kfac_out)."),
         ParameterSpec("init", .choice(MaTS.initMethods), default: .string("average"),
                       doc: "The merge CG starts from; tensors the objective does not cover keep its value."),
-        ParameterSpec("iterations", .number(0...100_000), default: .number(100), doc: "Maximum CG iterations per tensor."),
+        ParameterSpec("iterations", .number(0...100_000), default: .number(40),
+                      doc: "Maximum CG iterations per tensor. 40 Kronecker-preconditioned iterations leave residuals as small as 100 Jacobi ones did (4 MiniLM-L6: 5e-7–1e-4 against 1e-6–3e-4) in half the time."),
         ParameterSpec("tolerance", .number(0...1), default: .number(1e-8), doc: "Stop when ‖r‖/‖b‖ falls to this."),
         ParameterSpec("damping", .number(0...1e6), default: .number(0),
                       doc: "Added to each Aᵢ, Bᵢ, G̃ᵢ or Fᵢ as damping × (its mean diagonal) × I."),
-        ParameterSpec("preconditioner", .choice(["jacobi", "none"]), default: .string("jacobi"),
-                      doc: "Jacobi: divide by the operator's diagonal (exact for fisher_diag)."),
+        ParameterSpec("preconditioner", .choice(["auto", "kronecker", "jacobi", "none"]), default: .string("auto"),
+                      doc: "kronecker: (Σ Bᵢ)⁻¹ R (Σ Aᵢ)⁻¹, each sum Cholesky-factored once (with jitter where singular); exact when the models share their factors up to scale. jacobi: divide by the operator's diagonal (exact for fisher_diag). auto: kronecker for kfac and regmean, jacobi for fisher_diag."),
         ParameterSpec("kfac_fallback", .choice(["init", "fisher_diag"]), default: .string("init"),
                       doc: "objective kfac: tensors without Gram+kfac_out keep the init value, or use the diagonal Fisher where present."),
         ParameterSpec("alpha", .perTensorNumber(0...1), default: .number(0.9), doc: "RegMean's α (objective regmean, and init regmean)."),
@@ -290,16 +293,16 @@ final class MaTSAccumulator: MergeAccumulator {
 
     func finish() throws -> MergeResult {
         var result = try initial.finish()
-        let iterations = Int(parameters.number("iterations") ?? 100)
+        let iterations = Int(parameters.number("iterations") ?? 40)
         let tolerance = parameters.number("tolerance") ?? 1e-8
-        let jacobi = parameters.string("preconditioner") != "none"
+        let preconditioner = parameters.string("preconditioner") ?? "auto"
         let initTensors = result.tensors
         let (_, seconds) = try timed {
             let systems = self.systems
-            try ParallelLinears.run(count: systems.count, parallel: parallel) { i in
+            try ParallelLinears.run(count: systems.count, parallel: parallel, cost: { Double(systems[$0].rows * systems[$0].cols) * Double(systems[$0].rows + systems[$0].cols) }) { i in
                 let s = systems[i]
                 let x0 = initTensors[s.name]!.storage.map(Double.init)
-                let cg = Self.solve(s, initial: x0, iterations: iterations, tolerance: tolerance, jacobi: jacobi)
+                let cg = Self.solve(s, initial: x0, iterations: iterations, tolerance: tolerance, preconditioner: preconditioner)
                 s.result = (try Tensor(shape: s.shape, storage: cg.x.map(Float.init)), cg)
             }
         }
@@ -325,7 +328,7 @@ final class MaTSAccumulator: MergeAccumulator {
     }
 
     /// CG on one tensor's system from `initial`; the operator is applied matrix-free.
-    static func solve(_ s: System, initial: [Double], iterations: Int, tolerance: Double, jacobi: Bool) -> ConjugateGradientResult {
+    static func solve(_ s: System, initial: [Double], iterations: Int, tolerance: Double, preconditioner choice: String) -> ConjugateGradientResult {
         let (m, n) = (s.rows, s.cols)
         var diagonal = [Double](repeating: 0, count: m * n)
         let apply: LinearOperator
@@ -360,8 +363,84 @@ final class MaTSAccumulator: MergeAccumulator {
             }
         }
         let inverseDiagonal = diagonal.map { $0 > 0 ? 1 / $0 : 1 }
-        let preconditioner: LinearOperator? = jacobi ? { r, z in for i in 0..<inverseDiagonal.count { z[i] = inverseDiagonal[i] * r[i] } } : nil
-        return conjugateGradient(apply: apply, rhs: s.rhs, initial: initial, preconditioner: preconditioner,
-                                 tolerance: tolerance, maxIterations: iterations)
+        let jacobi: LinearOperator? = choice == "none" ? nil : { r, z in for i in 0..<inverseDiagonal.count { z[i] = inverseDiagonal[i] * r[i] } }
+        let kronecker = choice == "kronecker" || (choice == "auto" && s.objective != "fisher_diag")
+        guard kronecker, let factored = kroneckerPreconditioner(s.op, rows: m, cols: n) else {
+            return conjugateGradient(apply: apply, rhs: s.rhs, initial: initial, preconditioner: jacobi,
+                                     tolerance: tolerance, maxIterations: iterations)
+        }
+        let first = conjugateGradient(apply: apply, rhs: s.rhs, initial: initial, preconditioner: factored,
+                                      tolerance: tolerance, maxIterations: iterations)
+        // CG stopped early without converging: p·Ap ≤ 0, the operator is singular along the
+        // search direction — rank-deficient Bᵢ (last layer's feed-forward sees gradients at CLS
+        // only; LayerNorm's inputs never vary along 1) whose near-null directions the Kronecker
+        // inverse amplifies. Jacobi, which amplifies nothing, takes over for the iterations left.
+        guard !first.converged, first.iterations < iterations else { return first }
+        var rest = conjugateGradient(apply: apply, rhs: s.rhs, initial: first.x, preconditioner: jacobi,
+                                     tolerance: tolerance, maxIterations: iterations - first.iterations)
+        rest.iterations += first.iterations
+        rest.residualHistory = first.residualHistory + rest.residualHistory.dropFirst()
+        return rest
+    }
+
+    /// Z = B⁻¹ R A⁻¹, the inverse of B ⊗ A, the Kronecker product nearest the operator
+    /// Σ wᵢBᵢ ⊗ Aᵢ (for regmean B = I and A = Σ wᵢG̃ᵢ: exact). Symmetric positive definite, so CG stays CG; it changes the path to the solution,
+    /// not the solution. A singular sum is factored with jitter (CholeskyFactor.damped); nil
+    /// (Jacobi stays) for the diagonal operator or when no jitter helps.
+    static func kroneckerPreconditioner(_ op: System.Operator, rows m: Int, cols n: Int) -> LinearOperator? {
+        let left: CholeskyFactor?, right: CholeskyFactor
+        switch op {
+        case .diagonal: return nil
+        case .rightGram(let g):
+            left = nil
+            guard let f = CholeskyFactor.damped(g) else { return nil }
+            right = f
+        case .kronecker(let pairs):
+            guard var (a, b) = nearestKroneckerProduct(pairs) else { return nil }
+            // A floor of 1e-3 × the mean diagonal bounds how much the inverse amplifies the
+            // factors' near-null directions (LayerNorm inputs never vary along 1; the last
+            // layer sees gradients at CLS only): at 1e-6 CG broke down (p·Ap ≤ 0) on 6 of a
+            // MiniLM's 38 systems, at 1e-3 on none, with the same residuals elsewhere.
+            let floor = 1e-3
+            let (shiftA, shiftB) = (floor * meanDiagonal(a), floor * meanDiagonal(b))
+            for i in 0..<n { a[i, i] += shiftA }
+            for i in 0..<m { b[i, i] += shiftB }
+            guard let fa = CholeskyFactor.damped(a), let fb = CholeskyFactor.damped(b) else { return nil }
+            left = fb; right = fa
+        }
+        return { r, z in
+            z.baseAddress!.update(from: r.baseAddress!, count: m * n)
+            left?.solveInPlace(left: z.baseAddress!, columns: n)
+            right.solveInPlace(right: z.baseAddress!, rows: m)
+        }
+    }
+
+    /// B ⊗ A nearest Σ Bᵢ ⊗ Aᵢ in the Frobenius norm (Van Loan & Pitsianis), by alternating
+    /// least squares from B = Σ Bᵢ: A ∝ Σ ⟨B, Bᵢ⟩ Aᵢ, then B ∝ Σ ⟨A, Aᵢ⟩ Bᵢ. Plain sums weigh a
+    /// model whose Bᵢ is tiny (a confident model: small gradients) as much as any other in A;
+    /// these weights follow each term's share of the operator. Inner products of positive
+    /// semidefinite matrices are ≥ 0, so A and B stay positive semidefinite.
+    static func nearestKroneckerProduct(_ pairs: [(a: Tensor<Double>, b: Tensor<Double>)]) -> (a: Tensor<Double>, b: Tensor<Double>)? {
+        guard let first = pairs.first else { return nil }
+        func combination(_ terms: [Tensor<Double>], _ weights: [Double]) -> Tensor<Double> {
+            let top = weights.max() ?? 0
+            var out = Tensor<Double>(shape: terms[0].shape)
+            for (t, w) in zip(terms, weights) where top > 0 { try! axpy(w / top, t, &out) }   // same shapes by construction
+            return out
+        }
+        let aTerms = pairs.map(\.a), bTerms = pairs.map(\.b)
+        var b = combination(bTerms, [Double](repeating: 1, count: pairs.count))
+        var a = first.a
+        for _ in 0..<3 {
+            a = combination(aTerms, bTerms.map { max(try! dot(b, $0), 0) })
+            b = combination(bTerms, aTerms.map { max(try! dot(a, $0), 0) })
+        }
+        return (a, b)
+    }
+
+    static func meanDiagonal(_ m: Tensor<Double>) -> Double {
+        var trace = 0.0
+        for i in 0..<m.rows { trace += m[i, i] }
+        return trace / Double(max(m.rows, 1))
     }
 }

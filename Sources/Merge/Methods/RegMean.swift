@@ -2,6 +2,8 @@
 // Σᵢ ‖Xᵢ W ᵀ − Xᵢ Wᵢᵀ‖² (Jin et al., ICLR 2023): Wᵀ = (Σ G̃ᵢ)⁻¹ Σ G̃ᵢ Wᵢᵀ with
 // G̃ᵢ = α Gᵢ + (1 − α) diag(Gᵢ), solved in fp64 by LinAlg's solveSymmetric (Cholesky →
 // jitter → eigen pseudo-inverse), never by an explicit inverse. Other tensors are averaged.
+// The right-hand side is summed relative to the first model's weight (RegMean.solve), so K
+// models cost K − 1 products G̃ᵢ(Wᵢ − W₁)ᵀ: those products are most of a merge's time.
 
 import LinAlg
 
@@ -30,27 +32,56 @@ extension RegMean {
     /// W from the sums of one linear: solves (Σ G̃ᵢ) Wᵀ = Σ G̃ᵢWᵢᵀ (d×d, d×out, fp64) by
     /// solveSymmetric and returns W (out×in, fp32) with its report entry. The clear and the
     /// secure (sums-only) paths both end here, so they share every fallback.
+    /// With `reference` (W₁, out×in), `rhs` is Σ G̃ᵢ(Wᵢ − W₁)ᵀ instead, and Wᵀ = W₁ᵀ + (Σ G̃ᵢ)⁻¹ rhs:
+    /// the same W, one model's product fewer. That identity holds for a true inverse only, so
+    /// when the chain needs jitter or the pseudo-inverse the full Σ G̃ᵢWᵢᵀ is rebuilt and solved
+    /// as before (a dead input feature keeps weight 0, not W₁'s).
     static func solve(gram: Tensor<Double>, rhs: Tensor<Double>, weightName: String, outDim: Int, inDim: Int,
-                      alpha: Double) throws -> (Tensor<Float>, MergeReport.TensorEntry) {
-        let solution: SymmetricSolution
-        do { solution = try solveSymmetric(gram, rhs) } catch {
+                      alpha: Double, reference: Tensor<Float>? = nil) throws -> (Tensor<Float>, MergeReport.TensorEntry) {
+        var solution: SymmetricSolution
+        do {
+            solution = try solveSymmetric(gram, rhs)
+            if let reference, solution.path != .cholesky {
+                solution = try solveSymmetric(gram, fullRightHandSide(gram: gram, correction: rhs, reference: reference))
+            }
+        } catch {
             throw MergeError.solveFailed(tensor: weightName, reason: "\(error)")
         }
-        // Wᵀ (in×out) → W (out×in), fp32.
+        let offset = solution.path == .cholesky ? reference : nil
+        // Wᵀ (in×out) → W (out×in), fp32, plus W₁ when the solution is a correction to it.
         var w = TensorKernels.zerosFloat([outDim, inDim])
         solution.x.withUnsafeBufferPointer { px in
             w.withUnsafeMutableBufferPointer { pw in
-                for r in 0..<inDim { for c in 0..<outDim { pw[c * inDim + r] = Float(px[r * outDim + c]) } }
+                if let offset {
+                    offset.withUnsafeBufferPointer { po in
+                        for r in 0..<inDim { for c in 0..<outDim { pw[c * inDim + r] = Float(px[r * outDim + c] + Double(po[c * inDim + r])) } }
+                    }
+                } else {
+                    for r in 0..<inDim { for c in 0..<outDim { pw[c * inDim + r] = Float(px[r * outDim + c]) } }
+                }
             }
         }
         return (w, .init(name: weightName, rule: "regmean", solvePath: solution.path.name,
                          solveDetail: solution.path.description, conditionEstimate: solution.conditionEstimate,
                          note: alpha == 0.9 ? nil : "alpha \(alpha)"))
     }
+
+    /// Σ G̃ᵢWᵢᵀ = Σ G̃ᵢ(Wᵢ − W₁)ᵀ + (Σ G̃ᵢ) W₁ᵀ.
+    private static func fullRightHandSide(gram: Tensor<Double>, correction: Tensor<Double>, reference: Tensor<Float>) -> Tensor<Double> {
+        let (d, out) = (gram.rows, correction.cols)
+        var full = correction
+        let wide = TensorKernels.widened(reference)
+        gram.withUnsafeBufferPointer { pg in wide.withUnsafeBufferPointer { pw in full.withUnsafeMutableBufferPointer { pf in
+            BLAS.gemm(transA: false, transB: true, m: d, n: out, k: d, alpha: 1, a: pg.baseAddress!, lda: d,
+                      b: pw.baseAddress!, ldb: d, beta: 1, c: pf.baseAddress!, ldc: out)
+        } } }
+        return full
+    }
 }
 
 final class RegMeanAccumulator: MergeAccumulator {
-    /// Running sums of one linear: Σ wᵢG̃ᵢ (in×in) and Σ wᵢG̃ᵢWᵢᵀ (in×out), fp64.
+    /// Running sums of one linear: Σ wᵢG̃ᵢ (in×in) and Σ wᵢG̃ᵢ(Wᵢ − W₁)ᵀ (in×out), fp64, with W₁
+    /// the first model's weight (its own term is zero, so its product is never formed).
     final class LinearSums: @unchecked Sendable {
         let weightName: String
         let linear: String
@@ -58,7 +89,11 @@ final class RegMeanAccumulator: MergeAccumulator {
         let outDim: Int, inDim: Int
         var gram: Tensor<Double>
         var rhs: Tensor<Double>
+        var reference: Tensor<Float>?
         var result: (Tensor<Float>, MergeReport.TensorEntry)?
+        /// Flops of one model's product G̃ᵢ(Wᵢ − W₁)ᵀ and of the solve, for ordering the tasks.
+        var products: Double { 2 * Double(inDim * inDim) * Double(outDim) }
+        var solveCost: Double { Double(inDim * inDim) * (Double(inDim) / 3 + 2 * Double(outDim)) }
         init(weightName: String, linear: String, alpha: Double, outDim: Int, inDim: Int) {
             self.weightName = weightName; self.linear = linear; self.alpha = alpha
             self.outDim = outDim; self.inDim = inDim
@@ -71,6 +106,7 @@ final class RegMeanAccumulator: MergeAccumulator {
     private let parameters: MergeParameters
     private let parallel: Bool
     private var linears: [LinearSums] = []
+    private let scratch = ScratchBuffers()
 
     init(fold: ModelFold, parameters: MergeParameters, parallel: Bool) {
         self.fold = fold
@@ -92,7 +128,7 @@ final class RegMeanAccumulator: MergeAccumulator {
                 fold.average(n, model[n]!, weight: weight)
             }
             let linears = self.linears
-            try ParallelLinears.run(count: linears.count, parallel: parallel) { [self] i in
+            try ParallelLinears.run(count: linears.count, parallel: parallel, cost: { linears[$0].products }) { [self] i in
                 self.accumulate(linears[i], weight: model[linears[i].weightName]!, gram: grams[i], modelWeight: weight)
             }
         }
@@ -116,27 +152,30 @@ final class RegMeanAccumulator: MergeAccumulator {
         return found
     }
 
-    /// Σ G̃ += w s G̃ᵢ and Σ G̃Wᵀ += w s G̃ᵢ Wᵢᵀ, s = 1/num_rows under gram_normalize: mean.
+    /// Σ G̃ += w s G̃ᵢ and Σ G̃(W − W₁)ᵀ += w s G̃ᵢ (Wᵢ − W₁)ᵀ, s = 1/num_rows under gram_normalize: mean.
     private func accumulate(_ sums: LinearSums, weight w: Tensor<Float>, gram g: NamedStatistics.Gram, modelWeight: Double) {
         let d = sums.inDim, out = sums.outDim
         let scale = modelWeight * (normalizeByRows ? 1 / Double(g.numRows) : 1)
         let offDiagonal = scale * sums.alpha
-        // G̃ᵢ (d×d, fp64): off-diagonal scaled by α, diagonal kept, all times the model's scale.
-        var gTilde = TensorKernels.zerosDouble([d, d])
-        g.sum.withUnsafeBufferPointer { pg in
-            gTilde.withUnsafeMutableBufferPointer { pt in
-                for i in 0..<(d * d) { pt[i] = offDiagonal * Double(pg[i]) }
-                for i in 0..<d { pt[i * d + i] = scale * Double(pg[i * d + i]) }
+        let reference = sums.reference
+        if reference == nil { sums.reference = w }
+        scratch.with(count: d * d) { gTilde in
+            // G̃ᵢ (d×d, fp64): off-diagonal scaled by α, diagonal kept, all times the model's scale.
+            g.sum.withUnsafeBufferPointer { pg in
+                for i in 0..<(d * d) { gTilde[i] = offDiagonal * Double(pg[i]) }
+                for i in 0..<d { gTilde[i * d + i] = scale * Double(pg[i * d + i]) }
             }
-        }
-        let wide = TensorKernels.widened(w)                               // Wᵢ (out×in)
-        gTilde.withUnsafeBufferPointer { pt in
-            sums.gram.withUnsafeMutableBufferPointer { ps in BLAS.axpy(n: d * d, alpha: 1, x: pt.baseAddress!, y: ps.baseAddress!) }
-            wide.withUnsafeBufferPointer { pw in
+            sums.gram.withUnsafeMutableBufferPointer { ps in BLAS.axpy(n: d * d, alpha: 1, x: gTilde, y: ps.baseAddress!) }
+            guard let reference else { return }
+            scratch.with(count: out * d) { delta in
+                // Wᵢ − W₁ (out×in), exact in fp64.
+                w.withUnsafeBufferPointer { pw in reference.withUnsafeBufferPointer { pr in
+                    for i in 0..<(out * d) { delta[i] = Double(pw[i]) - Double(pr[i]) }
+                } }
                 sums.rhs.withUnsafeMutableBufferPointer { pr in
-                    // rhs (d×out) += G̃ᵢ (d×d) · Wᵢᵀ (d×out)
-                    BLAS.gemm(transA: false, transB: true, m: d, n: out, k: d, alpha: 1, a: pt.baseAddress!, lda: d,
-                              b: pw.baseAddress!, ldb: d, beta: 1, c: pr.baseAddress!, ldc: out)
+                    // rhs (d×out) += G̃ᵢ (d×d) · (Wᵢ − W₁)ᵀ (d×out)
+                    BLAS.gemm(transA: false, transB: true, m: d, n: out, k: d, alpha: 1, a: gTilde, lda: d,
+                              b: delta, ldb: d, beta: 1, c: pr.baseAddress!, ldc: out)
                 }
             }
         }
@@ -145,9 +184,10 @@ final class RegMeanAccumulator: MergeAccumulator {
     func finish() throws -> MergeResult {
         let (_, seconds) = try timed {
             let linears = self.linears
-            try ParallelLinears.run(count: linears.count, parallel: parallel) { i in
+            try ParallelLinears.run(count: linears.count, parallel: parallel, cost: { linears[$0].solveCost }) { i in
                 let s = linears[i]
-                s.result = try RegMean.solve(gram: s.gram, rhs: s.rhs, weightName: s.weightName, outDim: s.outDim, inDim: s.inDim, alpha: s.alpha)
+                s.result = try RegMean.solve(gram: s.gram, rhs: s.rhs, weightName: s.weightName, outDim: s.outDim, inDim: s.inDim,
+                                             alpha: s.alpha, reference: s.reference)
             }
         }
         var claimed: [String: (tensor: Tensor<Float>, entry: MergeReport.TensorEntry)] = [:]
