@@ -46,8 +46,10 @@ def mean_se(xs):
 
 
 def table(runs, pairs, rows, title, paper=True):
-    head = "| " + title + " | barrier, nats (mean ± SE) | per pair | pseudo-perplexity barrier | L(λ=½) | paper (MultiBERTs) |\n|---|---:|---|---:|---:|---:|\n"
+    head = ("| " + title + " | barrier, nats (mean ± SE over pairs) | paired Δ vs the first row | per pair | pseudo-perplexity barrier | L(λ=½) | paper (MultiBERTs) |\n"
+            "|---|---:|---:|---|---:|---:|---:|\n")
     lines = []
+    baseline = {}
     for row in rows:
         d, label = row[0], row[1]
         b, bp, mid, found = [], [], [], []
@@ -60,14 +62,19 @@ def table(runs, pairs, rows, title, paper=True):
             if pppl:
                 bp.append(barrier(pppl))
         if not b:
-            lines.append(f"| {label} | not run | | | | |")
+            lines.append(f"| {label} | not run | | | | | |")
             continue
+        if not baseline:
+            baseline = dict(zip(found, b))
+        diffs = [x - baseline[p] for p, x in zip(found, b) if p in baseline]
+        dm, dse = mean_se(diffs) if diffs else (float("nan"), float("nan"))
+        delta = "—" if d == rows[0][0] else f"{dm:+.3f} ± {dse:.3f}"
         m, se = mean_se(b)
         mp, sep = mean_se(bp) if bp else (float("nan"), float("nan"))
         mm, _ = mean_se(mid)
         per = ", ".join(f"{p[1:]}: {x:.3f}" for p, x in zip(found, b))
         paper_value = f"{row[2]:.2f}" if len(row) > 2 and row[2] is not None else "—"
-        lines.append(f"| {label} | {m:.3f} ± {se:.3f} | {per} | {mp:.0f} ± {sep:.0f} | {mm:.3f} | {paper_value} |")
+        lines.append(f"| {label} | {m:.3f} ± {se:.3f} | {delta} | {per} | {mp:.0f} ± {sep:.0f} | {mm:.3f} | {paper_value} |")
     return head + "\n".join(lines) + "\n"
 
 
@@ -110,7 +117,7 @@ def main():
     text += table(runs, pairs, ATTENTION, "attention")
     text += "\n### Residual stream (only the residual P; feed-forward and attention left in place)\n\n"
     text += table(runs, pairs, RESIDUAL, "residual")
-    text += "\n### Everything aligned\n\n" + table(runs, pairs, [e + (None,) for e in EXTRA], "alignment")
+    text += "\n### Everything aligned (against B as trained)\n\n" + table(runs, pairs, [RESIDUAL[0]] + [e + (None,) for e in EXTRA], "alignment")
     open(os.path.join(out, "tables.md"), "w").write(text)
     svg(runs, pairs, ATTENTION, "Attention variants (FF matched)", os.path.join(out, "attention.svg"))
     svg(runs, pairs, RESIDUAL, "Residual variants (only residual permuted)", os.path.join(out, "residual.svg"))
