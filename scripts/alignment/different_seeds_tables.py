@@ -92,17 +92,18 @@ def svg(runs, pairs, rows, title, out):
     if not series:
         return
     hi = max(max(s[2]) for s in series) or 1.0
+    lo = min(0.0, min(min(s[2]) for s in series))
     W, H, L, T = 460.0, 240.0, 60.0, 40.0
     colors = ["#4a7ab5", "#c0504d", "#9bbb59", "#8064a2", "#f79646", "#333333"]
     s = f'<svg xmlns="http://www.w3.org/2000/svg" width="{int(L + W + 260)}" height="{int(T + H + 50)}" font-family="sans-serif" font-size="11">\n'
     s += f'<text x="{L}" y="20" font-size="13">{title}: mean rise above the chord over pairs (nats)</text>\n'
     for k in range(5):
-        v = hi * k / 4; y = T + H * (1 - v / hi)
+        v = lo + (hi - lo) * k / 4; y = T + H * (1 - (v - lo) / (hi - lo))
         s += f'<line x1="{L}" y1="{y:.1f}" x2="{L + W}" y2="{y:.1f}" stroke="#ddd"/><text x="{L - 6}" y="{y + 4:.1f}" text-anchor="end">{v:.2f}</text>\n'
     s += f'<text x="{L + W / 2}" y="{T + H + 30}" text-anchor="middle">λ (0 = model B, 1 = model A)</text>\n'
     for i, (label, lam, ys) in enumerate(series):
         c = colors[i % len(colors)]
-        pts = " ".join(f"{L + W * x:.1f},{T + H * (1 - y / hi):.1f}" for x, y in zip(lam, ys))
+        pts = " ".join(f"{L + W * x:.1f},{T + H * (1 - (y - lo) / (hi - lo)):.1f}" for x, y in zip(lam, ys))
         s += f'<polyline points="{pts}" fill="none" stroke="{c}" stroke-width="2"/>\n'
         s += f'<text x="{L + W + 10}" y="{T + 14 * i + 10}" fill="{c}">{label}</text>\n'
     open(out, "w").write(s + "</svg>\n")
