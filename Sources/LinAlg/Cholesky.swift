@@ -42,15 +42,8 @@ public struct CholeskyFactor: Sendable {
         guard b.rows == n else { throw LinAlgError.shapeMismatch(operation: "Cholesky solve", lhs: factor.shape, rhs: b.shape) }
         let nrhs = b.rank == 1 ? 1 : b.cols
         var x = b
-        guard n > 0, nrhs > 0 else { return x }
-        // A = UᵀU: solve Uᵀ Y = B, then U X = Y (row-major U is the factor's upper triangle).
-        factor.withUnsafeBufferPointer { pf in
-            x.withUnsafeMutableBufferPointer { px in
-                cblas_dtrsm(CblasRowMajor, CblasLeft, CblasUpper, CblasTrans, CblasNonUnit, Int32(n), Int32(nrhs),
-                            1, pf.baseAddress, Int32(n), px.baseAddress, Int32(nrhs))
-                cblas_dtrsm(CblasRowMajor, CblasLeft, CblasUpper, CblasNoTrans, CblasNonUnit, Int32(n), Int32(nrhs),
-                            1, pf.baseAddress, Int32(n), px.baseAddress, Int32(nrhs))
-            }
+        x.withUnsafeMutableBufferPointer { px in
+            if let base = px.baseAddress { solveInPlace(left: base, columns: nrhs) }
         }
         return x
     }
@@ -84,16 +77,25 @@ public struct CholeskyFactor: Sendable {
     /// exist even when A is singular (a rank-deficient K-FAC factor); nil if none does.
     public static func damped(_ a: Tensor<Double>) -> CholeskyFactor? {
         if let f = try? CholeskyFactor(a) { return f }
+        return jittered(a, from: 1e-10, growth: 100, tries: 5) { _ in true }?.factor
+    }
+
+    /// The first factor of A + jitter·I that factors and that `accept` takes, trying jitter =
+    /// A's mean diagonal (1 if that is not positive) × `from` × `growth`^k for k < `tries`; with
+    /// the jitter used. The one jitter ladder behind `damped` and `solveSymmetric`.
+    public static func jittered(_ a: Tensor<Double>, from: Double, growth: Double, tries: Int,
+                                accept: (CholeskyFactor) -> Bool) -> (factor: CholeskyFactor, jitter: Double)? {
         let n = a.rows
         var trace = 0.0
         for i in 0..<n { trace += a[i, i] }
-        let mean = trace > 0 && n > 0 ? trace / Double(n) : 1
-        var relative = 1e-10
-        while relative <= 1e-2 {
+        let meanDiagonal = trace > 0 && n > 0 ? trace / Double(n) : 1
+        var relative = from
+        for _ in 0..<max(tries, 0) {
+            let jitter = meanDiagonal * relative
             var shifted = a
-            for i in 0..<n { shifted[i, i] += mean * relative }
-            if let f = try? CholeskyFactor(shifted) { return f }
-            relative *= 100
+            for i in 0..<n { shifted[i, i] += jitter }
+            if let f = try? CholeskyFactor(shifted), accept(f) { return (f, jitter) }
+            relative *= growth
         }
         return nil
     }

@@ -67,21 +67,13 @@ public func solveSymmetric(_ a: Tensor<Double>, _ b: Tensor<Double>,
     }
 
     // 2. Diagonal jitter scaled to the mean diagonal (1 if the diagonal is not positive).
-    var trace = 0.0
-    for i in 0..<n { trace += a[i, i] }
-    let meanDiagonal = trace > 0 && n > 0 ? trace / Double(n) : 1
-    var relative = options.initialRelativeJitter
-    for _ in 0..<max(options.jitterTries, 0) {
-        let jitter = meanDiagonal * relative
-        var shifted = a
-        for i in 0..<n { shifted[i, i] += jitter }
-        if let factor = try? CholeskyFactor(shifted) {
-            let rcond = factor.reciprocalCondition()
-            if rcond >= options.minReciprocalCondition {
-                return SymmetricSolution(x: try factor.solve(b), path: .jitter(jitter), conditionEstimate: 1 / rcond)
-            }
-        }
-        relative *= options.jitterGrowth
+    var rcond = 0.0
+    if let (factor, jitter) = CholeskyFactor.jittered(a, from: options.initialRelativeJitter, growth: options.jitterGrowth,
+                                                       tries: options.jitterTries, accept: {
+        rcond = $0.reciprocalCondition()
+        return rcond >= options.minReciprocalCondition
+    }) {
+        return SymmetricSolution(x: try factor.solve(b), path: .jitter(jitter), conditionEstimate: 1 / rcond)
     }
 
     // 3. Eigen pseudo-inverse: X = V diag(1/λ) Vᵀ B over the kept eigenvalues.
