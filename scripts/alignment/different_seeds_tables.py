@@ -45,7 +45,7 @@ def mean_se(xs):
     return m, math.sqrt(var / len(xs))
 
 
-def table(runs, pairs, rows, title, paper=True):
+def table(runs, pairs, rows, title):
     head = ("| " + title + " | barrier, nats (mean ± SE over pairs) | paired Δ vs the first row | per pair | pseudo-perplexity barrier | L(λ=½) | paper (MultiBERTs) |\n"
             "|---|---:|---:|---|---:|---:|---:|\n")
     lines = []

@@ -25,7 +25,6 @@ def mean_se(xs):
 
 def row(label, values_by_task):
     cells = []
-    means = []
     for t in TASKS:
         m, se = mean_se(values_by_task[t])
         cells.append(f"{m:.1f} ± {se:.1f}")
