@@ -52,8 +52,9 @@ public struct ExperimentConfig: Sendable {
     public var seed: Int
     /// Seeds of the agents' classifier-head initialisation / fine-tuning (one per agent; all equal = same head init).
     public var agentSeeds: [Int]
-    /// `seeds: [1, 2, 3]`: the experiment repeated per seed, every agent fine-tuning with that seed;
-    /// without it one run with `agent_seeds` (today's behaviour).
+    /// `seeds: [1, 2, 3]`: the experiment repeated per seed, every agent fine-tuning with that seed
+    /// plus its `agent_seed_offsets` entry (none: all equal, the same head initialisation);
+    /// without `seeds` one run with `agent_seeds` (today's behaviour).
     public var runs: [Run]
     public var epochs: Int
     /// MTL trains up to this many epochs, keeping the epoch best on validation.
@@ -82,7 +83,7 @@ public struct ExperimentConfig: Sendable {
     public var agentEvalCap: Int
     public var roundTimeout: Double
 
-    static let topKeys = ["name", "setting", "base_model", "workdir", "results", "seed", "seeds", "agent_seeds", "train", "sizes", "stats",
+    static let topKeys = ["name", "setting", "base_model", "workdir", "results", "seed", "seeds", "agent_seeds", "agent_seed_offsets", "train", "sizes", "stats",
                           "alphas", "members", "out_of_domain", "greedy", "greedy_alpha", "mtl", "mats_iterations", "partitions", "key_fraction",
                           "agent_eval_cap", "round_timeout"]
 
@@ -143,7 +144,20 @@ public struct ExperimentConfig: Sendable {
             if top.has("agent_seeds") {
                 throw ConfigError.invalid(file: file, key: "seeds", value: "\(raw)", allowed: "either 'seeds' (every agent fine-tunes with each seed in turn) or 'agent_seeds' (one run), not both")
             }
-            runs = values.map { Run(seed: $0, agentSeeds: [Int](repeating: $0, count: agentCount)) }
+            var offsets = [Int](repeating: 0, count: agentCount)
+            if top.has("agent_seed_offsets") {
+                let raw = try top.strings("agent_seed_offsets", help: "one integer per agent, added to each run's seed")
+                let parsed = raw.compactMap { Double($0) }.filter { $0 == $0.rounded() && $0 >= 0 && $0 <= 1_000_000 }.map { Int($0) }
+                guard raw.count == agentCount, parsed.count == raw.count else {
+                    throw ConfigError.invalid(file: file, key: "agent_seed_offsets", value: "\(raw)",
+                                              allowed: "\(agentCount) integers in 0…1000000, one per agent (added to each run's seed)")
+                }
+                offsets = parsed
+            }
+            runs = values.map { seed in Run(seed: seed, agentSeeds: offsets.map { seed + $0 }) }
+        } else if top.has("agent_seed_offsets") {
+            throw ConfigError.invalid(file: file, key: "agent_seed_offsets", value: "without 'seeds'",
+                                      allowed: "only together with 'seeds' (one run: use 'agent_seeds')")
         }
         var alphas = [0.1, 0.5, 0.9, 1.0]
         if top.has("alphas") {

@@ -416,7 +416,11 @@ public struct ExperimentRunner {
         md.append("- sizes (caps): train \(config.trainSize)\(config.setting == .noniid ? " per partition" : " per agent"), validation \(config.validationSize), test \(config.testSize); data seed \(config.seed)" + (config.runs.count > 1 ? "" : "; agent seeds \(config.agentSeeds.map(String.init).joined(separator: ", "))\(Set(config.agentSeeds).count == 1 ? " (same classifier-head initialisation)" : " (different head initialisations)")"))
         md.append("- statistics: Gram over \(config.gramBatches) batches, Fisher (\(config.fisherLabels.rawValue) labels) over \(config.fisherExamples) examples, K-FAC over \(config.kfacExamples) examples")
         if config.runs.count > 1 {
-            md.append("- seeds \(config.runs.map { String($0.seed) }.joined(separator: ", ")): the whole experiment run once per seed; the data splits stay fixed (data seed \(config.seed)), each run's seed is every agent's fine-tuning seed (classifier-head initialisation and training order) and MTL's")
+            let sameHeads = config.runs.allSatisfy { Set($0.agentSeeds).count == 1 }
+            let agentSeeds = sameHeads ? "every agent's fine-tuning seed (one classifier-head initialisation for all, and training order)"
+                : "MTL's, and each agent fine-tunes with that seed plus its offset (different head initialisations; agent seeds per run: "
+                    + config.runs.map { $0.agentSeeds.map(String.init).joined(separator: ", ") }.joined(separator: " / ") + ")"
+            md.append("- seeds \(config.runs.map { String($0.seed) }.joined(separator: ", ")): the whole experiment run once per seed; the data splits stay fixed (data seed \(config.seed)), each run's seed is " + agentSeeds + (sameHeads ? " and MTL's" : ""))
             md.append("- cells: accuracy / macro-F1 in percent, each mean ± sample std over the \(config.runs.count) seeds; the mean column is the mean ± std of the per-seed means over columns; \"—\" = not applicable or not run")
         } else {
             md.append("- one seed (\(config.runs[0].seed)); `seeds: [1, 2, 3]` in the config repeats the experiment per fine-tuning seed and reports mean ± std")
@@ -471,7 +475,7 @@ public struct ExperimentRunner {
         json["settings"] = ["epochs": config.epochs, "lr": config.learningRate, "batch_size": config.batchSize,
                             "max_len": Dictionary(uniqueKeysWithValues: agents.map { ($0.name, $0.maxLength) }),
                             "train": config.trainSize, "validation": config.validationSize, "test": config.testSize,
-                            "seed": config.seed, "agent_seeds": config.agentSeeds, "seeds": config.runs.map(\.seed), "mtl_max_epochs": config.mtlMaxEpochs, "gram_batches": config.gramBatches,
+                            "seed": config.seed, "agent_seeds": config.runs.map(\.agentSeeds), "seeds": config.runs.map(\.seed), "mtl_max_epochs": config.mtlMaxEpochs, "gram_batches": config.gramBatches,
                             "fisher_examples": config.fisherExamples, "fisher_labels": config.fisherLabels.rawValue, "kfac_examples": config.kfacExamples] as [String: Any]
         json["tables"] = tablesJSON
         json["merge_seconds"] = report.mergeSeconds.map { ["round": $0.round, "seconds": $0.seconds, "wall_seconds": $0.wall] as [String: Any] }

@@ -53,7 +53,7 @@ public struct Federation {
     public let baseModel: String
     public let config: ExperimentConfig
     public let agents: [AgentData]
-    /// Each agent's fine-tuning seed in this run (the config's `agent_seeds`, or a `seeds` entry).
+    /// Each agent's fine-tuning seed in this run (the config's `agent_seeds`, or a `seeds` entry plus `agent_seed_offsets`).
     public var agentSeeds: [Int]
     var certs: String { workdir + "/certs" }
 

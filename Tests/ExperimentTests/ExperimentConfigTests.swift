@@ -59,6 +59,17 @@ final class ExperimentConfigTests: XCTestCase {
         XCTAssertEqual(c.seed, 1, "the data seed does not vary")
     }
 
+    func testAgentSeedOffsetsGiveEveryRunDistinctHeadInitialisations() throws {
+        let c = try load(valid + "\nseeds: [1, 2, 3]\nagent_seed_offsets: [0, 100]\n")
+        XCTAssertEqual(c.runs.map(\.seed), [1, 2, 3])
+        XCTAssertEqual(c.runs.map(\.agentSeeds), [[1, 101], [2, 102], [3, 103]])
+        for extra in ["\nagent_seed_offsets: [0, 100]\n", "\nseeds: [1, 2]\nagent_seed_offsets: [0, 1, 2]\n", "\nseeds: [1, 2]\nagent_seed_offsets: [0, -1]\n"] {
+            XCTAssertThrowsError(try load(valid + extra)) { error in
+                XCTAssertTrue("\(error)".contains("bad.yaml") && "\(error)".contains("agent_seed_offsets"), "\(error)")
+            }
+        }
+    }
+
     func testSeedsWithAgentSeedsOrRepeatedSeedsNameTheKey() {
         for extra in ["\nseeds: [1, 2]\nagent_seeds: [1, 2]\n", "\nseeds: [1, 1]\n", "\nseeds: [1, x]\n"] {
             XCTAssertThrowsError(try load(valid + extra)) { error in
@@ -76,7 +87,7 @@ final class ExperimentConfigTests: XCTestCase {
         for file in files {
             let c = try ExperimentConfig.load(file: dir.appendingPathComponent(file).path)
             if !c.name.hasPrefix("tiny-") { XCTAssertGreaterThanOrEqual(c.testSize, 400, file) }
-            if ["vader-domains", "different-tasks", "noniid-partitions"].contains(c.name) { XCTAssertEqual(c.runs.map(\.seed), [1, 2, 3], file) }
+            if ["vader-domains", "vader-domains-heads", "different-tasks", "noniid-partitions"].contains(c.name) { XCTAssertEqual(c.runs.map(\.seed), [1, 2, 3], file) }
         }
     }
 
