@@ -27,11 +27,13 @@ struct ExperimentCommand: ParsableCommand {
         let resolved = FileManager.default.fileExists(atPath: executable) ? executable
             : (Bundle.main.executablePath ?? CommandLine.arguments[0])
         let command = "fedmerge experiment " + config
-        try ExperimentRunner(config: parsed, executable: resolved, command: command, revision: Self.revision()).run()
+        try ExperimentRunner(config: parsed, executable: resolved, command: command, revision: Self.revision(executable: resolved)).run()
     }
 
-    /// `git rev-parse --short HEAD` (with "+dirty" when the tree has changes), or "unknown".
-    static func revision() -> String {
+    /// `git rev-parse --short HEAD` (with "+dirty" when the tree has changes), or "unknown"; given the
+    /// running binary, also the commits that changed Sources/ or Package.swift after it was built
+    /// (HEAD alone would claim them for a binary that predates them).
+    static func revision(executable: String? = nil) -> String {
         func git(_ args: [String]) -> String? {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -46,6 +48,12 @@ struct ExperimentCommand: ParsableCommand {
         }
         guard let head = git(["rev-parse", "--short", "HEAD"]) else { return "unknown" }
         let dirty = git(["status", "--porcelain", "--untracked-files=no", "--", "Sources", "Package.swift"]).map { !$0.isEmpty } ?? false
-        return head + (dirty ? "+dirty" : "")
+        var revision = head + (dirty ? "+dirty" : "")
+        if let executable, let built = (try? FileManager.default.attributesOfItem(atPath: executable))?[.modificationDate] as? Date,
+           let later = git(["log", "--format=%h", "--since=\(Int(built.timeIntervalSince1970))", "--", "Sources", "Package.swift"]), !later.isEmpty {
+            let commits = later.split(separator: "\n")
+            revision += " (binary built \(ISO8601DateFormatter().string(from: built)), before \(commits.count) later commit(s) changing Sources: \(commits.joined(separator: ", ")))"
+        }
+        return revision
     }
 }
