@@ -18,24 +18,28 @@ struct TextFileArguments: ParsableArguments {
     @Option(help: "Most texts per batch.") var batchSize = 32
     @Option(help: "Most padded tokens (texts × longest text) per batch.") var batchTokens = 8192
     @Option(help: "Texts read ahead and sorted by length before batching.") var window = 4096
+    @Option(help: "Batches run at once, each on its own thread with one BLAS thread, sharing the weights and --batch-tokens (default: the BLAS thread count, i.e. OPENBLAS_NUM_THREADS or the cores).")
+    var workers: Int?
 
     /// The memory statement both commands' --help carry.
     static let memoryDiscussion = """
         Texts are read --window at a time, sorted by length, and run in batches of at most \
-        --batch-size texts and --batch-tokens padded tokens; the encoder's layers share one set of \
-        activation buffers. Peak memory is at most 128 MiB + 2 × the weights file + 4 bytes × \
-        (batch-tokens × (12·hidden + 2·intermediate + 12 + heads·max-len) + window × (max-len + 8 \
-        + labels) + batch-size × (4·hidden + 3·labels)), plus the longest input record, whatever \
-        the number of texts: about 740 MiB for all-MiniLM-L6-v2 at the defaults.
+        --batch-size texts; --workers batches run at once, together at most --batch-tokens padded \
+        tokens; each encoder's layers share one set of activation buffers. Peak memory is at most \
+        128 MiB + 2 × the weights file + 4 bytes × (batch-tokens × (12·hidden + 2·intermediate + 12 \
+        + heads·max-len) + window × (max-len + 8 + labels) + workers × batch-size × (4·hidden + \
+        3·labels)), plus the longest input record, whatever the number of texts: about 740 MiB \
+        for all-MiniLM-L6-v2 at the defaults.
         """
 
     func validate() throws {
         guard maxLen >= 2 else { throw ValidationError("--max-len must be ≥ 2") }
         guard batchSize >= 1, window >= 1 else { throw ValidationError("--batch-size and --window must be ≥ 1") }
         guard batchTokens >= maxLen else { throw ValidationError("--batch-tokens must be ≥ --max-len, so one text always fits") }
+        if let workers, !(1...64).contains(workers) { throw ValidationError("--workers must be in 1…64, not \(workers)") }
     }
 
-    var plan: BatchPlan { BatchPlan(maxLength: maxLen, batchSize: batchSize, batchTokens: batchTokens, window: window) }
+    var plan: BatchPlan { BatchPlan(maxLength: maxLen, batchSize: batchSize, batchTokens: batchTokens, window: window, workers: workers) }
 
     /// A progress bar over `path`'s records, only when stderr is a terminal and the input a
     /// regular file (its lines are counted first; stdin cannot be).

@@ -94,6 +94,35 @@ final class BertEncoderTests: XCTestCase {
         }
     }
 
+    /// The logits-only path (last layer over the [CLS] rows) gives the full forward's logits, with
+    /// right padding and with a mask that is not a prefix (the general softmax path); mean pooling
+    /// takes the full forward. Float rounding of differently shaped gemms: ≤ 1e-5.
+    func testLogitsOnlyForwardGivesTheFullForwardsLogits() throws {
+        let c = BertConfig(vocabSize: 30, hiddenSize: 8, numHiddenLayers: 3, numAttentionHeads: 2, intermediateSize: 16,
+                           maxPositionEmbeddings: 16, initializerRange: 0.5, labels: ["a", "b", "c"])
+        let m = BertEncoder(config: c, seed: 6)
+        perturbBiasesAndLayerNorms(m)
+        let padded = try EncoderInput(sequences: [[2, 4, 7, 3], [2, 9, 3], [2, 11, 12, 13, 14, 3]])
+        let holes = try EncoderInput(batchSize: 2, sequenceLength: 5, inputIDs: [2, 5, 6, 7, 3, 2, 8, 9, 10, 3],
+                                     attentionMask: [1, 0, 1, 1, 1, 1, 1, 0, 1, 1])
+        for input in [padded, holes] {
+            try m.forward(input)
+            let full = m.logits.storage
+            XCTAssertGreaterThan(full.map(abs).max()!, 0.1, "logits large enough for the comparison to mean something")
+            try m.forwardLogits(input)
+            let cls = m.logits.storage
+            XCTAssertEqual(cls.count, full.count)
+            for (x, y) in zip(cls, full) { XCTAssertEqual(x, y, accuracy: 1e-5) }
+        }
+        var mc = c
+        mc.pooling = .mean
+        let mean = BertEncoder(config: mc, seed: 6)
+        try mean.forward(padded)
+        let full = mean.logits.storage
+        try mean.forwardLogits(padded)
+        XCTAssertEqual(mean.logits.storage, full)
+    }
+
     func testInferenceRunsAllLayersInOneSetOfBuffersWithTheSameLogits() throws {
         let c = BertConfig(vocabSize: 30, hiddenSize: 8, numHiddenLayers: 3, numAttentionHeads: 2, intermediateSize: 16,
                            maxPositionEmbeddings: 16, initializerRange: 0.5, labels: ["a", "b"])

@@ -57,5 +57,11 @@ final class MiniLMReferenceTests: XCTestCase {
         for (b, c) in ref.cases.enumerated() {
             for j in 0..<C { XCTAssertEqual(head.acts.pooled.pointer[b * C + j], c.pooler[j], accuracy: 1e-4, "pooler \(c.text)[\(j)]") }
         }
+        // The logits-only path (predict, evaluate, EVAL) runs the last layer on the [CLS] rows alone.
+        head.acts.pooled.pointer.update(repeating: 0, count: ref.cases.count * C)
+        try head.forwardLogits(input)
+        for (b, c) in ref.cases.enumerated() {
+            for j in 0..<C { XCTAssertEqual(head.acts.pooled.pointer[b * C + j], c.pooler[j], accuracy: 1e-4, "logits-only pooler \(c.text)[\(j)]") }
+        }
     }
 }

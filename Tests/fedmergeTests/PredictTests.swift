@@ -59,8 +59,9 @@ final class PredictTests: XCTestCase {
                 for (name, value) in q { XCTAssertEqual(p[name]!, value, accuracy: 1e-5, what) }
             }
         }
-        for input in [tmp + "/in.csv", tmp + "/in.jsonl"] {
-            let other = try FedmergeProcess.run(["predict", "--model", model.directory, "--input", input] + plan)
+        // One worker (batches in turn) and three (each batch on its own thread) answer alike.
+        for (input, workers) in [(tmp + "/in.csv", "1"), (tmp + "/in.jsonl", "3")] {
+            let other = try FedmergeProcess.run(["predict", "--model", model.directory, "--input", input, "--workers", workers] + plan)
             XCTAssertEqual(other.status, 0, other.stderr)
             try assertSameAnswers(other.stdout, input)
         }
@@ -99,7 +100,7 @@ final class PredictTests: XCTestCase {
         let texts = ClassifierFixture.texts(10_000, maxWords: 16, seed: 11)
         try (texts.joined(separator: "\n") + "\n").write(toFile: tmp + "/in.txt", atomically: true, encoding: .utf8)
         let run = try FedmergeProcess.run(["predict", "--model", model.directory, "--input", tmp + "/in.txt", "--max-len", "64",
-                                           "--output", tmp + "/out.jsonl"])
+                                           "--workers", "2", "--output", tmp + "/out.jsonl"])
         XCTAssertEqual(run.status, 0, run.stderr)
         let lines = try String(contentsOfFile: tmp + "/out.jsonl", encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(lines.count, 10_000)
@@ -109,12 +110,12 @@ final class PredictTests: XCTestCase {
             .split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
         XCTAssertTrue(help.contains("Peak memory is at most 128 MiB + 2 × the weights file + 4 bytes × (batch-tokens × "
                                     + "(12·hidden + 2·intermediate + 12 + heads·max-len) + window × (max-len + 8 + labels) "
-                                    + "+ batch-size × (4·hidden + 3·labels))"), help)
+                                    + "+ workers × batch-size × (4·hidden + 3·labels))"), help)
         let c = model.encoder.config
         let weights = try FileManager.default.attributesOfItem(atPath: model.directory + "/model.safetensors")[.size] as! Int
-        let (tokens, window, batch, maxLen, labels) = (8192, 4096, 32, 64, c.numLabels)
+        let (tokens, window, batch, maxLen, labels, workers) = (8192, 4096, 32, 64, c.numLabels, 2)
         let bound = (128 << 20) + 2 * weights + 4 * (tokens * (12 * c.hiddenSize + 2 * c.intermediateSize + 12 + c.numAttentionHeads * maxLen)
-                                                      + window * (maxLen + 8 + labels) + batch * (4 * c.hiddenSize + 3 * labels))
+                                                      + window * (maxLen + 8 + labels) + workers * batch * (4 * c.hiddenSize + 3 * labels))
         XCTAssertGreaterThan(run.peakResidentBytes, 0, "no VmHWM was read from /proc")
         XCTAssertLessThan(run.peakResidentBytes, bound, "peak \(run.peakResidentBytes >> 20) MiB, bound \(bound >> 20) MiB")
         // Holding every text's activations at once (one 10k-text batch, all layers) would need

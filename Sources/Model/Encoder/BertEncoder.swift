@@ -67,9 +67,23 @@ public final class BertEncoder {
     /// A freshly initialised model as HF's `_init_weights` does it: linear and embedding weights
     /// N(0, initializer_range²), biases 0, LayerNorm weight 1 / bias 0.
     /// `randomize: false` leaves every parameter at zero (the loader fills them).
-    public init(config: BertConfig, seed: UInt64 = 0, randomize: Bool = true) {
+    public convenience init(config: BertConfig, seed: UInt64 = 0, randomize: Bool = true) {
+        self.init(config: config, parameters: ParameterStore(layout: Self.layout(config)), seed: seed)
+        if randomize {
+            var rng = SplitMix64(seed: seed)
+            for e in parameters.entries { initialize(e, using: &rng) }
+        }
+    }
+
+    /// A second encoder over `model`'s parameters (shared, not copied) with activation buffers of
+    /// its own: concurrent inference on another thread. Neither may train while both are in use.
+    public convenience init(sharingParametersOf model: BertEncoder) {
+        self.init(config: model.config, parameters: model.parameters, seed: 0)
+    }
+
+    private init(config: BertConfig, parameters: ParameterStore, seed: UInt64) {
         self.config = config
-        parameters = ParameterStore(layout: Self.layout(config))
+        self.parameters = parameters
         dropoutRNG = SplitMix64(seed: seed ^ 0xD0D0)
         let p = parameters
         func site(_ name: String, _ inDim: Int, _ outDim: Int, perExample: Bool = false) -> LinearSite {
@@ -94,11 +108,6 @@ public final class BertEncoder {
         }
         pooler = site("pooler.dense", C, C, perExample: true)
         classifier = config.numLabels > 0 ? site("classifier", C, config.numLabels, perExample: true) : nil
-
-        if randomize {
-            var rng = SplitMix64(seed: seed)
-            for e in p.entries { initialize(e, using: &rng) }
-        }
     }
 
     /// HF init of one parameter: LayerNorm weight 1, other weights N(0, initializer_range²), biases 0.

@@ -13,8 +13,16 @@ extension BertEncoder {
         try forward(input, training: training, head: head, backward: training)
     }
 
+    /// The logits only, for inference: with [CLS] pooling the last layer runs its keys and values
+    /// over every position but its query, feed-forward and LayerNorms over the [CLS] rows alone —
+    /// the only rows the head reads (1/6 fewer linear FLOPs for MiniLM-L6). `lastHiddenState` is
+    /// not valid afterwards. Other poolings, or no classifier, run the full forward.
+    func forwardLogits(_ input: EncoderInput) throws {
+        try forward(input, training: false, head: true, backward: false, logitsOnly: true)
+    }
+
     /// `backward: true` reserves the gradient buffers a following `backward(dlogits:)` needs.
-    func forward(_ input: EncoderInput, training: Bool, head: Bool, backward: Bool) throws {
+    func forward(_ input: EncoderInput, training: Bool, head: Bool, backward: Bool, logitsOnly: Bool = false) throws {
         try validate(input)
         let (B, T, C, I, H) = (input.batchSize, input.sequenceLength, config.hiddenSize, config.intermediateSize, config.numAttentionHeads)
         let N = B * T
@@ -27,6 +35,7 @@ extension BertEncoder {
         current = input
         currentTraining = training
         let observing = collectors.filter(\.needsInputs)
+        let clsOnly = logitsOnly && runHead && !training && !backward && collectors.isEmpty && config.pooling == .cls && !layers.isEmpty
         let shape = AttentionShape(batch: B, length: T, channels: C, heads: H)
         let eps = config.layerNormEps
 
@@ -50,6 +59,11 @@ extension BertEncoder {
                         // the previous layer's `out`, read for the last time by resid1 below,
                         // before this layer overwrites `out`.
                         let a = acts.layer(l)
+                        if clsOnly && l == layers.count - 1 {
+                            clsLayerForward(s, a, x: x, mask: mask.baseAddress!, shape: shape)
+                            x = a.out.pointer
+                            break
+                        }
                         // self-attention: q, k, v (N, C) from x (N, C); ctx (N, C)
                         linear(s.query, out: a.q.pointer, inp: x, rows: N)
                         linear(s.key, out: a.k.pointer, inp: x, rows: N)
@@ -82,10 +96,36 @@ extension BertEncoder {
                                          weight: P + s.ln2Weight, bias: P + s.ln2Bias, rows: N, dim: C, eps: eps)
                         x = a.out.pointer
                     }
-                    if runHead { headForward(x, mask: mask.baseAddress!, b: B, t: T, observing: observing, pDrop: training ? classifierDropout : 0) }
+                    // After the [CLS]-only last layer, x holds one row per example.
+                    if runHead { headForward(x, mask: mask.baseAddress!, b: B, t: clsOnly ? 1 : T, observing: observing, pDrop: training ? classifierDropout : 0) }
                 }
             }
         }
+    }
+
+    /// The last layer for the [CLS] rows only (inference, no dropout): k, v (N, C) from x (N, C);
+    /// q, ctx and everything after them (B, C) from x's rows at position 0; out (B, C). x may be
+    /// `a.out` (the shared inference buffers): its [CLS] rows are gathered into resid2 first.
+    private func clsLayerForward(_ s: LayerSites, _ a: BertActivations.Layer, x: UnsafePointer<Float>,
+                                 mask: UnsafePointer<Int32>, shape: AttentionShape) {
+        let (B, T, C, N, eps) = (shape.batch, shape.length, shape.channels, shape.batch * shape.length, config.layerNormEps)
+        linear(s.key, out: a.k.pointer, inp: x, rows: N)
+        linear(s.value, out: a.v.pointer, inp: x, rows: N)
+        let xcls = a.resid2.pointer
+        for b in 0..<B { (xcls + b * C).update(from: x + b * T * C, count: C) }
+        linear(s.query, out: a.q.pointer, inp: xcls, rows: B)
+        clsAttentionForward(out: a.ctx.pointer, probs: a.probs.pointer, q: a.q.pointer, k: a.k.pointer, v: a.v.pointer,
+                            keyMask: mask, shape: shape)
+        linear(s.attentionOutput, out: a.attnOut.pointer, inp: a.ctx.pointer, rows: B)
+        residual(out: a.resid1.pointer, branch: a.attnOut.pointer, skip: xcls, drop: nil, count: B * C, p: 0)
+        layerNormForward(out: a.h1.pointer, mean: a.mean1.pointer, rstd: a.rstd1.pointer, inp: a.resid1.pointer,
+                         weight: P + s.ln1Weight, bias: P + s.ln1Bias, rows: B, dim: C, eps: eps)
+        linear(s.intermediate, out: a.ffnPre.pointer, inp: a.h1.pointer, rows: B)
+        geluForward(out: a.ffnAct.pointer, inp: a.ffnPre.pointer, count: B * config.intermediateSize)
+        linear(s.output, out: a.ffnOut.pointer, inp: a.ffnAct.pointer, rows: B)
+        residual(out: a.resid2.pointer, branch: a.ffnOut.pointer, skip: a.h1.pointer, drop: nil, count: B * C, p: 0)
+        layerNormForward(out: a.out.pointer, mean: a.mean2.pointer, rstd: a.rstd2.pointer, inp: a.resid2.pointer,
+                         weight: P + s.ln2Weight, bias: P + s.ln2Bias, rows: B, dim: C, eps: eps)
     }
 
     var classifierDropout: Float { config.classifierDropout ?? config.hiddenDropoutProb }

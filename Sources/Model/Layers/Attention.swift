@@ -78,6 +78,46 @@ public func attentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeMuta
     }
 }
 
+/// The first position's row of `attentionForward`'s output for each example: out (B, C) =
+/// softmax(q_b Kᵀ/√hs + mask) · V per head, where q (B, C) holds each example's query at
+/// position 0 and k, v are the full (B, T, C) projections. What a classifier reading only the
+/// [CLS] position needs from the last layer; probs holds B·H·T floats of scratch.
+public func clsAttentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>,
+                                q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                                keyMask: UnsafePointer<Int32>, shape s: AttentionShape) {
+    let (B, T, C, H, hs) = (s.batch, s.length, s.channels, s.heads, s.headSize)
+    let scale = Float(1 / Double(hs).squareRoot())
+    forEachHead(batch: B, heads: H) { b, h, _ in
+        let mask = keyMask + b * T
+        let prefix = keyPrefixLength(mask, T)
+        let L = prefix ?? T
+        let row = probs + (b * H + h) * T
+        let qb = q + b * C + h * hs, kb = k + b * T * C + h * hs, vb = v + b * T * C + h * hs
+        // row (1, L) = scale · q_bh (1, hs) · K_bh[0..<L]ᵀ, then the same softmax as attentionForward's
+        BLAS.gemm(transA: false, transB: true, m: 1, n: L, k: hs, alpha: scale, a: qb, lda: C,
+                  b: kb, ldb: C, beta: 0, c: row, ldc: T)
+        var maxv = -Float.infinity
+        for j in 0..<L where prefix != nil || mask[j] != 0 { maxv = max(maxv, row[j]) }
+        if prefix != nil {
+            vectorMap(row, row, count: L) { simdExp($0 - maxv) }
+            let inv = 1 / lanesSum(row, L) { $0 }
+            vectorMap(row, row, count: L) { $0 * inv }
+        } else {
+            for j in 0..<T { row[j] -= maxv }
+            vectorExp(row, count: T)
+            var sum: Float = 0
+            for j in 0..<T {
+                if mask[j] != 0 { sum += row[j] } else { row[j] = 0 }
+            }
+            let inv = sum > 0 ? 1 / sum : 0
+            for j in 0..<T { row[j] *= inv }
+        }
+        // out_bh (1, hs) = row (1, L) · V_bh[0..<L] (L, hs)
+        BLAS.gemm(transA: false, transB: false, m: 1, n: hs, k: L, alpha: 1, a: row, lda: T,
+                  b: vb, ldb: C, beta: 0, c: out + b * C + h * hs, ldc: C)
+    }
+}
+
 /// Floats of scratch `attentionBackward` needs: one T×T block per worker thread.
 public func attentionScratchCount(_ s: AttentionShape) -> Int { attentionWorkers * s.length * s.length }
 
