@@ -89,7 +89,7 @@ struct BenchFleet: ParsableCommand {
         let methods = settings.methods.map(\.label) + (settings.mats.map { [$0.label] } ?? [])
         let table = FleetTable(
             command: (["fedmerge"] + CommandLine.arguments.dropFirst()).joined(separator: " "),
-            revision: ExperimentCommand.revision(), date: ISO8601DateFormatter().string(from: started),
+            revision: ExperimentCommand.revision(executable: executable), date: ISO8601DateFormatter().string(from: started),
             notes: [
                 "\(ProcessInfo.processInfo.activeProcessorCount) cores; load average \(loadBefore) before, \(Self.loadAverage()) after; whole sweep \(Int(Date().timeIntervalSince(started))) s including making the contributions.",
                 "Source contribution \(source) (weights and statistics of one real fine-tuned MiniLM), perturbed per agent with seeded noise of relative size \(noise); at most \(settings.concurrency) agents upload at once.",
