@@ -68,6 +68,8 @@ public final class BatchedPredictor {
     /// Runs every batch, writing text i's logits to out[i·k ..< (i+1)·k]: in turn on `model`, or
     /// with several encoders each taking the next batch not yet started, on its own thread with
     /// one BLAS thread (two threads on small per-batch gemms left much of the second core idle).
+    /// Longest batch first: each encoder sizes its buffers once (shortest first regrew them for
+    /// nearly every batch), and the short batches left at the end even out the workers.
     private func runBatches(_ batches: [ArraySlice<Int>], ids: [[Int32]], labels k: Int,
                             into out: UnsafeMutablePointer<Float>, progress: (Int) -> Void) throws {
         func run(_ encoder: BertEncoder, _ batch: ArraySlice<Int>) throws {
@@ -78,7 +80,7 @@ public final class BatchedPredictor {
         }
         let workers = min(encoders.count, batches.count)
         guard workers > 1 else {
-            for batch in batches {
+            for batch in batches.reversed() {
                 try run(model, batch)
                 progress(batch.count)
             }
@@ -91,7 +93,8 @@ public final class BatchedPredictor {
             defer { BLAS.setThreads(saved) }
             // Each batch writes only its own texts' rows of `out`; the weights are read-only.
             let body = UncheckedWork { w in
-                while let j = shared.take() {
+                while let taken = shared.take() {
+                    let j = batches.count - 1 - taken
                     do {
                         try run(self.encoders[w], batches[j])
                         shared.finished(batches[j].count)
