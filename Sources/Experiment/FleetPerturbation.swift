@@ -74,10 +74,8 @@ public struct FleetPerturbation: Sendable {
         case .factor:
             let n = t.rows
             guard t.rank == 2, t.cols == n, n > 0 else { return t }
-            var trace = 0.0
-            for j in 0..<n { trace += Double(t[j, j]) }
             let c = Float(1 + scale * (2 * Self.unit(&rng) - 1))
-            let shift = scale * trace / Double(n)
+            let shift = scale * t.meanDiagonal
             t.withUnsafeMutableBufferPointer { p in
                 for i in 0..<p.count { p[i] *= c }
                 for j in 0..<n { p[j * n + j] += Float(shift * Self.unit(&rng)) }

@@ -2,6 +2,7 @@
 // Everything that multiplies matrices in FedMerge comes through here.
 
 import CBLAS
+import Dispatch
 
 /// The two element types LinAlg computes in. Each conformance routes to the s/d routine.
 public protocol BLASScalar: BinaryFloatingPoint, Sendable, Codable where Self.RawSignificand: FixedWidthInteger {
@@ -67,6 +68,22 @@ public enum BLAS {
     /// Sets OpenBLAS's thread count for everything after this call (process-wide).
     public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))) }
     public static var threads: Int { Int(openblas_get_num_threads()) }
+
+    /// Runs body(0..<iterations) on that many concurrent threads, each calling single-threaded
+    /// BLAS (OpenBLAS held at one thread meanwhile, then restored), so independent small BLAS
+    /// jobs fill the cores instead of splitting each call. body may not change the thread count.
+    public static func concurrentPerform(iterations: Int, _ body: @escaping (Int) -> Void) {
+        let saved = threads
+        setThreads(1)
+        defer { setThreads(saved) }
+        let work = UncheckedWork(run: body)
+        DispatchQueue.concurrentPerform(iterations: iterations) { work.run($0) }
+    }
+
+    /// A closure handed to the worker threads; its captures are the caller's to keep disjoint.
+    private struct UncheckedWork: @unchecked Sendable {
+        let run: (Int) -> Void
+    }
 
     /// C (m×n) = α op(A) op(B) + β C. `lda`, `ldb`, `ldc` are row strides of the stored matrices
     /// (A stored m×k, or k×m when transposed; likewise B).

@@ -90,9 +90,7 @@ public struct CholeskyFactor: Sendable {
     public static func jittered(_ a: Tensor<Double>, from: Double, growth: Double, tries: Int,
                                 accept: (CholeskyFactor) -> Bool) -> (factor: CholeskyFactor, jitter: Double)? {
         let n = a.rows
-        var trace = 0.0
-        for i in 0..<n { trace += a[i, i] }
-        let meanDiagonal = trace > 0 && n > 0 ? trace / Double(n) : 1
+        let meanDiagonal = a.meanDiagonal > 0 ? a.meanDiagonal : 1
         var relative = from
         for _ in 0..<max(tries, 0) {
             let jitter = meanDiagonal * relative

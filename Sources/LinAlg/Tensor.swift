@@ -93,6 +93,14 @@ public struct Tensor<Scalar: BLASScalar>: Sendable, Equatable {
     }
 
     public var isFinite: Bool { storage.allSatisfy { $0.isFinite } }
+
+    /// trace / n of a square matrix (0 for 0×0), in fp64: the scale of diagonal damping and jitter.
+    public var meanDiagonal: Double {
+        let n = rows
+        var trace = 0.0
+        for i in 0..<n { trace += self[i, i].asDouble }
+        return trace / Double(Swift.max(n, 1))
+    }
 }
 
 /// A non-owning strided window onto a row-major matrix: `rows × cols` elements with

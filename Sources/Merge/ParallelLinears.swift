@@ -18,19 +18,11 @@ enum ParallelLinears {
         let errors = ErrorSlots(count: count)
         // Each task touches only its own linear's sums; the shared inputs are read-only.
         let order = cost.map { c in (0..<count).sorted { c($0) > c($1) } } ?? Array(0..<count)
-        let work = UncheckedBody(body: body)
-        let saved = BLAS.threads
-        BLAS.setThreads(1)
-        defer { BLAS.setThreads(saved) }
-        DispatchQueue.concurrentPerform(iterations: count) { k in
+        BLAS.concurrentPerform(iterations: count) { k in
             let i = order[k]
-            do { try work.body(i) } catch { errors.set(i, error) }
+            do { try body(i) } catch { errors.set(i, error) }
         }
         if let first = errors.first { throw first }
-    }
-
-    private struct UncheckedBody: @unchecked Sendable {
-        let body: (Int) throws -> Void
     }
 
     /// One error slot per task; each task writes only its own slot.

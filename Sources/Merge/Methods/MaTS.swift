@@ -194,11 +194,8 @@ final class MaTSAccumulator: MergeAccumulator {
     /// M + damping · mean(diag M) · I, in place (M n×n).
     private func damp(_ m: inout Tensor<Double>) {
         guard damping > 0 else { return }
-        let n = m.rows
-        var trace = 0.0
-        for i in 0..<n { trace += m[i, i] }
-        let shift = damping * trace / Double(max(n, 1))
-        for i in 0..<n { m[i, i] += shift }
+        let shift = damping * m.meanDiagonal
+        for i in 0..<m.rows { m[i, i] += shift }
     }
 
     private func gramMatrix(_ s: System, statistics: NamedStatistics, modelName: String, alpha: Double) throws -> Tensor<Double> {
@@ -402,7 +399,7 @@ final class MaTSAccumulator: MergeAccumulator {
             // layer sees gradients at CLS only): at 1e-6 CG broke down (p·Ap ≤ 0) on 6 of a
             // MiniLM's 38 systems, at 1e-3 on none, with the same residuals elsewhere.
             let floor = 1e-3
-            let (shiftA, shiftB) = (floor * meanDiagonal(a), floor * meanDiagonal(b))
+            let (shiftA, shiftB) = (floor * a.meanDiagonal, floor * b.meanDiagonal)
             for i in 0..<n { a[i, i] += shiftA }
             for i in 0..<m { b[i, i] += shiftB }
             guard let fa = CholeskyFactor.damped(a), let fb = CholeskyFactor.damped(b) else { return nil }
@@ -436,11 +433,5 @@ final class MaTSAccumulator: MergeAccumulator {
             b = combination(bTerms, aTerms.map { max(try! dot(a, $0), 0) })
         }
         return (a, b)
-    }
-
-    static func meanDiagonal(_ m: Tensor<Double>) -> Double {
-        var trace = 0.0
-        for i in 0..<m.rows { trace += m[i, i] }
-        return trace / Double(max(m.rows, 1))
     }
 }

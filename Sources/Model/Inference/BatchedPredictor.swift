@@ -88,11 +88,8 @@ public final class BatchedPredictor {
         }
         try withoutActuallyEscaping(progress) { progress in
             let shared = SharedBatches(count: batches.count, progress: progress)
-            let saved = BLAS.threads
-            BLAS.setThreads(1)
-            defer { BLAS.setThreads(saved) }
             // Each batch writes only its own texts' rows of `out`; the weights are read-only.
-            let body = UncheckedWork { w in
+            BLAS.concurrentPerform(iterations: workers) { w in
                 while let taken = shared.take() {
                     let j = batches.count - 1 - taken
                     do {
@@ -103,13 +100,8 @@ public final class BatchedPredictor {
                     }
                 }
             }
-            DispatchQueue.concurrentPerform(iterations: workers) { body.run($0) }
             if let error = shared.error { throw error }
         }
-    }
-
-    private struct UncheckedWork: @unchecked Sendable {
-        let run: (Int) -> Void
     }
 
     /// The batch counter, the first error (no new batch starts after it) and the progress

@@ -43,28 +43,7 @@ public func attentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeMuta
             // p (T, L) = scale · Q_bh (T, hs) · K_bh[0..<L]ᵀ
             BLAS.gemm(transA: false, transB: true, m: T, n: L, k: hs, alpha: scale, a: qb, lda: C,
                       b: kb, ldb: C, beta: 0, c: p, ldc: T)
-            for i in 0..<T {
-                let row = p + i * T
-                if prefix != nil {
-                    var maxv = -Float.infinity
-                    for j in 0..<L { maxv = max(maxv, row[j]) }
-                    vectorMap(row, row, count: L) { simdExp($0 - maxv) }
-                    let inv = 1 / lanesSum(row, L) { $0 }
-                    vectorMap(row, row, count: L) { $0 * inv }
-                    (row + L).update(repeating: 0, count: T - L)
-                } else {
-                    var maxv = -Float.infinity
-                    for j in 0..<T where mask[j] != 0 { maxv = max(maxv, row[j]) }
-                    for j in 0..<T { row[j] -= maxv }
-                    vectorExp(row, count: T)
-                    var sum: Float = 0
-                    for j in 0..<T {
-                        if mask[j] != 0 { sum += row[j] } else { row[j] = 0 }
-                    }
-                    let inv = sum > 0 ? 1 / sum : 0
-                    for j in 0..<T { row[j] *= inv }
-                }
-            }
+            for i in 0..<T { maskedSoftmax(p + i * T, mask: mask, length: T, prefix: prefix) }
             var used = UnsafePointer(p)
             if let dropMask, let probsDropped {
                 let pd = probsDropped + (b * H + h) * T * T
@@ -96,22 +75,7 @@ public func clsAttentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeM
         // row (1, L) = scale · q_bh (1, hs) · K_bh[0..<L]ᵀ, then the same softmax as attentionForward's
         BLAS.gemm(transA: false, transB: true, m: 1, n: L, k: hs, alpha: scale, a: qb, lda: C,
                   b: kb, ldb: C, beta: 0, c: row, ldc: T)
-        var maxv = -Float.infinity
-        for j in 0..<L where prefix != nil || mask[j] != 0 { maxv = max(maxv, row[j]) }
-        if prefix != nil {
-            vectorMap(row, row, count: L) { simdExp($0 - maxv) }
-            let inv = 1 / lanesSum(row, L) { $0 }
-            vectorMap(row, row, count: L) { $0 * inv }
-        } else {
-            for j in 0..<T { row[j] -= maxv }
-            vectorExp(row, count: T)
-            var sum: Float = 0
-            for j in 0..<T {
-                if mask[j] != 0 { sum += row[j] } else { row[j] = 0 }
-            }
-            let inv = sum > 0 ? 1 / sum : 0
-            for j in 0..<T { row[j] *= inv }
-        }
+        maskedSoftmax(row, mask: mask, length: T, prefix: prefix)
         // out_bh (1, hs) = row (1, L) · V_bh[0..<L] (L, hs)
         BLAS.gemm(transA: false, transB: false, m: 1, n: hs, k: L, alpha: 1, a: row, lda: T,
                   b: vb, ldb: C, beta: 0, c: out + b * C + h * hs, ldc: C)
@@ -124,11 +88,6 @@ public func attentionScratchCount(_ s: AttentionShape) -> Int { attentionWorkers
 /// Worker threads for the per-head loops: the BLAS thread count (2 on the target machine).
 var attentionWorkers: Int { max(1, BLAS.threads) }
 
-/// Pointers handed to the worker threads; each (example, head) touches a disjoint block.
-private struct HeadBody: @unchecked Sendable {
-    let run: (Int, Int, Int) -> Void
-}
-
 /// Runs body(b, h, worker) for every (example, head). The per-head matmuls are small
 /// (T×T×hs), where OpenBLAS's own threading mostly waits; instead the heads are split over
 /// `attentionWorkers` threads, each calling single-threaded BLAS, and the thread count is
@@ -139,13 +98,35 @@ func forEachHead(batch B: Int, heads H: Int, _ body: @escaping (Int, Int, Int) -
         for b in 0..<B { for h in 0..<H { body(b, h, 0) } }
         return
     }
-    let saved = BLAS.threads
-    BLAS.setThreads(1)
-    let work = HeadBody(run: body)
-    DispatchQueue.concurrentPerform(iterations: workers) { w in
-        for i in stride(from: w, to: B * H, by: workers) { work.run(i / H, i % H, w) }
+    // Each (example, head) touches a disjoint block.
+    BLAS.concurrentPerform(iterations: workers) { w in
+        for i in stride(from: w, to: B * H, by: workers) { body(i / H, i % H, w) }
     }
-    BLAS.setThreads(saved)
+}
+
+/// One row of attention scores (T) → probabilities in place. With a right-padding prefix of L
+/// keys only row[0..<L] is read and the rest set to 0; any other mask gives masked keys
+/// probability exactly 0 (a row with no key left is all 0).
+@inline(__always)
+func maskedSoftmax(_ row: UnsafeMutablePointer<Float>, mask: UnsafePointer<Int32>, length T: Int, prefix: Int?) {
+    var maxv = -Float.infinity
+    if let L = prefix {
+        for j in 0..<L { maxv = max(maxv, row[j]) }
+        vectorMap(row, row, count: L) { simdExp($0 - maxv) }
+        let inv = 1 / lanesSum(row, L) { $0 }
+        vectorMap(row, row, count: L) { $0 * inv }
+        (row + L).update(repeating: 0, count: T - L)
+    } else {
+        for j in 0..<T where mask[j] != 0 { maxv = max(maxv, row[j]) }
+        for j in 0..<T { row[j] -= maxv }
+        vectorExp(row, count: T)
+        var sum: Float = 0
+        for j in 0..<T {
+            if mask[j] != 0 { sum += row[j] } else { row[j] = 0 }
+        }
+        let inv = sum > 0 ? 1 / sum : 0
+        for j in 0..<T { row[j] *= inv }
+    }
 }
 
 /// L when mask (T) is L ones followed by T − L zeros (right padding), else nil.
