@@ -17,6 +17,9 @@ public protocol BLASScalar: BinaryFloatingPoint, Sendable, Codable where Self.Ra
     static func _axpy(_ n: Int32, _ alpha: Self, _ x: UnsafePointer<Self>, _ y: UnsafeMutablePointer<Self>)
     static func _scal(_ n: Int32, _ alpha: Self, _ x: UnsafeMutablePointer<Self>)
     static func _dot(_ n: Int32, _ x: UnsafePointer<Self>, _ y: UnsafePointer<Self>) -> Self
+    /// B ← op(A)⁻¹ B or B op(A)⁻¹ (`inverse`, trsm), else op(A) B or B op(A) (trmm); A upper triangular.
+    static func _triangular(_ side: CBLAS_SIDE, _ trans: CBLAS_TRANSPOSE, _ inverse: Bool, _ m: Int32, _ n: Int32,
+                            _ a: UnsafePointer<Self>, _ lda: Int32, _ b: UnsafeMutablePointer<Self>, _ ldb: Int32)
 }
 
 extension Float: BLASScalar {
@@ -39,6 +42,11 @@ extension Float: BLASScalar {
     public static func _dot(_ n: Int32, _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>) -> Float {
         cblas_sdot(n, x, 1, y, 1)
     }
+    public static func _triangular(_ side: CBLAS_SIDE, _ trans: CBLAS_TRANSPOSE, _ inverse: Bool, _ m: Int32, _ n: Int32,
+                                   _ a: UnsafePointer<Float>, _ lda: Int32, _ b: UnsafeMutablePointer<Float>, _ ldb: Int32) {
+        if inverse { cblas_strsm(CblasRowMajor, side, CblasUpper, trans, CblasNonUnit, m, n, 1, a, lda, b, ldb) }
+        else { cblas_strmm(CblasRowMajor, side, CblasUpper, trans, CblasNonUnit, m, n, 1, a, lda, b, ldb) }
+    }
 }
 
 extension Double: BLASScalar {
@@ -60,6 +68,11 @@ extension Double: BLASScalar {
     }
     public static func _dot(_ n: Int32, _ x: UnsafePointer<Double>, _ y: UnsafePointer<Double>) -> Double {
         cblas_ddot(n, x, 1, y, 1)
+    }
+    public static func _triangular(_ side: CBLAS_SIDE, _ trans: CBLAS_TRANSPOSE, _ inverse: Bool, _ m: Int32, _ n: Int32,
+                                   _ a: UnsafePointer<Double>, _ lda: Int32, _ b: UnsafeMutablePointer<Double>, _ ldb: Int32) {
+        if inverse { cblas_dtrsm(CblasRowMajor, side, CblasUpper, trans, CblasNonUnit, m, n, 1, a, lda, b, ldb) }
+        else { cblas_dtrmm(CblasRowMajor, side, CblasUpper, trans, CblasNonUnit, m, n, 1, a, lda, b, ldb) }
     }
 }
 
@@ -102,6 +115,20 @@ public enum BLAS {
     public static func syrkTransposed<S: BLASScalar>(d: Int, rows: Int, alpha: S = 1, x: UnsafePointer<S>, ldx: Int,
                                                      beta: S = 1, c: UnsafeMutablePointer<S>, ldc: Int) {
         S._syrk(CblasTrans, Int32(d), Int32(rows), alpha, x, Int32(ldx), beta, c, Int32(ldc))
+    }
+
+    public enum Side: Sendable { case left, right }
+
+    /// X ← op(U) X (`.left`, X n × count) or X op(U) (`.right`, X count × n) in place, U (n×n,
+    /// row stride n) upper triangular — its strict lower triangle is never read —, op(U) one of
+    /// U, Uᵀ, U⁻¹, U⁻ᵀ: trmm, or trsm for the inverses. X is row-major and contiguous.
+    @inline(__always)
+    public static func triangular<S: BLASScalar>(_ side: Side, u: UnsafePointer<S>, n: Int, x: UnsafeMutablePointer<S>, count: Int,
+                                                 transposed: Bool, inverse: Bool) {
+        guard n > 0, count > 0 else { return }
+        let (rows, cols) = side == .left ? (n, count) : (count, n)
+        S._triangular(side == .left ? CblasLeft : CblasRight, transposed ? CblasTrans : CblasNoTrans, inverse,
+                      Int32(rows), Int32(cols), u, Int32(n), x, Int32(cols))
     }
 
     /// y += α x over n elements.

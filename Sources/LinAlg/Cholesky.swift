@@ -54,25 +54,22 @@ public struct CholeskyFactor: Sendable {
 
     /// X ← A⁻¹ X in place, X (n × columns) row-major: Uᵀ Y = X, then U X = Y.
     public func solveInPlace(left x: UnsafeMutablePointer<Double>, columns: Int) {
-        let n = size
-        guard n > 0, columns > 0 else { return }
-        factor.withUnsafeBufferPointer { pf in
-            cblas_dtrsm(CblasRowMajor, CblasLeft, CblasUpper, CblasTrans, CblasNonUnit, Int32(n), Int32(columns),
-                        1, pf.baseAddress, Int32(n), x, Int32(columns))
-            cblas_dtrsm(CblasRowMajor, CblasLeft, CblasUpper, CblasNoTrans, CblasNonUnit, Int32(n), Int32(columns),
-                        1, pf.baseAddress, Int32(n), x, Int32(columns))
-        }
+        multiply(.left, x, count: columns, transposed: true, inverse: true)
+        multiply(.left, x, count: columns, transposed: false, inverse: true)
     }
 
     /// X ← X A⁻¹ in place, X (rows × n) row-major: A⁻¹ = U⁻¹U⁻ᵀ, so Y U = X, then X Uᵀ = Y.
     public func solveInPlace(right x: UnsafeMutablePointer<Double>, rows: Int) {
-        let n = size
-        guard n > 0, rows > 0 else { return }
+        multiply(.right, x, count: rows, transposed: false, inverse: true)
+        multiply(.right, x, count: rows, transposed: true, inverse: true)
+    }
+
+    /// X ← op(U) X (`.left`; X is n × count) or X op(U) (`.right`; X is count × n) in place,
+    /// X row-major, op(U) one of U, Uᵀ, U⁻¹, U⁻ᵀ.
+    public func multiply(_ side: BLAS.Side, _ x: UnsafeMutablePointer<Double>, count: Int, transposed: Bool, inverse: Bool) {
+        guard size > 0, count > 0 else { return }
         factor.withUnsafeBufferPointer { pf in
-            cblas_dtrsm(CblasRowMajor, CblasRight, CblasUpper, CblasNoTrans, CblasNonUnit, Int32(rows), Int32(n),
-                        1, pf.baseAddress, Int32(n), x, Int32(n))
-            cblas_dtrsm(CblasRowMajor, CblasRight, CblasUpper, CblasTrans, CblasNonUnit, Int32(rows), Int32(n),
-                        1, pf.baseAddress, Int32(n), x, Int32(n))
+            BLAS.triangular(side, u: pf.baseAddress!, n: size, x: x, count: count, transposed: transposed, inverse: inverse)
         }
     }
 

@@ -10,6 +10,8 @@ public struct ConjugateGradientResult: Sendable {
     /// ‖r_k‖₂ / ‖b‖₂ for k = 0 (the initial guess) … iterations.
     public var residualHistory: [Double]
     public var converged: Bool
+    /// r = b − A x at the initial guess.
+    public var startResidual: [Double]
     public var initialRelativeResidual: Double { residualHistory.first ?? 0 }
     public var finalRelativeResidual: Double { residualHistory.last ?? 0 }
 }
@@ -43,8 +45,9 @@ public func conjugateGradient(apply: LinearOperator, rhs b: [Double], initial: [
     for i in 0..<n { r[i] = b[i] - ap[i] }
     var history = [dot(r, r).squareRoot() / scale]
     if history[0] <= tolerance {
-        return ConjugateGradientResult(x: x, iterations: 0, residualHistory: history, converged: true)
+        return ConjugateGradientResult(x: x, iterations: 0, residualHistory: history, converged: true, startResidual: r)
     }
+    let start = r
     if let m = preconditioner { applyOp(m, r, into: &z) } else { z = r }
     p = z
     var rz = dot(r, z)
@@ -66,5 +69,6 @@ public func conjugateGradient(apply: LinearOperator, rhs b: [Double], initial: [
         rz = rzNext
         for i in 0..<n { p[i] = z[i] + beta * p[i] }
     }
-    return ConjugateGradientResult(x: x, iterations: iterations, residualHistory: history, converged: converged)
+    return ConjugateGradientResult(x: x, iterations: iterations, residualHistory: history, converged: converged,
+                                   startResidual: start)
 }
