@@ -47,6 +47,7 @@ public enum FleetError: Error, CustomStringConvertible {
     case agentFailed(agent: String, status: Int32, log: String, tail: String)
     case aggregatorFailed(status: Int32, log: String, tail: String)
     case timedOut(agents: Int, seconds: Double, waitingFor: String, log: String)
+    case cannotCreateLog(path: String)
 
     public var description: String {
         switch self {
@@ -54,6 +55,7 @@ public enum FleetError: Error, CustomStringConvertible {
         case let .agentFailed(agent, status, log, tail): return "agent \(agent) exited with status \(status) (log \(log)):\n\(tail)"
         case let .aggregatorFailed(status, log, tail): return "the aggregator exited with status \(status) (log \(log)):\n\(tail)"
         case let .timedOut(agents, seconds, waiting, log): return "K = \(agents): no progress after \(Int(seconds)) s, still waiting for \(waiting) (aggregator log \(log))"
+        case .cannotCreateLog(let path): return "cannot create the log file \(path) (is its directory writable?)"
         }
     }
 }
@@ -271,7 +273,9 @@ public final class FleetRun {
     }
 
     func start(_ arguments: [String], log: String) throws -> Process {
-        FileManager.default.createFile(atPath: log, contents: nil)
+        guard FileManager.default.createFile(atPath: log, contents: nil) else {
+            throw FleetError.cannotCreateLog(path: log)
+        }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         let p = Process()
         p.executableURL = URL(fileURLWithPath: settings.executable)

@@ -102,7 +102,7 @@ struct Inspect: ParsableCommand {
         }
         for (key, other) in metadata where key.hasSuffix(".gram.same_as") {
             let linear = String(key.dropLast(13))
-            linears[linear, default: [:]]["gram"] = ["same_as": other, "num_rows": metadata[linear + ".gram.num_rows"].flatMap(Int.init) ?? NSNull()]
+            linears[linear, default: [:]]["gram"] = ["same_as": other, "num_rows": metadata[linear + ".gram.num_rows"].flatMap(Int.init).map { $0 as Any } ?? NSNull()]
         }
         return linears
     }
