@@ -3,6 +3,7 @@
 
 import CBLAS
 import Dispatch
+import Foundation
 
 /// The two element types LinAlg computes in. Each conformance routes to the s/d routine.
 public protocol BLASScalar: BinaryFloatingPoint, Sendable, Codable where Self.RawSignificand: FixedWidthInteger {
@@ -91,6 +92,27 @@ public enum BLAS {
         defer { setThreads(saved) }
         let work = UncheckedWork(run: body)
         DispatchQueue.concurrentPerform(iterations: iterations) { work.run($0) }
+    }
+
+    /// concurrentPerform for bodies that throw: every iteration runs, started in `order` (a
+    /// permutation of 0..<iterations; default ascending); then the error of the lowest-numbered
+    /// iteration that threw, if any, is rethrown.
+    public static func concurrentPerform(iterations: Int, order: [Int]? = nil, throwing body: @escaping (Int) throws -> Void) throws {
+        let errors = ErrorSlots(count: iterations)
+        concurrentPerform(iterations: iterations) { k in
+            let i = order?[k] ?? k
+            do { try body(i) } catch { errors.set(i, error) }
+        }
+        if let first = errors.first { throw first }
+    }
+
+    /// One error slot per iteration, behind a lock.
+    private final class ErrorSlots: @unchecked Sendable {
+        private var slots: [Error?]
+        private let lock = NSLock()
+        init(count: Int) { slots = Array(repeating: nil, count: count) }
+        func set(_ i: Int, _ e: Error) { lock.lock(); slots[i] = e; lock.unlock() }
+        var first: Error? { lock.lock(); defer { lock.unlock() }; return slots.compactMap { $0 }.first }
     }
 
     /// A closure handed to the worker threads; its captures are the caller's to keep disjoint.

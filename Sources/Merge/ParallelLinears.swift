@@ -15,22 +15,8 @@ enum ParallelLinears {
             for i in 0..<count { try body(i) }
             return
         }
-        let errors = ErrorSlots(count: count)
         // Each task touches only its own linear's sums; the shared inputs are read-only.
-        let order = cost.map { c in (0..<count).sorted { c($0) > c($1) } } ?? Array(0..<count)
-        BLAS.concurrentPerform(iterations: count) { k in
-            let i = order[k]
-            do { try body(i) } catch { errors.set(i, error) }
-        }
-        if let first = errors.first { throw first }
-    }
-
-    /// One error slot per task; each task writes only its own slot.
-    private final class ErrorSlots: @unchecked Sendable {
-        private var slots: [Error?]
-        private let lock = NSLock()
-        init(count: Int) { slots = Array(repeating: nil, count: count) }
-        func set(_ i: Int, _ e: Error) { lock.lock(); slots[i] = e; lock.unlock() }
-        var first: Error? { slots.compactMap { $0 }.first }
+        let order = cost.map { c in (0..<count).sorted { c($0) > c($1) } }
+        try BLAS.concurrentPerform(iterations: count, order: order, throwing: body)
     }
 }

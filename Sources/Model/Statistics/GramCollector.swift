@@ -46,6 +46,20 @@ public final class GramCollector: StatisticsCollector {
         for other in sites.dropFirst() { sameAs[other.name] = name }
     }
 
+    /// Adds another collector's sums (the same model's linears, fed other batches) into this one.
+    func add(_ other: GramCollector) {
+        for linear in other.order {
+            guard let theirs = other.grams[linear] else { continue }
+            if let mine = grams[linear] { mine.add(theirs) } else {
+                let acc = SymmetricAccumulator(dim: theirs.dim)
+                acc.add(theirs)
+                grams[linear] = acc
+                order.append(linear)
+            }
+        }
+        sameAs.merge(other.sameAs) { mine, _ in mine }
+    }
+
     /// Scales `row` (dim) down to norm `bound` when it is longer; the norm is summed in Double.
     static func clipRow(_ row: UnsafeMutablePointer<Float>, dim: Int, bound: Float) {
         var squared = 0.0

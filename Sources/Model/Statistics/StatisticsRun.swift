@@ -21,6 +21,8 @@ public struct StatisticsPlan: Sendable, Equatable {
     /// Which labels y the Fisher's expectation runs over (FisherLabels).
     public var fisherLabels: FisherLabels = .exact
     public var seed: UInt64 = 42
+    /// Encoders running Gram batches at once (0: the BLAS thread count).
+    public var gramWorkers = 0
     /// Differentially private Grams: clip rows during collection, noise the sums (GramNoise.swift).
     public var gramNoise: GramNoiseSettings?
     public init() {}
@@ -40,15 +42,12 @@ public enum StatisticsRun {
         defer { model.collectors = saved }
 
         if plan.gramBatches > 0 {
-            let gram = GramCollector(clip: plan.gramNoise?.clip)
-            model.collectors = [gram]
             let batches = min(plan.gramBatches, (examples.count + plan.batchSize - 1) / plan.batchSize)
             let bar = showProgress ? ProgressBar(total: batches, label: "gram") : nil
-            for b in 0..<batches {
-                let slice = examples[(b * plan.batchSize)..<min((b + 1) * plan.batchSize, examples.count)]
-                try model.forward(EncoderInput(tokenizer.batch(slice.map(\.text), maxLength: plan.maxLength)))
-                bar?.update(completed: b + 1)
-            }
+            let done = Counter()
+            let gram = try gramPass(model: model, batches: (0..<batches).map { b in
+                examples[(b * plan.batchSize)..<min((b + 1) * plan.batchSize, examples.count)].map(\.text)
+            }, tokenizer: tokenizer, plan: plan) { bar?.update(completed: done.increment()) }
             bar?.finish()
             var out = gram.export(naming: naming)
             if let noise = plan.gramNoise {
@@ -94,6 +93,29 @@ public enum StatisticsRun {
         metadata[StatisticKey.labelCounts] = "[" + counts.map(String.init).joined(separator: ",") + "]"
         metadata["labels"] = String(decoding: try JSONSerialization.data(withJSONObject: model.config.labels), as: UTF8.self)
         return (tensors, metadata)
+    }
+
+    /// The Grams of no-grad forwards over `batches`, on `plan.gramWorkers` encoders at once
+    /// (0: the BLAS thread count) sharing `model`'s weights, each on its own thread with one
+    /// BLAS thread — two threads on one batch left a core idle through every elementwise step
+    /// and OpenBLAS's hand-offs. Worker w takes batches w, w + W, … and sums into its own
+    /// collector; the collectors are added in worker order, so the Grams do not depend on
+    /// timing. `progress` is called (from the workers' threads) after each batch.
+    static func gramPass(model: BertEncoder, batches: [[String]], tokenizer: WordPieceTokenizer, plan: StatisticsPlan,
+                         progress: @escaping @Sendable () -> Void) throws -> GramCollector {
+        let workers = max(1, min(plan.gramWorkers > 0 ? plan.gramWorkers : BLAS.threads, batches.count))
+        let encoders = [model] + (1..<workers).map { _ in BertEncoder(sharingParametersOf: model) }
+        let collectors = (0..<workers).map { _ in GramCollector(clip: plan.gramNoise?.clip) }
+        for (e, c) in zip(encoders, collectors) { e.collectors = [c] }
+        func run(_ w: Int) throws {
+            for b in stride(from: w, to: batches.count, by: workers) {
+                try encoders[w].forward(EncoderInput(tokenizer.batch(batches[b], maxLength: plan.maxLength)))
+                progress()
+            }
+        }
+        if workers == 1 { try run(0) } else { try BLAS.concurrentPerform(iterations: workers, throwing: run) }
+        for c in collectors.dropFirst() { collectors[0].add(c) }
+        return collectors[0]
     }
 
     /// For one example (batch of 1): forward, then for each label choice a backward of
@@ -163,4 +185,12 @@ public enum StatisticsRun {
         let out = try collect(model: model, tokenizer: tokenizer, data: data, plan: plan, showProgress: showProgress)
         try SafeTensorsWriter.write(tensors: out.tensors, metadata: out.metadata, to: path)
     }
+}
+
+/// A count shared by worker threads.
+private final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = 0
+    /// Adds one; returns the new count.
+    func increment() -> Int { lock.withLock { value += 1; return value } }
 }

@@ -36,6 +36,16 @@ final class SymmetricAccumulator {
 
     func addRows(_ n: Int) { rows += n }
 
+    /// sum += other's sum, rows += other's rows (same dim).
+    func add(_ other: SymmetricAccumulator) {
+        precondition(other.dim == dim, "SymmetricAccumulator: adding a \(other.dim)-square sum to a \(dim)-square one")
+        for i in 0..<dim {
+            let s = sum + i * dim, o = other.sum + i * dim
+            for j in i..<dim { s[j] += o[j] }
+        }
+        rows += other.rows
+    }
+
     /// The full symmetric sum as a Float tensor (d×d).
     func tensor() -> Tensor<Float> {
         var t = Tensor<Float>(shape: [dim, dim])
