@@ -73,6 +73,27 @@ public struct CholeskyFactor: Sendable {
         }
     }
 
+    /// U⁻ᵀ M U⁻¹ for M (n×n, symmetric; only its upper triangle is read), A = UᵀU: the
+    /// congruence that whitens M by A. LAPACK dsygst (itype 1), which uses M's symmetry — half
+    /// the work of two triangular solves. Returns the full symmetric matrix.
+    public func congruence(_ m: Tensor<Double>) throws -> Tensor<Double> {
+        let n = size
+        guard m.shape == [n, n] else { throw LinAlgError.shapeMismatch(operation: "congruence", lhs: factor.shape, rhs: m.shape) }
+        guard n > 0 else { return m }
+        var out = m
+        // Row-major upper = column-major lower, for M and for U (= Lᵀ with A = LLᵀ): dsygst
+        // with uplo 'L' computes L⁻¹ M L⁻ᵀ = U⁻ᵀ M U⁻¹ into that triangle.
+        let info = out.withUnsafeMutableBufferPointer { po in
+            factor.withUnsafeBufferPointer { pf in
+                LAPACKE_dsygst_work(LAPACK_COL_MAJOR, 1, CChar(UInt8(ascii: "L")), Int32(n), po.baseAddress, Int32(n),
+                                    pf.baseAddress, Int32(n))
+            }
+        }
+        if info != 0 { throw LinAlgError.lapackFailure(routine: "dsygst", info: Int(info)) }
+        out.withUnsafeMutableBufferPointer { BLAS.symmetrizeUpper(n: n, c: $0.baseAddress!, ldc: n) }
+        return out
+    }
+
     /// The factor of A + jitter·I with the smallest jitter in 0, 1e-10, 1e-8, … 1e-2 times A's
     /// mean diagonal (1 if that is not positive) that factors, for a preconditioner that must
     /// exist even when A is singular (a rank-deficient K-FAC factor); nil if none does.

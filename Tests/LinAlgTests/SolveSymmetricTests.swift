@@ -17,6 +17,32 @@ final class SolveSymmetricTests: XCTestCase {
         XCTAssertLessThan(cond, truth * 3)
     }
 
+    /// congruence(M) = U⁻ᵀ M U⁻¹ for A = UᵀU (dsygst): A itself whitens to the identity, and
+    /// for another symmetric M, Uᵀ · congruence(M) · U (two trmm through multiply) gives M back;
+    /// multiply's inverse forms undo its plain ones.
+    func testCongruenceWhitensByTheFactor() throws {
+        let f = try LinAlgFixture.load()["spd"]!
+        let a = try LinAlgFixture.matrix(f, "a", 6, 6)
+        let factor = try CholeskyFactor(a)
+        let identity = try factor.congruence(a)
+        for i in 0..<6 { for j in 0..<6 { XCTAssertEqual(identity[i, j], i == j ? 1 : 0, accuracy: 1e-12) } }
+        var m = Tensor<Double>(shape: [6, 6])
+        for i in 0..<6 { for j in 0..<6 { m[i, j] = Double((i + 1) * (j + 1) % 7) - 3 + (i == j ? 2 : 0) } }
+        var back = try factor.congruence(m)
+        for i in 0..<6 { for j in 0..<6 { XCTAssertEqual(back[i, j], back[j, i], accuracy: 1e-14) } }
+        back.withUnsafeMutableBufferPointer { p in
+            factor.multiply(.left, p.baseAddress!, count: 6, transposed: true, inverse: false)
+            factor.multiply(.right, p.baseAddress!, count: 6, transposed: false, inverse: false)
+        }
+        assertClose(back.storage, m.storage, tolerance: 1e-10)
+        var x = m
+        x.withUnsafeMutableBufferPointer { p in
+            factor.multiply(.right, p.baseAddress!, count: 6, transposed: true, inverse: false)
+            factor.multiply(.right, p.baseAddress!, count: 6, transposed: true, inverse: true)
+        }
+        assertClose(x.storage, m.storage, tolerance: 1e-10)
+    }
+
     func testEigenvaluesMatchNumpyAndVectorsReconstruct() throws {
         let f = try LinAlgFixture.load()["spd"]!
         let a = try LinAlgFixture.matrix(f, "a", 6, 6)

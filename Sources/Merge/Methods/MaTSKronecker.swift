@@ -35,22 +35,12 @@ struct WhitenedKroneckerSystem {
         pairs = original.map { p in (a: Self.congruence(p.a, fa), b: Self.congruence(p.b, fb)) }
     }
 
-    /// U⁻ᵀ M U⁻¹ (M n×n symmetric, A = UᵀU), computed in fp64, symmetrised, then rounded to
-    /// fp32. In fp32 throughout, the two triangular solves' rounding, amplified by U⁻¹, made
-    /// the transformed operator indefinite along near-null directions and CG diverged on one
-    /// of a MiniLM's 38 systems (weights 100× too large).
+    /// U⁻ᵀ M U⁻¹ (M n×n symmetric, A = UᵀU), computed in fp64 (LAPACK dsygst), then rounded
+    /// to fp32. In fp32 throughout, the rounding, amplified by U⁻¹, made the transformed
+    /// operator indefinite along near-null directions and CG diverged on one of a MiniLM's 38
+    /// systems (weights 100× too large).
     private static func congruence(_ m: Tensor<Double>, _ u: CholeskyFactor) -> [Float] {
-        let n = u.size
-        var t = m
-        t.withUnsafeMutableBufferPointer { p in
-            u.multiply(.left, p.baseAddress!, count: n, transposed: true, inverse: true)
-            u.multiply(.right, p.baseAddress!, count: n, transposed: false, inverse: true)
-        }
-        var out = [Float](repeating: 0, count: n * n)
-        t.withUnsafeBufferPointer { p in
-            for i in 0..<n { for j in 0..<n { out[i * n + j] = Float(0.5 * (p[i * n + j] + p[j * n + i])) } }
-        }
-        return out
+        try! u.congruence(m).storage.map(Float.init)     // square by construction, as u's factor
     }
 
     /// X̃ = Ub X Uaᵀ (to whitened coordinates).
