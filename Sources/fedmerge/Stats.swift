@@ -12,7 +12,7 @@ struct Stats: ParsableCommand {
         discussion: """
         Names follow the model's saved tensors (DESIGN.md §3): `<linear>.gram` (Σ x xᵀ over non-padding tokens) with `.gram.num_rows` / `.gram.same_as` metadata, `<param>.fisher`, `<linear>.kfac_out`, and `train.label_counts`.
 
-        The Gram batches run --workers at a time, each on its own thread with one BLAS thread and its own activation buffers and fp64 sums (≈ 300 MB per worker for MiniLM-L6 at the defaults). Worker w takes batches w, w + workers, …, and the sums are added in worker order: the same run gives the same file; another worker count changes the Grams only by fp32 rounding (≤ 1 ulp).
+        The Gram batches run --workers at a time, each on its own thread with one BLAS thread and its own activation buffers and fp64 sums (≈ 300 MB per worker for MiniLM-L6 at the defaults). Worker w takes batches w, w + workers, …, and the sums are added in worker order: the same run gives the same file; another worker count changes the Grams only by fp32 rounding (≈ 1e-7 relative).
         """
     )
 
