@@ -111,10 +111,36 @@ func forEachHead(batch B: Int, heads H: Int, _ body: @escaping (Int, Int, Int) -
 func maskedSoftmax(_ row: UnsafeMutablePointer<Float>, mask: UnsafePointer<Int32>, length T: Int, prefix: Int?) {
     var maxv = -Float.infinity
     if let L = prefix {
-        for j in 0..<L { maxv = max(maxv, row[j]) }
-        vectorMap(row, row, count: L) { simdExp($0 - maxv) }
-        let inv = 1 / lanesSum(row, L) { $0 }
-        vectorMap(row, row, count: L) { $0 * inv }
+        // Spelled out in lanes: through vectorMap each group of four was a closure call, and
+        // the scalar maximum a chain of dependent compares: 1 % of a Gram pass, same bits.
+        let lanes = FloatLanes.scalarCount
+        var i = 0
+        var m = FloatLanes(repeating: -.infinity)
+        while i + lanes <= L {
+            let v = UnsafeRawPointer(row + i).loadUnaligned(as: FloatLanes.self)
+            m.replace(with: v, where: v .> m)
+            i += lanes
+        }
+        maxv = m.max()
+        while i < L { maxv = max(maxv, row[i]); i += 1 }
+        let shift = FloatLanes(repeating: maxv)
+        var total = FloatLanes(repeating: 0)
+        i = 0
+        while i + lanes <= L {
+            let e = simdExp(UnsafeRawPointer(row + i).loadUnaligned(as: FloatLanes.self) - shift)
+            UnsafeMutableRawPointer(row + i).storeBytes(of: e, as: FloatLanes.self)
+            total += e
+            i += lanes
+        }
+        var sum = total.sum()
+        if i < L {
+            let k = L - i
+            let e = simdExp(loadPartial(row + i, k) - shift)
+            storePartial(e, row + i, k)
+            for j in 0..<k { sum += e[j] }
+        }
+        let inv = 1 / sum
+        for j in 0..<L { row[j] *= inv }
         (row + L).update(repeating: 0, count: T - L)
     } else {
         for j in 0..<T where mask[j] != 0 { maxv = max(maxv, row[j]) }
