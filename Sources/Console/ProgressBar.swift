@@ -80,6 +80,21 @@ public final class ProgressBar: @unchecked Sendable {
         guard !finished else { return }
         self.completed = min(max(0, completed), total)
         self.metrics = metrics
+        report()
+    }
+
+    /// Adds `count` finished steps — from any thread, so workers need no counter of their own —
+    /// and reports if due.
+    public func advance(by count: Int = 1) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard !finished else { return }
+        completed = min(max(0, completed + count), total)
+        report()
+    }
+
+    /// Emits a redraw or a log line if the throttle says one is due; the caller holds `lock`.
+    private func report() {
         let now = elapsed()
         if isTerminal {
             if throttle.redrawDue(now: now, last: lastEmit, completed: self.completed, total: total) {

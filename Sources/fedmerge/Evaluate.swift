@@ -54,7 +54,7 @@ struct Evaluate: ParsableCommand {
             reader = try TextRecordReader(path: data, format: format, textField: file.textField, labelField: labelField, labelNames: names)
             next = { try reader.next().map { ($0.labels!, $0.text) } }
         }
-        var progress = file.progressBar(for: data, label: "evaluate")
+        let progress = file.progressBar(for: data, label: "evaluate")
         let report = try Evaluation.evaluate(encoder, tokenizer: tokenizer, plan: file.plan, progress: { progress.advance($0) }, next: next)
         progress.finish()
         guard report.examples > 0 else { throw DatasetError.empty(file: reader.file) }

@@ -58,11 +58,7 @@ struct TextFileArguments: ParsableArguments {
 /// A progress bar that may be absent (not a terminal), fed batch by batch.
 struct ProgressBarHandle {
     let bar: ProgressBar?
-    private var done = 0
     init(bar: ProgressBar?) { self.bar = bar }
-    mutating func advance(_ n: Int) {
-        done += n
-        bar?.update(completed: done)
-    }
+    func advance(_ n: Int) { bar?.advance(by: n) }
     func finish() { bar?.finish() }
 }

@@ -60,6 +60,20 @@ final class ProgressBarTests: XCTestCase {
         XCTAssertEqual(writes[3], "\n")
     }
 
+    /// advance counts for its callers: 1000 single steps from concurrent threads end at exactly
+    /// 1000/1000, the 50 % line comes at 500, and steps past the total are clamped.
+    func testConcurrentAdvancesAddUpExactly() {
+        let out = WrittenText()
+        let bar = ProgressBar(total: 1000, label: "p", isTerminal: false,
+                              throttle: ProgressThrottle(logPercentStep: 50, logInterval: never), write: { out.append($0) })
+        DispatchQueue.concurrentPerform(iterations: 1000) { _ in bar.advance() }
+        bar.advance(by: 5)
+        bar.finish()
+        let lines = out.all
+        XCTAssertTrue(lines.first?.hasPrefix("p: 500/1000 (50%)") == true, lines.first ?? "no line")
+        XCTAssertTrue(lines.last?.hasPrefix("p: 1000/1000 (100%)") == true, lines.last ?? "no line")
+    }
+
     func testConcurrentUpdatesAreSafe() {
         let out = WrittenText()
         let bar = ProgressBar(total: 1000, label: "p", isTerminal: false,

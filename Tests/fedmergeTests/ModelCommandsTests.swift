@@ -81,4 +81,12 @@ final class ModelCommandsTests: XCTestCase {
         XCTAssertNotEqual(result.status, 0)
         XCTAssertTrue(result.stderr.contains(tmp + "/nowhere/config.json"), result.stderr)
     }
+
+    func testStatsRefusesZeroWorkersBeforeWritingAnything() throws {
+        let out = tmp + "/stats.safetensors"
+        let result = try FedmergeProcess.run(["stats", "--model", tmp + "/nowhere", "--data", tmp + "/train.jsonl", "--out", out, "--workers", "0"])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("--workers 0"), result.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+    }
 }

@@ -343,7 +343,7 @@ final class MaTSAccumulator: MergeAccumulator {
     static func solve(_ s: System, initial: [Double], iterations: Int, tolerance: Double, preconditioner choice: String,
                       precision: String = "float32") -> Solution {
         if case .kronecker(let pairs) = s.op, precision == "float32", choice == "auto" || choice == "kronecker",
-           let whitened = WhitenedKroneckerSystem(pairs: pairs, rows: s.rows, cols: s.cols, floor: kroneckerFloor) {
+           let whitened = WhitenedKroneckerSystem(pairs: pairs, rows: s.rows, cols: s.cols) {
             let first = whitened.solve(rhs: s.rhs, initial: initial, iterations: iterations, tolerance: tolerance)
             guard !first.cg.converged, first.cg.iterations < iterations else { return first }
             // CG broke down (p·Ap ≤ 0: fp32 rounding along a near-null direction of the
@@ -432,11 +432,7 @@ final class MaTSAccumulator: MergeAccumulator {
             guard let f = CholeskyFactor.damped(g) else { return nil }
             right = f
         case .kronecker(let pairs):
-            guard var (a, b) = nearestKroneckerProduct(pairs) else { return nil }
-            let (shiftA, shiftB) = (kroneckerFloor * a.meanDiagonal, kroneckerFloor * b.meanDiagonal)
-            for i in 0..<n { a[i, i] += shiftA }
-            for i in 0..<m { b[i, i] += shiftB }
-            guard let fa = CholeskyFactor.damped(a), let fb = CholeskyFactor.damped(b) else { return nil }
+            guard let (fa, fb) = kroneckerFactors(pairs) else { return nil }
             left = fb; right = fa
         }
         return { r, z in
@@ -444,6 +440,19 @@ final class MaTSAccumulator: MergeAccumulator {
             left?.solveInPlace(left: z.baseAddress!, columns: n)
             right.solveInPlace(right: z.baseAddress!, rows: m)
         }
+    }
+
+    /// The Cholesky factors of A and B, B ⊗ A the Kronecker product nearest Σ Bᵢ ⊗ Aᵢ with the
+    /// `kroneckerFloor` added to each diagonal: the preconditioner both precisions use (fp64
+    /// solves with them every iteration; float32 whitens the system by them once). nil when
+    /// no jitter makes one factor.
+    static func kroneckerFactors(_ pairs: [(a: Tensor<Double>, b: Tensor<Double>)]) -> (a: CholeskyFactor, b: CholeskyFactor)? {
+        guard var (a, b) = nearestKroneckerProduct(pairs) else { return nil }
+        let (shiftA, shiftB) = (kroneckerFloor * a.meanDiagonal, kroneckerFloor * b.meanDiagonal)
+        for i in 0..<a.rows { a[i, i] += shiftA }
+        for i in 0..<b.rows { b[i, i] += shiftB }
+        guard let fa = CholeskyFactor.damped(a), let fb = CholeskyFactor.damped(b) else { return nil }
+        return (fa, fb)
     }
 
     /// B ⊗ A nearest Σ Bᵢ ⊗ Aᵢ in the Frobenius norm (Van Loan & Pitsianis), by alternating

@@ -25,12 +25,8 @@ struct WhitenedKroneckerSystem {
     private let right: CholeskyFactor   // Ua, Ā = UaᵀUa (cols×cols)
 
     /// nil when the Kronecker product nearest the operator cannot be factored.
-    init?(pairs original: [(a: Tensor<Double>, b: Tensor<Double>)], rows m: Int, cols n: Int, floor: Double) {
-        guard var (a, b) = MaTSAccumulator.nearestKroneckerProduct(original) else { return nil }
-        let (shiftA, shiftB) = (floor * a.meanDiagonal, floor * b.meanDiagonal)
-        for i in 0..<n { a[i, i] += shiftA }
-        for i in 0..<m { b[i, i] += shiftB }
-        guard let fa = CholeskyFactor.damped(a), let fb = CholeskyFactor.damped(b) else { return nil }
+    init?(pairs original: [(a: Tensor<Double>, b: Tensor<Double>)], rows m: Int, cols n: Int) {
+        guard let (fa, fb) = MaTSAccumulator.kroneckerFactors(original) else { return nil }
         rows = m; cols = n; left = fb; right = fa
         pairs = original.map { p in (a: Self.congruence(p.a, fa), b: Self.congruence(p.b, fb)) }
     }

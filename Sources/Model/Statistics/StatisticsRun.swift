@@ -44,10 +44,9 @@ public enum StatisticsRun {
         if plan.gramBatches > 0 {
             let batches = min(plan.gramBatches, (examples.count + plan.batchSize - 1) / plan.batchSize)
             let bar = showProgress ? ProgressBar(total: batches, label: "gram") : nil
-            let done = Counter()
             let gram = try gramPass(model: model, batches: (0..<batches).map { b in
                 examples[(b * plan.batchSize)..<min((b + 1) * plan.batchSize, examples.count)].map(\.text)
-            }, tokenizer: tokenizer, plan: plan) { bar?.update(completed: done.increment()) }
+            }, tokenizer: tokenizer, plan: plan) { bar?.advance() }
             bar?.finish()
             var out = gram.export(naming: naming)
             if let noise = plan.gramNoise {
@@ -185,12 +184,4 @@ public enum StatisticsRun {
         let out = try collect(model: model, tokenizer: tokenizer, data: data, plan: plan, showProgress: showProgress)
         try SafeTensorsWriter.write(tensors: out.tensors, metadata: out.metadata, to: path)
     }
-}
-
-/// A count shared by worker threads.
-private final class Counter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = 0
-    /// Adds one; returns the new count.
-    func increment() -> Int { lock.withLock { value += 1; return value } }
 }
